@@ -1,0 +1,354 @@
+//! The command line as clap sees it: derive structs only.
+//!
+//! Nothing here touches the disk or validates beyond what clap does; turning
+//! these values into settings is `settings.rs`'s job.
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+
+/// Turn a bug report into something a maintainer can run.
+///
+/// `bugpack capture` packs configuration, environment, logs, steps and a
+/// runnable scenario into one signed, redacted zip bundle. `bugpack replay`
+/// verifies it and runs the scenario in isolation, many times, under a matrix
+/// of timing, proxy and cache conditions.
+#[derive(Debug, Parser)]
+#[command(name = "bugpack", version, propagate_version = true, max_term_width = 100)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) global: GlobalArgs,
+
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct GlobalArgs {
+    /// Say more about what bugpack does (repeat for more detail)
+    #[arg(short, long, action = ArgAction::Count, global = true)]
+    pub(crate) verbose: u8,
+
+    /// Print only errors
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub(crate) quiet: bool,
+
+    /// When to use colour (honours NO_COLOR)
+    #[arg(long, value_name = "WHEN", default_value = "auto", global = true)]
+    pub(crate) color: ColorChoice,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Capture a bug report into a bundle
+    Capture(CaptureArgs),
+    /// Summarise a bundle: title, environment, scenario, files, redactions
+    Inspect(InspectArgs),
+    /// Check a bundle's integrity and signature
+    Verify(VerifyArgs),
+    /// Run a bundle's scenario (or a scenario directory) many times, in isolation
+    Replay(ReplayArgs),
+    /// Show the differences that matter between two environments
+    Diff(DiffArgs),
+    /// Make an Ed25519 key pair for signing bundles
+    Keygen(KeygenArgs),
+    /// Sign a bundle's manifest
+    Sign(SignArgs),
+    /// Print the GitHub issue text for a bundle
+    Issue(IssueArgs),
+    /// Write a capture profile (and with --github a GitHub issue form)
+    Init(InitArgs),
+}
+
+/// Limits a reader applies to a bundle before trusting anything in it.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct LimitArgs {
+    /// Reject bundles whose entries add up to more than this (e.g. 1GiB, 500MB)
+    #[arg(long, value_name = "SIZE", default_value = "1GiB")]
+    pub(crate) max_size: String,
+
+    /// Reject entries compressed more than this many times (a zip bomb)
+    #[arg(long, value_name = "RATIO", default_value_t = 200)]
+    pub(crate) max_ratio: u32,
+
+    /// Reject bundles with more entries than this
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub(crate) max_entries: u32,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CaptureArgs {
+    /// Where to write the bundle [default: bugpack-<UTC yyyymmdd-hhmmss>.zip]
+    #[arg(short, long, value_name = "FILE")]
+    pub(crate) output: Option<PathBuf>,
+
+    /// A one-line title for the report
+    #[arg(long, value_name = "TEXT")]
+    pub(crate) title: Option<String>,
+
+    /// What you did, expected and saw, from FILE or `-` for stdin
+    #[arg(long, value_name = "FILE|-")]
+    pub(crate) steps: Option<PathBuf>,
+
+    /// Pack this scenario directory (with its scenario.yaml) as the runnable scenario
+    #[arg(long, value_name = "DIR")]
+    pub(crate) scenario: Option<PathBuf>,
+
+    /// A configuration file or directory to include, redacted (repeatable)
+    #[arg(long = "config", value_name = "PATH")]
+    pub(crate) configs: Vec<PathBuf>,
+
+    /// A log file or glob whose tail to include, redacted (repeatable)
+    #[arg(long = "log", value_name = "PATH")]
+    pub(crate) logs: Vec<String>,
+
+    /// How much of the end of each log to keep (e.g. 1MiB, 200KB)
+    #[arg(long, value_name = "SIZE")]
+    pub(crate) log_bytes: Option<String>,
+
+    /// A file or directory the scenario needs, packed beside it (repeatable)
+    #[arg(long = "include", value_name = "PATH")]
+    pub(crate) includes: Vec<PathBuf>,
+
+    /// Leave out environment variables whose names match (glob, repeatable)
+    #[arg(long = "env-deny", value_name = "PATTERN")]
+    pub(crate) env_deny: Vec<String>,
+
+    /// An extra redaction rule: a regular expression (repeatable)
+    #[arg(long = "redact", value_name = "REGEX")]
+    pub(crate) redact: Vec<String>,
+
+    /// Fetch URL twice and record what the intermediaries say (repeatable)
+    #[arg(long = "probe", value_name = "URL")]
+    pub(crate) probes: Vec<String>,
+
+    /// The capture profile [default: .bugpack.yaml here or at the repository root]
+    #[arg(long, value_name = "FILE")]
+    pub(crate) profile: Option<PathBuf>,
+
+    /// Sign the bundle, with KEY or with bugpack's default key
+    #[arg(long, value_name = "KEY", num_args = 0..=1, default_missing_value = "")]
+    pub(crate) sign: Option<PathBuf>,
+
+    /// How long COMMAND may run before it counts as a hang [default: 60s]
+    #[arg(long, value_name = "DUR")]
+    pub(crate) timeout: Option<String>,
+
+    /// The bug is a hang: the scenario reproduces when the run times out
+    #[arg(long)]
+    pub(crate) expect_hang: bool,
+
+    /// The scenario reproduces when the run exits with CODE (or any nonzero code)
+    #[arg(long, value_name = "CODE|nonzero")]
+    pub(crate) expect_exit: Option<String>,
+
+    /// The scenario reproduces when the run's output matches REGEX
+    #[arg(long, value_name = "REGEX")]
+    pub(crate) expect_output: Option<String>,
+
+    /// Record COMMAND as the scenario without running it
+    #[arg(long)]
+    pub(crate) no_run: bool,
+
+    /// Show what would be shared, with every redaction, and write nothing
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+
+    /// The command that shows the bug
+    #[arg(last = true, value_name = "COMMAND")]
+    pub(crate) command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct InspectArgs {
+    /// The bundle to inspect
+    pub(crate) bundle: PathBuf,
+
+    /// Print the manifest as JSON
+    #[arg(long)]
+    pub(crate) json: bool,
+
+    #[command(flatten)]
+    pub(crate) limits: LimitArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct VerifyArgs {
+    /// The bundle to verify
+    pub(crate) bundle: PathBuf,
+
+    /// Trust this public key (an OpenSSH public key line, or a file holding one)
+    #[arg(long, value_name = "PUBKEY", conflicts_with_all = ["allowed_signers", "github_keys"])]
+    pub(crate) key: Option<String>,
+
+    /// Trust the signers in this OpenSSH allowed_signers file
+    #[arg(long, value_name = "FILE", conflicts_with = "github_keys")]
+    pub(crate) allowed_signers: Option<PathBuf>,
+
+    /// With --allowed-signers: the identity the signature must belong to
+    #[arg(long, value_name = "NAME", requires = "allowed_signers")]
+    pub(crate) identity: Option<String>,
+
+    /// Trust the keys in a https://github.com/USER.keys file
+    #[arg(long, value_name = "FILE")]
+    pub(crate) github_keys: Option<PathBuf>,
+
+    /// Reject a bundle that carries no signature
+    #[arg(long)]
+    pub(crate) require_signature: bool,
+
+    /// Print the result as JSON
+    #[arg(long)]
+    pub(crate) json: bool,
+
+    #[command(flatten)]
+    pub(crate) limits: LimitArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ReplayArgs {
+    /// A bundle (.zip) or a scenario directory
+    #[arg(value_name = "BUNDLE_OR_SCENARIO_DIR")]
+    pub(crate) source: PathBuf,
+
+    /// Runs per cell of the matrix [default: 3]
+    #[arg(long, value_name = "N")]
+    pub(crate) runs: Option<u32>,
+
+    /// Runs at once [default: number of CPUs]
+    #[arg(long, value_name = "N")]
+    pub(crate) jobs: Option<u32>,
+
+    /// Per-run time limit, overriding the scenario's (e.g. 10s, 1m)
+    #[arg(long, value_name = "DUR")]
+    pub(crate) timeout: Option<String>,
+
+    /// Timing conditions: none,slow,jitter,cpu1,load,trace
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub(crate) timing: Vec<String>,
+
+    /// Proxy conditions: none,pass,cache,rfc,slow[:MS],flaky[:P]
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub(crate) proxy: Vec<String>,
+
+    /// Cache conditions: cold,warm
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub(crate) cache: Vec<String>,
+
+    /// Stop at the first reproduction
+    #[arg(long)]
+    pub(crate) until_repro: bool,
+
+    /// Succeed only when the bug reproduces in no run (for CI regression tests)
+    #[arg(long)]
+    pub(crate) expect_fixed: bool,
+
+    /// Seed for every random choice, so that a replay can be repeated
+    #[arg(long, value_name = "N")]
+    pub(crate) seed: Option<u64>,
+
+    /// Keep each run's directory and print its path
+    #[arg(long)]
+    pub(crate) keep: bool,
+
+    /// The network a run sees [default: loopback where it can be made]
+    #[arg(long, value_name = "MODE")]
+    pub(crate) net: Option<NetMode>,
+
+    /// Run the scenario without asking (required without a terminal)
+    #[arg(short = 'y', long)]
+    pub(crate) yes: bool,
+
+    /// Write the report as JSON to FILE, or `-` for stdout
+    #[arg(long, value_name = "FILE|-")]
+    pub(crate) json: Option<PathBuf>,
+
+    /// Write the report as Markdown to FILE, or `-` for stdout
+    #[arg(long, value_name = "FILE|-")]
+    pub(crate) markdown: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub(crate) limits: LimitArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum NetMode {
+    /// No network at all
+    None,
+    /// Only a loopback interface of the run's own
+    Loopback,
+    /// The host's network
+    Host,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DiffArgs {
+    /// The first bundle
+    pub(crate) a: PathBuf,
+
+    /// The second bundle
+    #[arg(required_unless_present = "here", conflicts_with = "here")]
+    pub(crate) b: Option<PathBuf>,
+
+    /// Compare with this machine instead of a second bundle
+    #[arg(long)]
+    pub(crate) here: bool,
+
+    /// Print the differences as JSON
+    #[arg(long)]
+    pub(crate) json: bool,
+
+    #[command(flatten)]
+    pub(crate) limits: LimitArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct KeygenArgs {
+    /// Where to write the private key (the public key goes to PATH.pub)
+    #[arg(short, long, value_name = "PATH")]
+    pub(crate) output: Option<PathBuf>,
+
+    /// Overwrite an existing key
+    #[arg(long)]
+    pub(crate) force: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SignArgs {
+    /// The bundle to sign (rewritten in place)
+    pub(crate) bundle: PathBuf,
+
+    /// The private key [default: bugpack's key, else ~/.ssh/id_ed25519]
+    #[arg(long, value_name = "PRIVKEY")]
+    pub(crate) key: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub(crate) limits: LimitArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct IssueArgs {
+    /// The bundle
+    pub(crate) bundle: PathBuf,
+
+    #[command(flatten)]
+    pub(crate) limits: LimitArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct InitArgs {
+    /// Also write a GitHub issue form (.github/ISSUE_TEMPLATE/bug_report.yml)
+    #[arg(long)]
+    pub(crate) github: bool,
+
+    /// Overwrite existing files without asking
+    #[arg(long)]
+    pub(crate) force: bool,
+}

@@ -1,0 +1,8 @@
+//! bugpack's library: the bundle format, capture sources, redaction, replay.
+//!
+//! The library never sees clap types, never prints and never exits; the
+//! binary (`src/main.rs` and its `cli`, `settings` and `commands` modules)
+//! turns flags into settings, calls in here, and renders what comes back.
+
+pub mod bundle;
+pub mod error;
