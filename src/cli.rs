@@ -14,7 +14,12 @@ use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 /// verifies it and runs the scenario in isolation, many times, under a matrix
 /// of timing, proxy and cache conditions.
 #[derive(Debug, Parser)]
-#[command(name = "bugpack", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "bugpack",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 pub(crate) struct Cli {
     #[command(flatten)]
     pub(crate) global: GlobalArgs,

@@ -6,3 +6,6 @@
 
 pub mod bundle;
 pub mod error;
+pub mod scenario;
+pub mod schema;
+pub mod yaml;

@@ -1,0 +1,559 @@
+//! Opening a bundle from a stranger: every rule of DESIGN.md's "Rules for
+//! readers" is checked by [`Bundle::open`] before a caller gets a value, and
+//! before any byte is written anywhere.
+//!
+//! Decompression goes through the `zip` crate, but only after [`super::layout`]
+//! has vetted the structure, and always through `Read::take` at the declared
+//! size. [`Bundle::extract`] writes only into a fresh temporary directory,
+//! re-hashing as it goes, and removes it on any failure. This module never
+//! calls `ZipArchive::extract`.
+
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use sha2::{Digest, Sha256};
+use tempfile::TempDir;
+use zip::ZipArchive;
+
+use super::layout::{self, RawEntry, ScanError};
+use super::{MANIFEST, Manifest, Rejection, SCENARIO_FILE, SIGNATURE, check_entry_place};
+use crate::error::usage;
+use crate::scenario::ScenarioFile;
+use crate::yaml::MAX_YAML_BYTES;
+
+/// The largest signature file a bundle may carry.
+const MAX_SIGNATURE_BYTES: u64 = 64 << 10;
+/// Entries smaller than this are not judged by their compression ratio:
+/// a few kilobytes cannot be a bomb, and repetitive small files compress well.
+const RATIO_FLOOR: u64 = 1 << 20;
+
+/// Limits a reader applies before trusting a bundle (overridable by flags).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Most bytes all entries may add up to, decompressed.
+    pub max_total: u64,
+    /// Most times larger an entry (or the whole bundle) may be decompressed.
+    pub max_ratio: u32,
+    /// Most entries.
+    pub max_entries: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_total: 1 << 30,
+            max_ratio: 200,
+            max_entries: 10_000,
+        }
+    }
+}
+
+/// A bundle whose structure, manifest, listing and hashes have all been checked.
+#[derive(Debug)]
+pub struct Bundle {
+    path: PathBuf,
+    zip: Entries,
+    manifest: Manifest,
+    manifest_bytes: Vec<u8>,
+    signature: Option<Vec<u8>>,
+    scenario: Option<ScenarioFile>,
+    file_size: u64,
+}
+
+impl Bundle {
+    /// Opens and checks the bundle at `path`. A missing file is a usage error
+    /// (exit 2), a broken rule a [`Rejection`] (exit 3), anything else exit 4.
+    pub fn open(path: &Path, limits: &Limits) -> anyhow::Result<Self> {
+        let shown = path.display();
+        let mut file = match File::open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(usage(format!(
+                    "{shown}: no such file; check the bundle's path"
+                )));
+            }
+            Err(e) => return Err(e).with_context(|| format!("cannot open {shown}")),
+        };
+        let meta = file
+            .metadata()
+            .with_context(|| format!("cannot read {shown}"))?;
+        if meta.is_dir() {
+            return Err(usage(format!(
+                "{shown} is a directory, not a bundle (.zip)"
+            )));
+        }
+        Self::check(path, &mut file, limits).map_err(|e| match e {
+            OpenError::Rejected(r) => anyhow::Error::new(r).context(format!("{shown} rejected")),
+            OpenError::Io(e) => anyhow::Error::new(e).context(format!("cannot read {shown}")),
+        })
+    }
+
+    fn check(path: &Path, file: &mut File, limits: &Limits) -> Result<Self, OpenError> {
+        let layout = layout::scan(file, limits.max_entries).map_err(|e| match e {
+            ScanError::Rejected(r) => OpenError::Rejected(r),
+            ScanError::Io(e) => OpenError::Io(e),
+        })?;
+        check_sizes(&layout.entries, layout.file_size, limits)?;
+        for entry in &layout.entries {
+            check_entry_place(&entry.name).map_err(|why| Rejection::UnsafePath {
+                entry: entry.name.clone(),
+                why,
+            })?;
+        }
+        match layout.entries.iter().position(|e| e.name == MANIFEST) {
+            None => return Err(Rejection::ManifestMissing.into()),
+            Some(i) if i != 0 || layout.entries[i].header_offset != 0 => {
+                return Err(Rejection::ManifestNotFirst.into());
+            }
+            Some(_) => {}
+        }
+        let by_name: HashMap<String, usize> = layout
+            .entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.name.clone(), i))
+            .collect();
+        let archive =
+            ZipArchive::new(file.try_clone()?).map_err(|e| Rejection::NotZip(e.to_string()))?;
+        if archive.len() != layout.entries.len() {
+            return Err(Rejection::Inconsistent(
+                "the zip library sees a different number of entries".into(),
+            )
+            .into());
+        }
+        let mut zip = Entries {
+            archive,
+            entries: layout.entries,
+            by_name,
+        };
+        let manifest_bytes = zip.read_capped(MANIFEST, MAX_YAML_BYTES as u64)?;
+        let manifest = Manifest::parse(&manifest_bytes)?;
+        let mut bundle = Self {
+            path: path.to_path_buf(),
+            zip,
+            manifest,
+            manifest_bytes,
+            signature: None,
+            scenario: None,
+            file_size: layout.file_size,
+        };
+        bundle.check_listing()?;
+        if bundle.zip.by_name.contains_key(SIGNATURE) {
+            bundle.signature = Some(bundle.zip.read_capped(SIGNATURE, MAX_SIGNATURE_BYTES)?);
+        }
+        let listed: Vec<(String, u64, String)> = bundle
+            .manifest
+            .files
+            .iter()
+            .map(|f| (f.path.clone(), f.size, f.sha256.clone()))
+            .collect();
+        for (name, size, sha256) in &listed {
+            bundle
+                .zip
+                .hash_entry(name, *size, sha256, &mut io::sink())?;
+        }
+        bundle.check_scenario()?;
+        Ok(bundle)
+    }
+
+    /// Every zip entry but the manifest and signature is listed, every listed
+    /// entry exists, once, with the size the zip declares.
+    fn check_listing(&self) -> Result<(), Rejection> {
+        let mut listed: HashMap<&str, u64> = HashMap::with_capacity(self.manifest.files.len());
+        for f in &self.manifest.files {
+            if listed.insert(&f.path, f.size).is_some() {
+                return Err(Rejection::ListedTwice {
+                    entry: f.path.clone(),
+                });
+            }
+            let Some(&index) = self.zip.by_name.get(&f.path) else {
+                return Err(Rejection::Missing {
+                    entry: f.path.clone(),
+                });
+            };
+            let actual = self.zip.entries[index].size;
+            if actual != f.size {
+                return Err(Rejection::SizeMismatch {
+                    entry: f.path.clone(),
+                    listed: f.size,
+                    actual,
+                });
+            }
+        }
+        for entry in &self.zip.entries {
+            let name = entry.name.as_str();
+            if name != MANIFEST && name != SIGNATURE && !listed.contains_key(name) {
+                return Err(Rejection::Unlisted {
+                    entry: entry.name.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn check_scenario(&mut self) -> Result<(), OpenError> {
+        let present = self.zip.by_name.contains_key(SCENARIO_FILE);
+        let listed = self.manifest.scenario.as_ref().map(|s| s.name.clone());
+        match (listed, present) {
+            (None, false) => Ok(()),
+            (None, true) => Err(Rejection::ScenarioUnlisted.into()),
+            (Some(_), false) => Err(Rejection::ScenarioMissing.into()),
+            (Some(listed), true) => {
+                let bytes = self.zip.read_capped(SCENARIO_FILE, MAX_YAML_BYTES as u64)?;
+                let file = ScenarioFile::parse(&bytes)
+                    .and_then(|f| f.resolve().map(|_| f))
+                    .map_err(|why| Rejection::Schema {
+                        file: SCENARIO_FILE.to_owned(),
+                        why: why.to_string(),
+                    })?;
+                if file.name != listed {
+                    return Err(Rejection::ScenarioMismatch {
+                        listed,
+                        found: file.name,
+                    }
+                    .into());
+                }
+                self.scenario = Some(file);
+                Ok(())
+            }
+        }
+    }
+
+    /// The bundle's path as given.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The checked manifest.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// The manifest's exact bytes, which a signature covers.
+    pub fn manifest_bytes(&self) -> &[u8] {
+        &self.manifest_bytes
+    }
+
+    /// The armored signature, when the bundle carries one (not yet verified).
+    pub fn signature(&self) -> Option<&[u8]> {
+        self.signature.as_deref()
+    }
+
+    /// The bundle's scenario, checked against its schema.
+    pub fn scenario(&self) -> Option<&ScenarioFile> {
+        self.scenario.as_ref()
+    }
+
+    /// The zip's entries, in central-directory order.
+    pub fn entries(&self) -> &[RawEntry] {
+        &self.zip.entries
+    }
+
+    /// The bundle file's size in bytes.
+    pub fn file_size(&self) -> u64 {
+        self.file_size
+    }
+
+    /// Reads a listed entry of at most `max` bytes, re-checking its hash.
+    pub fn read(&mut self, name: &str, max: u64) -> anyhow::Result<Vec<u8>> {
+        let listed = self
+            .manifest
+            .file(name)
+            .cloned()
+            .ok_or_else(|| Rejection::Missing {
+                entry: name.to_owned(),
+            })?;
+        if listed.size > max {
+            anyhow::bail!(
+                "{name} is {} bytes, more than the {max} bytes bugpack reads of it",
+                listed.size
+            );
+        }
+        let mut bytes = Vec::with_capacity(usize::try_from(listed.size).unwrap_or(0));
+        self.zip
+            .hash_entry(name, listed.size, &listed.sha256, &mut bytes)
+            .map_err(|e| self.describe(e))?;
+        Ok(bytes)
+    }
+
+    /// Extracts the listed entries for which `wanted` says yes into a fresh
+    /// temporary directory, re-hashing each as it is written. On any failure
+    /// the directory is removed. Files are 0644, or 0755 when the entry says so.
+    pub fn extract(&mut self, wanted: impl Fn(&str) -> bool) -> anyhow::Result<TempDir> {
+        let dir = tempfile::Builder::new()
+            .prefix("bugpack-bundle-")
+            .tempdir()
+            .context("cannot create a temporary directory to extract the bundle into")?;
+        let listed: Vec<_> = self
+            .manifest
+            .files
+            .iter()
+            .filter(|f| wanted(&f.path))
+            .cloned()
+            .collect();
+        for f in listed {
+            let target = dir.path().join(&f.path);
+            if let Some(parent) = target.parent() {
+                fs::create_dir_all(parent)
+                    .with_context(|| format!("cannot create {}", parent.display()))?;
+            }
+            let executable = self
+                .zip
+                .by_name
+                .get(&f.path)
+                .is_some_and(|&i| self.zip.entries[i].executable);
+            let mut out = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(if executable { 0o755 } else { 0o644 })
+                .open(&target)
+                .with_context(|| format!("cannot create {}", target.display()))?;
+            self.zip
+                .hash_entry(&f.path, f.size, &f.sha256, &mut out)
+                .map_err(|e| self.describe(e))?;
+        }
+        Ok(dir)
+    }
+
+    /// The SHA-256 of the whole bundle file, as a user would compute it with `sha256sum`.
+    pub fn file_sha256(&self) -> anyhow::Result<String> {
+        sha256_file(&self.path)
+    }
+
+    fn describe(&self, e: OpenError) -> anyhow::Error {
+        let shown = self.path.display();
+        match e {
+            OpenError::Rejected(r) => anyhow::Error::new(r).context(format!("{shown} rejected")),
+            OpenError::Io(e) => anyhow::Error::new(e).context(format!("cannot read {shown}")),
+        }
+    }
+}
+
+/// The zip's entries, vetted by [`layout::scan`], and the reads over them.
+#[derive(Debug)]
+struct Entries {
+    archive: ZipArchive<File>,
+    entries: Vec<RawEntry>,
+    by_name: HashMap<String, usize>,
+}
+
+impl Entries {
+    /// Streams entry `name` into `out`, checking its size and SHA-256 against
+    /// the manifest; reads at most one byte past the declared size.
+    fn hash_entry(
+        &mut self,
+        name: &str,
+        size: u64,
+        sha256: &str,
+        out: &mut dyn Write,
+    ) -> Result<(), OpenError> {
+        let index = self.index_of(name)?;
+        let mut entry = self
+            .archive
+            .by_index(index)
+            .map_err(|e| Rejection::Corrupt {
+                entry: name.to_owned(),
+                why: e.to_string(),
+            })?;
+        let mut hasher = Sha256::new();
+        let mut limited = (&mut entry).take(size + 1);
+        let mut buf = vec![0u8; 64 << 10];
+        let mut total = 0u64;
+        loop {
+            let n = match limited.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    return Err(Rejection::Corrupt {
+                        entry: name.to_owned(),
+                        why: e.to_string(),
+                    }
+                    .into());
+                }
+            };
+            total += n as u64;
+            if total > size {
+                return Err(Rejection::SizeMismatch {
+                    entry: name.to_owned(),
+                    listed: size,
+                    actual: total,
+                }
+                .into());
+            }
+            hasher.update(&buf[..n]);
+            out.write_all(&buf[..n])?;
+        }
+        if total != size {
+            return Err(Rejection::SizeMismatch {
+                entry: name.to_owned(),
+                listed: size,
+                actual: total,
+            }
+            .into());
+        }
+        if hex::encode(hasher.finalize()) != sha256 {
+            return Err(Rejection::HashMismatch {
+                entry: name.to_owned(),
+            }
+            .into());
+        }
+        Ok(())
+    }
+
+    /// Reads an entry that the manifest cannot list (the manifest itself, the
+    /// signature) or that must be small, refusing more than `max` bytes.
+    fn read_capped(&mut self, name: &str, max: u64) -> Result<Vec<u8>, OpenError> {
+        let index = self.index_of(name)?;
+        let declared = self.entries[index].size;
+        if declared > max {
+            return Err(Rejection::Yaml {
+                file: name.to_owned(),
+                why: crate::yaml::YamlError::TooLarge {
+                    size: usize::try_from(declared).unwrap_or(usize::MAX),
+                    max: usize::try_from(max).unwrap_or(usize::MAX),
+                },
+            }
+            .into());
+        }
+        let mut entry = self
+            .archive
+            .by_index(index)
+            .map_err(|e| Rejection::Corrupt {
+                entry: name.to_owned(),
+                why: e.to_string(),
+            })?;
+        let mut bytes = Vec::with_capacity(usize::try_from(declared).unwrap_or(0));
+        (&mut entry)
+            .take(declared + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| Rejection::Corrupt {
+                entry: name.to_owned(),
+                why: e.to_string(),
+            })?;
+        if bytes.len() as u64 != declared {
+            return Err(Rejection::Corrupt {
+                entry: name.to_owned(),
+                why: "its data does not match its declared size".into(),
+            }
+            .into());
+        }
+        Ok(bytes)
+    }
+
+    fn index_of(&self, name: &str) -> Result<usize, Rejection> {
+        let index = *self.by_name.get(name).ok_or_else(|| Rejection::Missing {
+            entry: name.to_owned(),
+        })?;
+        // The zip library indexes the same central directory; make sure.
+        match self.archive.name_for_index(index) {
+            Some(Ok(n)) if n == name => Ok(index),
+            _ => Err(Rejection::Inconsistent(format!(
+                "the zip library disagrees about entry {name:?}"
+            ))),
+        }
+    }
+}
+
+/// The SHA-256 of a file's bytes, streamed.
+pub fn sha256_file(path: &Path) -> anyhow::Result<String> {
+    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let (_, digest) =
+        sha256_stream(file).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(digest)
+}
+
+/// Size and hex SHA-256 of everything `reader` yields.
+pub fn sha256_stream(mut reader: impl Read) -> io::Result<(u64, String)> {
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 64 << 10];
+    let mut total = 0u64;
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                hasher.update(&buf[..n]);
+                total += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((total, hex::encode(hasher.finalize())))
+}
+
+/// Total size and compression ratios, from the declared sizes, before any
+/// decompression (the declared sizes are then enforced while reading).
+fn check_sizes(entries: &[RawEntry], file_size: u64, limits: &Limits) -> Result<(), Rejection> {
+    let mut total = 0u64;
+    for entry in entries {
+        total = total.saturating_add(entry.size);
+        if total > limits.max_total {
+            return Err(Rejection::TooLarge {
+                total,
+                max: limits.max_total,
+            });
+        }
+        if entry.size >= RATIO_FLOOR && entry.ratio() > u64::from(limits.max_ratio) {
+            return Err(Rejection::Ratio {
+                entry: entry.name.clone(),
+                ratio: entry.ratio(),
+                max: limits.max_ratio,
+            });
+        }
+    }
+    let ratio = total / file_size.max(1);
+    if total >= RATIO_FLOOR && ratio > u64::from(limits.max_ratio) {
+        return Err(Rejection::TotalRatio {
+            ratio,
+            max: limits.max_ratio,
+        });
+    }
+    Ok(())
+}
+
+/// Whether a set of entries passes the size and ratio limits; the writer
+/// uses this to decide which entries must be stored rather than deflated.
+pub(crate) fn ratio_offenders(entries: &[RawEntry], file_size: u64, max_ratio: u32) -> Vec<String> {
+    let mut offenders: Vec<String> = entries
+        .iter()
+        .filter(|e| e.size >= RATIO_FLOOR && e.ratio() > u64::from(max_ratio))
+        .map(|e| e.name.clone())
+        .collect();
+    let total: u64 = entries.iter().map(|e| e.size).sum();
+    if offenders.is_empty()
+        && total >= RATIO_FLOOR
+        && total / file_size.max(1) > u64::from(max_ratio)
+    {
+        if let Some(worst) = entries
+            .iter()
+            .filter(|e| e.method == layout::DEFLATED)
+            .max_by_key(|e| e.ratio())
+        {
+            offenders.push(worst.name.clone());
+        }
+    }
+    offenders
+}
+
+#[derive(Debug)]
+enum OpenError {
+    Rejected(Rejection),
+    Io(io::Error),
+}
+
+impl From<Rejection> for OpenError {
+    fn from(r: Rejection) -> Self {
+        Self::Rejected(r)
+    }
+}
+
+impl From<io::Error> for OpenError {
+    fn from(e: io::Error) -> Self {
+        Self::Io(e)
+    }
+}

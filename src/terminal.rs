@@ -1,0 +1,135 @@
+//! What the terminal gets: colour decisions, sizes for humans, and text from
+//! bundles made safe to print.
+//!
+//! A bundle comes from a stranger; its title or file names may carry escape
+//! sequences meant to rewrite a maintainer's terminal. Everything printed from
+//! a bundle goes through [`printable`].
+
+use std::borrow::Cow;
+use std::io::IsTerminal as _;
+
+use crate::cli::{ColorChoice, GlobalArgs};
+
+/// How to talk to the user, decided once from the global flags and environment.
+#[derive(Debug, Clone)]
+pub(crate) struct Ui {
+    pub(crate) verbose: u8,
+    pub(crate) quiet: bool,
+    /// Colour on stdout.
+    pub(crate) color: bool,
+    /// Colour on stderr.
+    pub(crate) color_stderr: bool,
+    /// Whether stdin and stderr are terminals (prompts, progress bars).
+    pub(crate) interactive: bool,
+}
+
+impl Ui {
+    pub(crate) fn new(global: &GlobalArgs) -> Self {
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        let decide = |is_tty: bool| match global.color {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => is_tty && !no_color,
+        };
+        Self {
+            verbose: global.verbose,
+            quiet: global.quiet,
+            color: decide(std::io::stdout().is_terminal()),
+            color_stderr: decide(std::io::stderr().is_terminal()),
+            interactive: std::io::stdin().is_terminal() && std::io::stderr().is_terminal(),
+        }
+    }
+
+    pub(crate) fn error_prefix(&self) -> &'static str {
+        if self.color_stderr {
+            "\x1b[1;31merror:\x1b[0m "
+        } else {
+            "error: "
+        }
+    }
+
+    /// Wraps `text` in an ANSI style when colour is on for stdout.
+    pub(crate) fn paint<'a>(&self, style: Style, text: &'a str) -> Cow<'a, str> {
+        if !self.color {
+            return Cow::Borrowed(text);
+        }
+        let code = match style {
+            Style::Bold => "1",
+            Style::Good => "32",
+            Style::Bad => "1;31",
+            Style::Warn => "33",
+            Style::Dim => "2",
+        };
+        Cow::Owned(format!("\x1b[{code}m{text}\x1b[0m"))
+    }
+}
+
+/// The few styles bugpack uses.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Style {
+    Bold,
+    Good,
+    Bad,
+    Warn,
+    Dim,
+}
+
+/// Text from a bundle, with control characters (escape sequences, carriage
+/// returns, bidi overrides) shown as escapes instead of acted on.
+pub(crate) fn printable(text: &str) -> Cow<'_, str> {
+    let unsafe_char = |c: char| {
+        c.is_control()
+            || ('\u{202a}'..='\u{202e}').contains(&c)
+            || ('\u{2066}'..='\u{2069}').contains(&c)
+    };
+    if !text.chars().any(unsafe_char) {
+        return Cow::Borrowed(text);
+    }
+    Cow::Owned(
+        text.chars()
+            .map(|c| {
+                if unsafe_char(c) {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
+}
+
+/// A byte count for humans: `812 B`, `12.3 KiB`, `4.0 MiB`.
+pub(crate) fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    #[allow(clippy::cast_precision_loss)]
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_are_neutralised() {
+        assert_eq!(printable("plain title"), "plain title");
+        assert_eq!(printable("a\x1b[2Jb"), "a\\u{1b}[2Jb");
+        assert_eq!(printable("x\ry"), "x\\ry");
+        assert_eq!(printable("evil\u{202e}txt"), "evil\\u{202e}txt");
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(human_size(812), "812 B");
+        assert_eq!(human_size(12_595), "12.3 KiB");
+        assert_eq!(human_size(4 << 20), "4.0 MiB");
+    }
+}

@@ -1,0 +1,239 @@
+//! The test harness: a per-test temporary directory, a fluent builder that
+//! runs the `bugpack` binary in it, and a zip builder that can make any
+//! bundle, including the hostile ones a reader must refuse.
+
+#![allow(dead_code)]
+
+pub mod zipper;
+
+use std::ffi::OsString;
+use std::fs;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use tempfile::TempDir;
+
+/// A test's sandbox: a working directory and a private TMPDIR, both
+/// removed at the end, so a test can tell what a command left behind.
+pub struct Sandbox {
+    root: TempDir,
+}
+
+impl Sandbox {
+    pub fn new() -> Self {
+        let root = tempfile::Builder::new()
+            .prefix("bugpack-test-")
+            .tempdir()
+            .expect("temp dir");
+        fs::create_dir(root.path().join("work")).unwrap();
+        fs::create_dir(root.path().join("tmp")).unwrap();
+        Self { root }
+    }
+
+    /// The working directory commands run in.
+    pub fn dir(&self) -> PathBuf {
+        self.root.path().join("work")
+    }
+
+    /// The TMPDIR commands see.
+    pub fn tmp(&self) -> PathBuf {
+        self.root.path().join("tmp")
+    }
+
+    /// A path inside the working directory.
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir().join(rel)
+    }
+
+    /// Writes a file (creating parents) inside the working directory.
+    pub fn write(&self, rel: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.path(rel);
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).unwrap();
+        }
+        fs::write(&path, contents).unwrap();
+        path
+    }
+
+    /// Starts a `bugpack` invocation in this sandbox.
+    pub fn bugpack(&self) -> Run {
+        Run {
+            dir: self.dir(),
+            tmp: self.tmp(),
+            args: Vec::new(),
+            env: Vec::new(),
+            stdin: None,
+        }
+    }
+
+    /// Every path under the working directory and TMPDIR, relative, sorted.
+    pub fn listing(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        walk(self.root.path(), self.root.path(), &mut out);
+        out.sort();
+        out
+    }
+}
+
+fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
+    for entry in fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let path = entry.path();
+        out.push(path.strip_prefix(base).unwrap().display().to_string());
+        if entry.file_type().unwrap().is_dir() {
+            walk(base, &path, out);
+        }
+    }
+}
+
+/// A `bugpack` invocation being built.
+#[must_use]
+pub struct Run {
+    dir: PathBuf,
+    tmp: PathBuf,
+    args: Vec<OsString>,
+    env: Vec<(OsString, Option<OsString>)>,
+    stdin: Option<Vec<u8>>,
+}
+
+impl Run {
+    pub fn arg(mut self, arg: impl Into<OsString>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
+        self.env.push((key.into(), Some(value.into())));
+        self
+    }
+
+    pub fn env_remove(mut self, key: impl Into<OsString>) -> Self {
+        self.env.push((key.into(), None));
+        self
+    }
+
+    pub fn stdin(mut self, bytes: impl Into<Vec<u8>>) -> Self {
+        self.stdin = Some(bytes.into());
+        self
+    }
+
+    /// Runs the binary to completion and captures what it said.
+    pub fn run(self) -> Outcome {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_bugpack"));
+        cmd.args(&self.args)
+            .current_dir(&self.dir)
+            .env("TMPDIR", &self.tmp)
+            .env_remove("SOURCE_DATE_EPOCH")
+            .env_remove("NO_COLOR")
+            .env_remove("RUST_BACKTRACE")
+            .stdin(if self.stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (key, value) in &self.env {
+            match value {
+                Some(v) => cmd.env(key, v),
+                None => cmd.env_remove(key),
+            };
+        }
+        let mut child = cmd.spawn().expect("spawn bugpack");
+        if let Some(bytes) = self.stdin {
+            let mut stdin = child.stdin.take().unwrap();
+            std::thread::spawn(move || {
+                let _ = stdin.write_all(&bytes);
+            });
+        }
+        let output = child.wait_with_output().expect("wait for bugpack");
+        Outcome {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            args: self.args,
+        }
+    }
+}
+
+/// What a finished `bugpack` run said and how it exited.
+#[derive(Debug)]
+pub struct Outcome {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    args: Vec<OsString>,
+}
+
+impl Outcome {
+    fn context(&self) -> String {
+        format!(
+            "bugpack {:?}\nexit: {:?}\n--- stdout\n{}--- stderr\n{}",
+            self.args, self.code, self.stdout, self.stderr
+        )
+    }
+
+    pub fn code(self, expected: i32) -> Self {
+        assert_eq!(self.code, Some(expected), "{}", self.context());
+        self
+    }
+
+    pub fn success(self) -> Self {
+        self.code(0)
+    }
+
+    pub fn stdout_has(self, needle: &str) -> Self {
+        assert!(
+            self.stdout.contains(needle),
+            "stdout lacks {needle:?}\n{}",
+            self.context()
+        );
+        self
+    }
+
+    pub fn stdout_lacks(self, needle: &str) -> Self {
+        assert!(
+            !self.stdout.contains(needle),
+            "stdout has {needle:?}\n{}",
+            self.context()
+        );
+        self
+    }
+
+    pub fn stderr_has(self, needle: &str) -> Self {
+        assert!(
+            self.stderr.contains(needle),
+            "stderr lacks {needle:?}\n{}",
+            self.context()
+        );
+        self
+    }
+
+    pub fn stderr_lacks(self, needle: &str) -> Self {
+        assert!(
+            !self.stderr.contains(needle),
+            "stderr has {needle:?}\n{}",
+            self.context()
+        );
+        self
+    }
+
+    /// An error is one line, starting `error:`, never a panic or backtrace.
+    pub fn one_line_error(self) -> Self {
+        let lines: Vec<&str> = self.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "not one line\n{}", self.context());
+        assert!(lines[0].starts_with("error: "), "{}", self.context());
+        assert!(!self.stderr.contains("panicked"), "{}", self.context());
+        self
+    }
+}
