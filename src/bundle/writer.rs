@@ -355,3 +355,125 @@ impl<R: Read> Read for HashingReader<R> {
         Ok(n)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bundle::{Bundle, Limits};
+
+    const CREATED: &str = "2026-11-22T10:00:00Z";
+
+    fn sample(dir: &Path) -> BundleWriter {
+        let mut w = BundleWriter::new("demo", CREATED);
+        w.add_bytes("steps.md", "1. run\n").unwrap();
+        w.add_bytes("scenario/scenario.yaml", "name: demo\nrun: sh go.sh\n")
+            .unwrap();
+        let script = dir.join("go.sh");
+        fs::write(&script, "echo hi\n").unwrap();
+        w.add_file("scenario/go.sh", &script, true).unwrap();
+        w.set_scenario("demo");
+        w
+    }
+
+    #[test]
+    fn what_it_writes_the_reader_accepts_and_extracts() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("b.zip");
+        let written = sample(dir.path()).write(&out, None).unwrap();
+        assert_eq!(written.size, fs::metadata(&out).unwrap().len());
+        let mut bundle = Bundle::open(&out, &Limits::default()).unwrap();
+        assert_eq!(bundle.manifest(), &written.manifest);
+        assert_eq!(bundle.scenario().unwrap().run, "sh go.sh");
+        let x = bundle.extract(|p| p.starts_with("scenario/")).unwrap();
+        let script = x.path().join("scenario/go.sh");
+        assert_eq!(fs::read_to_string(&script).unwrap(), "echo hi\n");
+        assert_eq!(fs::metadata(&script).unwrap().permissions().mode() & 0o777, 0o755);
+        assert!(!x.path().join("steps.md").exists());
+        // Nothing but the bundle beside the output: the temporary file is gone.
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+    }
+
+    #[test]
+    fn same_inputs_same_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.zip");
+        let b = dir.path().join("b.zip");
+        sample(dir.path()).write(&a, None).unwrap();
+        sample(dir.path()).write(&b, None).unwrap();
+        assert_eq!(fs::read(&a).unwrap(), fs::read(&b).unwrap());
+    }
+
+    #[test]
+    fn the_manifest_comes_first_then_sorted_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("b.zip");
+        let sign = |m: &[u8]| Ok(format!("sig over {} bytes\n", m.len()).into_bytes());
+        sample(dir.path()).write(&out, Some(&sign)).unwrap();
+        let layout = layout::scan(&mut File::open(&out).unwrap(), 100).unwrap();
+        let names: Vec<_> = layout.entries.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                MANIFEST,
+                SIGNATURE,
+                "scenario/go.sh",
+                "scenario/scenario.yaml",
+                "steps.md"
+            ]
+        );
+    }
+
+    #[test]
+    fn highly_compressible_entries_are_stored_not_bombs() {
+        let dir = tempfile::tempdir().unwrap();
+        let zeros = dir.path().join("zeros");
+        fs::write(&zeros, vec![0u8; 3 << 20]).unwrap();
+        let mut w = BundleWriter::new("zeros", CREATED);
+        w.add_file("logs/zeros.log", &zeros, false).unwrap();
+        let out = dir.path().join("z.zip");
+        w.write(&out, None).unwrap();
+        let layout = layout::scan(&mut File::open(&out).unwrap(), 100).unwrap();
+        let entry = layout.entries.iter().find(|e| e.name == "logs/zeros.log").unwrap();
+        assert_eq!(entry.method, layout::STORED);
+        Bundle::open(&out, &Limits::default()).unwrap();
+    }
+
+    #[test]
+    fn bad_paths_are_refused_at_add_time() {
+        let mut w = BundleWriter::new("x", CREATED);
+        assert!(w.add_bytes("../x", "").is_err());
+        assert!(w.add_bytes("bugpack.yaml", "").is_err());
+        assert!(w.add_bytes("random.txt", "").is_err());
+        w.add_bytes("logs/a.log", "").unwrap();
+        assert!(w.add_bytes("logs/A.log", "").is_err());
+    }
+
+    #[test]
+    fn a_source_that_changes_midway_is_an_error_not_a_bad_bundle() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("live.log");
+        fs::write(&src, "first\n").unwrap();
+        let mut w = BundleWriter::new("x", CREATED);
+        w.add_file("logs/live.log", &src, false).unwrap();
+        let manifest = w.manifest().unwrap();
+        fs::write(&src, "second\n").unwrap();
+        let raw = RawBundle {
+            manifest_bytes: manifest.to_yaml().unwrap(),
+            signature: None,
+            files: vec![RawFile {
+                path: "logs/live.log".into(),
+                sha256: manifest.files[0].sha256.clone(),
+                content: Content::File(src),
+                executable: false,
+            }],
+        };
+        let out = dir.path().join("x.zip");
+        let err = raw.write(&out).unwrap_err();
+        assert!(format!("{err:#}").contains("changed while"), "{err:#}");
+        assert!(!out.exists());
+    }
+}
