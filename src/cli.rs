@@ -70,6 +70,20 @@ pub(crate) enum Command {
     Issue(IssueArgs),
     /// Write a capture profile (and with --github a GitHub issue form)
     Init(InitArgs),
+    /// (internal) Make a run's namespaces and start its supervisor
+    #[command(name = "__sandbox", hide = true)]
+    Sandbox(SandboxArgs),
+    /// (internal) Supervise a run's steps inside its sandbox
+    #[command(name = "__supervise", hide = true)]
+    Supervise,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SandboxArgs {
+    #[arg(long)]
+    pub(crate) net: String,
+    #[arg(long)]
+    pub(crate) probe: bool,
 }
 
 /// Limits a reader applies to a bundle before trusting anything in it.
@@ -278,6 +292,22 @@ pub(crate) struct ReplayArgs {
     /// Write the report as Markdown to FILE, or `-` for stdout
     #[arg(long, value_name = "FILE|-")]
     pub(crate) markdown: Option<PathBuf>,
+
+    /// Address-space limit of every process of a run (e.g. 4GiB; default: none)
+    #[arg(long, value_name = "SIZE")]
+    pub(crate) limit_memory: Option<String>,
+
+    /// Open-file limit of every process of a run
+    #[arg(long, value_name = "N", default_value_t = 4096)]
+    pub(crate) limit_files: u64,
+
+    /// Process limit of the sandbox user (where not root)
+    #[arg(long, value_name = "N", default_value_t = 4096)]
+    pub(crate) limit_procs: u64,
+
+    /// Largest file a run may write
+    #[arg(long, value_name = "SIZE", default_value = "1GiB")]
+    pub(crate) limit_file_size: String,
 
     #[command(flatten)]
     pub(crate) limits: LimitArgs,

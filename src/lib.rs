@@ -5,7 +5,12 @@
 //! turns flags into settings, calls in here, and renders what comes back.
 
 pub mod bundle;
+pub mod capture;
 pub mod error;
+pub mod issue;
+pub mod redact;
+pub mod replay;
+pub mod report;
 pub mod scenario;
 pub mod schema;
 pub mod yaml;

@@ -135,3 +135,372 @@ mod tests {
         assert_eq!(parse_size("99999999999999TiB"), None);
     }
 }
+
+/// `bugpack capture`, with the profile merged in.
+#[derive(Debug)]
+pub(crate) struct Capture {
+    pub(crate) request: bugpack::capture::Request,
+    pub(crate) output: PathBuf,
+    pub(crate) steps: Option<PathBuf>,
+    pub(crate) redact: Vec<bugpack::redact::ExtraRule>,
+    pub(crate) sign: Option<PathBuf>,
+    pub(crate) dry_run: bool,
+    pub(crate) profile: Option<PathBuf>,
+}
+
+/// The default per-command timeout of `capture -- COMMAND`.
+const CAPTURE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+impl Capture {
+    pub(crate) fn resolve(args: cli::CaptureArgs) -> Result<Self> {
+        use bugpack::capture::{files, profile};
+        use bugpack::scenario::{ExitSpec, ExpectFile};
+
+        let cwd = std::env::current_dir()
+            .map_err(|e| anyhow::anyhow!("cannot read the current directory: {e}"))?;
+        let loaded = match &args.profile {
+            Some(path) => Some(profile::load(path)?),
+            None => profile::find(&cwd).map(|p| profile::load(&p)).transpose()?,
+        };
+        let (prof, base) = match &loaded {
+            Some(l) => (l.profile.clone(), l.base.clone()),
+            None => (profile::Profile::default(), cwd.clone()),
+        };
+        let from_profile =
+            |items: &[String]| -> Vec<PathBuf> { items.iter().map(|p| base.join(p)).collect() };
+
+        let mut configs = args.configs.clone();
+        configs.extend(from_profile(&prof.config));
+        let mut logs = args.logs.clone();
+        logs.extend(
+            prof.logs
+                .iter()
+                .map(|p| base.join(p).to_string_lossy().into_owned()),
+        );
+        let mut includes = args.includes.clone();
+        includes.extend(from_profile(&prof.include));
+        let log_bytes = match args.log_bytes.as_deref().or(prof.log_bytes.as_deref()) {
+            Some(text) => parse_size(text).ok_or_else(|| {
+                usage(format!(
+                    "--log-bytes {text:?}: use a size such as 1MiB or 200KB"
+                ))
+            })?,
+            None => files::DEFAULT_LOG_BYTES,
+        };
+        let timeout = match args.timeout.as_deref().or(prof.timeout.as_deref()) {
+            Some(text) => bugpack::scenario::parse_duration("--timeout", text).map_err(|_| {
+                usage(format!(
+                    "--timeout {text:?}: use a duration such as 30s or 5m"
+                ))
+            })?,
+            None => CAPTURE_TIMEOUT,
+        };
+        let mut env_deny = args.env_deny.clone();
+        env_deny.extend(prof.env_deny.iter().cloned());
+        for re in &args.redact {
+            regex::bytes::Regex::new(re).map_err(|e| {
+                usage(format!(
+                    "--redact {re:?}: not a valid regular expression: {}",
+                    regex_why(&e)
+                ))
+            })?;
+        }
+        let mut redact: Vec<bugpack::redact::ExtraRule> = args
+            .redact
+            .iter()
+            .map(|re| bugpack::redact::ExtraRule {
+                name: "custom".to_owned(),
+                regex: re.clone(),
+            })
+            .collect();
+        for rule in &prof.redact {
+            redact.push(match rule {
+                profile::RedactRule::Regex(re) => bugpack::redact::ExtraRule {
+                    name: "profile".to_owned(),
+                    regex: re.clone(),
+                },
+                profile::RedactRule::Named { name, regex } => bugpack::redact::ExtraRule {
+                    name: name.clone(),
+                    regex: regex.clone(),
+                },
+            });
+        }
+        let scenario_dir = args
+            .scenario
+            .clone()
+            .or_else(|| prof.scenario.as_ref().map(|s| base.join(s)));
+
+        let exit = match args.expect_exit.as_deref() {
+            None => None,
+            Some("nonzero") => Some(ExitSpec::Nonzero),
+            Some(code) => Some(ExitSpec::Code(code.parse().map_err(|_| {
+                usage(format!(
+                    "--expect-exit {code:?}: give an exit code from 0 to 255, or `nonzero`"
+                ))
+            })?)),
+        };
+        if let Some(re) = &args.expect_output {
+            regex::Regex::new(re).map_err(|e| {
+                usage(format!(
+                    "--expect-output {re:?}: not a valid regular expression: {}",
+                    regex_why(&e)
+                ))
+            })?;
+        }
+        let expect = ExpectFile {
+            hang: args.expect_hang.then_some(true),
+            exit,
+            output: args.expect_output.clone(),
+        };
+        if args.command.is_empty()
+            && (args.no_run || expect != ExpectFile::default())
+            && scenario_dir.is_none()
+        {
+            return Err(usage(
+                "--no-run and --expect-* describe a command: give it after `--`, e.g. bugpack capture -- make test",
+            ));
+        }
+
+        let created = created_time()?;
+        let output = args.output.clone().unwrap_or_else(|| {
+            let stamp: String = created.chars().filter(char::is_ascii_digit).collect();
+            PathBuf::from(format!("bugpack-{}-{}.zip", &stamp[..8], &stamp[8..14]))
+        });
+        if output.is_dir() {
+            return Err(usage(format!(
+                "-o {}: is a directory; name a file such as bug.zip",
+                output.display()
+            )));
+        }
+        let env: std::collections::BTreeMap<String, String> = std::env::vars_os()
+            .map(|(k, v)| {
+                (
+                    k.to_string_lossy().into_owned(),
+                    v.to_string_lossy().into_owned(),
+                )
+            })
+            .collect();
+        let request = bugpack::capture::Request {
+            title: args.title.clone().or_else(|| prof.title.clone()),
+            created,
+            steps: None,
+            scenario_dir,
+            configs,
+            logs,
+            log_bytes,
+            includes,
+            env_deny,
+            versions: prof.versions.clone().into_iter().collect(),
+            command: args.command.clone(),
+            run: !args.no_run && !args.dry_run,
+            timeout,
+            expect,
+            cwd,
+            env,
+            system_root: PathBuf::from("/"),
+        };
+        Ok(Self {
+            request,
+            output,
+            steps: args.steps,
+            redact,
+            sign: args.sign,
+            dry_run: args.dry_run,
+            profile: loaded.map(|l| l.path),
+        })
+    }
+}
+
+/// The last line of a regex error, which says what is wrong.
+fn regex_why(e: &regex::Error) -> String {
+    e.to_string()
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
+/// `created`: `SOURCE_DATE_EPOCH` when set (reproducible builds), else now.
+fn created_time() -> Result<String> {
+    let when = match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(text) => {
+            // RFC 3339 stops at year 9999.
+            let secs: u64 = text
+                .trim()
+                .parse()
+                .ok()
+                .filter(|&s| s <= 253_402_300_799)
+                .ok_or_else(|| {
+                    usage(format!(
+                        "SOURCE_DATE_EPOCH={text:?}: expected seconds since 1970"
+                    ))
+                })?;
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs)
+        }
+        Err(_) => std::time::SystemTime::now(),
+    };
+    Ok(humantime::format_rfc3339_seconds(when).to_string())
+}
+
+/// Where `bugpack replay` takes its scenario from.
+#[derive(Debug, Clone)]
+pub(crate) enum ReplaySource {
+    Bundle(PathBuf),
+    Directory(PathBuf),
+}
+
+/// Where a report goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Sink {
+    Stdout,
+    File(PathBuf),
+}
+
+impl Sink {
+    fn from_arg(path: Option<PathBuf>) -> Option<Self> {
+        path.map(|p| {
+            if p.as_os_str() == "-" {
+                Self::Stdout
+            } else {
+                Self::File(p)
+            }
+        })
+    }
+}
+
+/// `bugpack replay`.
+#[derive(Debug)]
+pub(crate) struct Replay {
+    pub(crate) source: ReplaySource,
+    pub(crate) runs: u32,
+    pub(crate) jobs: usize,
+    pub(crate) timeout: Option<std::time::Duration>,
+    pub(crate) timing: Vec<bugpack::replay::matrix::Timing>,
+    pub(crate) proxy: Vec<String>,
+    pub(crate) cache: Vec<bugpack::replay::matrix::Cache>,
+    pub(crate) until_repro: bool,
+    pub(crate) expect_fixed: bool,
+    pub(crate) seed: u64,
+    pub(crate) keep: bool,
+    pub(crate) net: Option<bugpack::replay::sandbox::Net>,
+    pub(crate) yes: bool,
+    pub(crate) json: Option<Sink>,
+    pub(crate) markdown: Option<Sink>,
+    pub(crate) rlimits: bugpack::replay::supervisor::Rlimits,
+    pub(crate) limits: Limits,
+}
+
+impl Replay {
+    pub(crate) fn resolve(args: cli::ReplayArgs) -> Result<Self> {
+        use bugpack::replay::matrix::{Cache, Timing};
+        use bugpack::replay::sandbox::Net;
+
+        let source = if args.source.is_dir() {
+            if !args.source.join("scenario.yaml").is_file() {
+                return Err(usage(format!(
+                    "{} has no scenario.yaml; give a bundle (.zip) or a scenario directory",
+                    args.source.display()
+                )));
+            }
+            ReplaySource::Directory(args.source.clone())
+        } else if args.source.exists() {
+            ReplaySource::Bundle(args.source.clone())
+        } else {
+            return Err(usage(format!(
+                "{}: no such file or directory; give a bundle (.zip) or a scenario directory",
+                args.source.display()
+            )));
+        };
+        let runs = args.runs.unwrap_or(3);
+        if runs == 0 {
+            return Err(usage("--runs must be at least 1"));
+        }
+        let jobs = match args.jobs {
+            Some(0) => return Err(usage("--jobs must be at least 1")),
+            Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
+            None => std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+        };
+        let timeout = args
+            .timeout
+            .as_deref()
+            .map(|t| {
+                bugpack::scenario::parse_duration("--timeout", t).map_err(|_| {
+                    usage(format!("--timeout {t:?}: use a duration such as 10s or 2m"))
+                })
+            })
+            .transpose()?;
+        let timing = args
+            .timing
+            .iter()
+            .map(|t| {
+                Timing::parse(t.trim()).ok_or_else(|| {
+                    usage(format!(
+                        "--timing {t:?}: choose from none, slow, jitter, cpu1, load, trace"
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let cache = args
+            .cache
+            .iter()
+            .map(|c| {
+                Cache::parse(c.trim())
+                    .ok_or_else(|| usage(format!("--cache {c:?}: choose cold or warm")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let proxy: Vec<String> = args.proxy.iter().map(|p| p.trim().to_owned()).collect();
+        let net = match args.net {
+            None => None,
+            Some(cli::NetMode::None) => Some(Net::None),
+            Some(cli::NetMode::Loopback) => Some(Net::Loopback),
+            Some(cli::NetMode::Host) => Some(Net::Host),
+        };
+        let seed = args.seed.unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64 ^ u64::from(std::process::id()))
+        });
+        let size = |flag: &str, text: &str| {
+            parse_size(text)
+                .ok_or_else(|| usage(format!("{flag} {text:?}: use a size such as 1GiB")))
+        };
+        let rlimits = bugpack::replay::supervisor::Rlimits {
+            address_space: args
+                .limit_memory
+                .as_deref()
+                .map(|t| size("--limit-memory", t))
+                .transpose()?
+                .unwrap_or(0),
+            open_files: args.limit_files,
+            processes: args.limit_procs,
+            file_size: size("--limit-file-size", &args.limit_file_size)?,
+        };
+        let json = Sink::from_arg(args.json);
+        let markdown = Sink::from_arg(args.markdown);
+        if json == Some(Sink::Stdout) && markdown == Some(Sink::Stdout) {
+            return Err(usage(
+                "--json - and --markdown - cannot both write to stdout; give one a file",
+            ));
+        }
+        Ok(Self {
+            limits: limits(&args.limits)?,
+            source,
+            runs,
+            jobs,
+            timeout,
+            timing,
+            proxy,
+            cache,
+            until_repro: args.until_repro,
+            expect_fixed: args.expect_fixed,
+            seed,
+            keep: args.keep,
+            net,
+            yes: args.yes,
+            json,
+            markdown,
+            rlimits,
+        })
+    }
+}

@@ -1,7 +1,11 @@
 //! bugpack's integration tests: each runs the real binary on real files,
 //! processes and sockets, through the harness in `support`.
 
+#![allow(unreachable_pub)]
+
 mod support;
 
+mod capture;
 mod cli;
 mod reader;
+mod redaction;

@@ -387,7 +387,10 @@ mod tests {
         let x = bundle.extract(|p| p.starts_with("scenario/")).unwrap();
         let script = x.path().join("scenario/go.sh");
         assert_eq!(fs::read_to_string(&script).unwrap(), "echo hi\n");
-        assert_eq!(fs::metadata(&script).unwrap().permissions().mode() & 0o777, 0o755);
+        assert_eq!(
+            fs::metadata(&script).unwrap().permissions().mode() & 0o777,
+            0o755
+        );
         assert!(!x.path().join("steps.md").exists());
         // Nothing but the bundle beside the output: the temporary file is gone.
         let names: Vec<_> = fs::read_dir(dir.path())
@@ -437,7 +440,11 @@ mod tests {
         let out = dir.path().join("z.zip");
         w.write(&out, None).unwrap();
         let layout = layout::scan(&mut File::open(&out).unwrap(), 100).unwrap();
-        let entry = layout.entries.iter().find(|e| e.name == "logs/zeros.log").unwrap();
+        let entry = layout
+            .entries
+            .iter()
+            .find(|e| e.name == "logs/zeros.log")
+            .unwrap();
         assert_eq!(entry.method, layout::STORED);
         Bundle::open(&out, &Limits::default()).unwrap();
     }

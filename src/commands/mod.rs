@@ -1,7 +1,9 @@
 //! One file per subcommand and this one dispatch. Each command takes its
 //! resolved settings and returns a [`Status`]; errors travel up to `main`.
 
+mod capture;
 mod inspect;
+mod replay;
 mod verify;
 
 use std::process::ExitCode;
@@ -20,6 +22,8 @@ pub(crate) enum Status {
     Success,
     /// Exit 1: a negative answer (no reproduction, differences found).
     Negative,
+    /// An internal command's own exit code (the sandbox's).
+    Code(u8),
 }
 
 impl From<Status> for ExitCode {
@@ -27,6 +31,7 @@ impl From<Status> for ExitCode {
         match status {
             Status::Success => ExitCode::SUCCESS,
             Status::Negative => ExitCode::from(1),
+            Status::Code(code) => ExitCode::from(code),
         }
     }
 }
@@ -35,8 +40,18 @@ pub(crate) fn run(command: Command, ui: &Ui) -> Result<Status> {
     match command {
         Command::Inspect(args) => inspect::run(&settings::Inspect::resolve(args)?, ui),
         Command::Verify(args) => verify::run(&settings::Verify::resolve(args)?, ui),
-        Command::Capture(_) => Err(Unavailable("`bugpack capture`").into()),
-        Command::Replay(_) => Err(Unavailable("`bugpack replay`").into()),
+        Command::Capture(args) => capture::run(settings::Capture::resolve(args)?, ui),
+        Command::Replay(args) => replay::run(settings::Replay::resolve(args)?, ui),
+        Command::Sandbox(args) => {
+            let net = bugpack::replay::sandbox::Net::parse(&args.net)
+                .ok_or_else(|| bugpack::error::usage("--net: none, loopback or host"))?;
+            let code = bugpack::replay::sandbox::enter(net, args.probe)?;
+            Ok(Status::Code(u8::try_from(code).unwrap_or(1)))
+        }
+        Command::Supervise => {
+            bugpack::replay::supervisor::main()?;
+            Ok(Status::Success)
+        }
         Command::Diff(_) => Err(Unavailable("`bugpack diff`").into()),
         Command::Keygen(_) => Err(Unavailable("`bugpack keygen`").into()),
         Command::Sign(_) => Err(Unavailable("`bugpack sign`").into()),

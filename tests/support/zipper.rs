@@ -174,7 +174,7 @@ pub fn overlapping(manifest: &[u8], listed: &[(&str, &[u8])]) -> Vec<u8> {
     let mut out = Vec::new();
     let mut central = Vec::new();
     let mut count = 0;
-    let mut add = |out: &mut Vec<u8>, central: &mut Vec<u8>, name: &str, data: &[u8]| {
+    let add = |out: &mut Vec<u8>, central: &mut Vec<u8>, name: &str, data: &[u8]| {
         let offset = u32::try_from(out.len()).unwrap();
         let crc = crc32fast::hash(data);
         let size = u32::try_from(data.len()).unwrap();

@@ -1,0 +1,339 @@
+//! Capture: gathering a bug report into a [`BundleWriter`], one source per
+//! file (system, vars, git, files, observe, profile).
+//!
+//! Every text that enters the bundle passes through the one [`Redactor`]
+//! given to [`collect`]; this module hands nothing to the writer that has not
+//! been redacted and staged. It never prints and never writes outside the
+//! staging directory it is given.
+
+pub mod files;
+pub mod git;
+pub mod observe;
+pub mod profile;
+pub mod system;
+pub mod vars;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use anyhow::Context as _;
+
+use crate::bundle::{BundleWriter, SCENARIO_FILE};
+use crate::error::usage;
+use crate::issue::{self, IssueData, ScenarioView};
+use crate::redact::Redactor;
+use crate::scenario::{ExitSpec, ExpectFile, ScenarioFile};
+use observe::{Ending, Observed};
+
+/// What the user asked to capture, resolved from flags and profile.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub title: Option<String>,
+    /// RFC 3339 UTC.
+    pub created: String,
+    /// The steps text, when given.
+    pub steps: Option<String>,
+    pub scenario_dir: Option<PathBuf>,
+    pub configs: Vec<PathBuf>,
+    pub logs: Vec<String>,
+    pub log_bytes: u64,
+    pub includes: Vec<PathBuf>,
+    pub env_deny: Vec<String>,
+    pub versions: Vec<(String, String)>,
+    /// The command after `--`, if any.
+    pub command: Vec<String>,
+    /// Run the command (false with `--no-run` and `--dry-run`).
+    pub run: bool,
+    pub timeout: Duration,
+    pub expect: ExpectFile,
+    pub cwd: PathBuf,
+    pub env: BTreeMap<String, String>,
+    /// Where `/etc`, `/proc` and `/sys` are read from (tests use a fake root).
+    pub system_root: PathBuf,
+}
+
+/// A collected capture, ready to write.
+#[derive(Debug)]
+pub struct Captured {
+    pub writer: BundleWriter,
+    /// The issue text's data, without the bundle's hash (added once written).
+    pub issue: IssueData,
+    pub placed: Vec<files::Placed>,
+    pub skipped: Vec<String>,
+    pub observed: Option<Observed>,
+    /// Things the user should know (a guessed expectation, dropped variables).
+    pub notes: Vec<String>,
+}
+
+/// Gathers everything `req` names into a writer, staging redacted copies in
+/// `staging`. `interrupted` stops an observed run early (Ctrl-C).
+pub fn collect(
+    req: &Request,
+    redactor: &mut Redactor,
+    staging: &Path,
+    interrupted: &AtomicBool,
+) -> anyhow::Result<Captured> {
+    let mut notes = Vec::new();
+    let title = match &req.title {
+        Some(t) => one_line(t),
+        None if !req.command.is_empty() => {
+            format!("`{}` fails", observe::shell_line(&req.command))
+        }
+        None => "Bug report".to_owned(),
+    };
+    let title = redactor.redact_str("bugpack.yaml", &title);
+    let mut writer = BundleWriter::new(title.clone(), req.created.clone());
+
+    let sources = system::Sources {
+        root: &req.system_root,
+        env: &req.env,
+    };
+    let system = system::describe(&sources, &req.versions, &req.cwd, staging, redactor);
+    writer.add_bytes("env/system.yaml", yaml(&system)?)?;
+
+    let deny = vars::Deny::new(&req.env_deny)?;
+    let (vars, dropped) = vars::collect(&req.env, &deny, redactor);
+    if dropped > 0 {
+        notes.push(format!(
+            "left out {dropped} environment variables (--env-deny)"
+        ));
+    }
+    writer.add_bytes("env/vars.yaml", yaml(&vars)?)?;
+
+    if let Some(state) = git::read(&req.cwd, redactor)? {
+        writer.add_bytes("git/repo.yaml", yaml(&state.info)?)?;
+        writer.add_bytes("git/diff.patch", state.diff)?;
+    }
+
+    let mut packer = files::Packer::new(&req.cwd, staging, &mut writer, redactor);
+    packer.configs(&req.configs)?;
+    packer.logs(&req.logs, req.log_bytes)?;
+    let scenario_from_dir = match &req.scenario_dir {
+        Some(dir) => Some(pack_scenario_dir(&mut packer, dir)?),
+        None => None,
+    };
+    packer.includes(&req.includes)?;
+    let placed = std::mem::take(&mut packer.placed);
+    let skipped = std::mem::take(&mut packer.skipped);
+    drop(packer);
+
+    let mut observed = None;
+    let mut observed_view = None;
+    if req.run && !req.command.is_empty() {
+        let spec = observe::Spec {
+            argv: req.command.clone(),
+            cwd: req.cwd.clone(),
+            timeout: req.timeout,
+            tail_bytes: files::DEFAULT_LOG_BYTES,
+        };
+        let o = observe::run(&spec, staging, interrupted)?;
+        let mut record = o.observed;
+        record.command = redactor.redact_str("observed/result.yaml", &record.command);
+        let stdout = redactor.redact("observed/stdout.log", &o.stdout_tail);
+        let stderr = redactor.redact("observed/stderr.log", &o.stderr_tail);
+        observed_view = Some(issue::observed_view(&record, &stdout, &stderr));
+        writer.add_bytes("observed/result.yaml", yaml(&record)?)?;
+        writer.add_bytes("observed/stdout.log", stdout)?;
+        writer.add_bytes("observed/stderr.log", stderr)?;
+        observed = Some(record);
+    }
+
+    let scenario = match scenario_from_dir {
+        Some(s) => Some(s),
+        None if !req.command.is_empty() => {
+            let s = scenario_from_command(req, observed.as_ref(), &mut notes, redactor)?;
+            writer.add_bytes(SCENARIO_FILE, s.to_yaml()?)?;
+            Some(s)
+        }
+        None => None,
+    };
+    if let Some(s) = &scenario {
+        writer.set_scenario(s.name.clone());
+    }
+
+    let steps = match &req.steps {
+        Some(text) => redactor.redact_str("steps.md", &issue::clean_steps(text)),
+        None => "_The reporter gave no steps._".to_owned(),
+    };
+    writer.add_bytes("steps.md", format!("{steps}\n"))?;
+
+    let data = IssueData {
+        title,
+        created: req.created.clone(),
+        id: String::new(),
+        bugpack_version: env!("CARGO_PKG_VERSION").to_owned(),
+        steps,
+        environment: issue::environment_rows(&system),
+        observed: observed_view,
+        scenario: scenario.as_ref().map(|s| ScenarioView {
+            name: s.name.clone(),
+            run: s.run.replace('`', "'"),
+        }),
+        redactions: 0,
+        bundle: None,
+    };
+    Ok(Captured {
+        writer,
+        issue: data,
+        placed,
+        skipped,
+        observed,
+        notes,
+    })
+}
+
+impl Captured {
+    /// Adds `ISSUE.md` and the redaction counts: the last step before writing.
+    pub fn finish(&mut self, redactor: &mut Redactor) -> anyhow::Result<()> {
+        let manifest = self.writer.manifest()?;
+        self.issue.id = manifest.id;
+        let counts = redactor.counts();
+        self.issue.redactions = counts.values().sum();
+        let text = issue::render(&self.issue).context("cannot render the issue text")?;
+        let text = redactor.redact_str("ISSUE.md", &text);
+        self.writer.add_bytes("ISSUE.md", text)?;
+        self.writer.set_redactions(redactor.counts());
+        Ok(())
+    }
+}
+
+/// Validates a scenario directory's `scenario.yaml` and packs the directory.
+fn pack_scenario_dir(packer: &mut files::Packer<'_>, dir: &Path) -> anyhow::Result<ScenarioFile> {
+    let file = dir.join("scenario.yaml");
+    let bytes = std::fs::read(&file).map_err(|e| {
+        usage(format!(
+            "--scenario {}: cannot read scenario.yaml ({e}); a scenario directory holds a scenario.yaml",
+            dir.display()
+        ))
+    })?;
+    ScenarioFile::parse(&bytes)
+        .and_then(|s| s.resolve().map(|_| s))
+        .map_err(|e| usage(format!("{} {e}", file.display())))?;
+    packer.scenario_dir(dir)?;
+    // Redaction may have touched scenario.yaml; the packed copy must still be valid.
+    let staged = packer
+        .placed
+        .iter()
+        .find(|p| p.entry == SCENARIO_FILE)
+        .map(|p| p.staged.clone())
+        .with_context(|| format!("{} was not packed", file.display()))?;
+    let redacted =
+        std::fs::read(&staged).with_context(|| format!("cannot read {}", staged.display()))?;
+    ScenarioFile::parse(&redacted).map_err(|e| {
+        usage(format!(
+            "{}: after redaction the scenario {e}; move the secret out of scenario.yaml",
+            file.display()
+        ))
+    })
+}
+
+/// The scenario a command becomes: `run:` the command in the capture's
+/// layout, `expect:` what was asked or seen.
+fn scenario_from_command(
+    req: &Request,
+    observed: Option<&Observed>,
+    notes: &mut Vec<String>,
+    redactor: &mut Redactor,
+) -> anyhow::Result<ScenarioFile> {
+    let run = redactor.redact_str(SCENARIO_FILE, &observe::shell_line(&req.command));
+    let asked = req.expect != ExpectFile::default();
+    let expect = if asked {
+        Some(req.expect.clone())
+    } else {
+        match observed {
+            None => None,
+            Some(o) => Some(match (o.ending, o.exit_code) {
+                (Ending::Hang, _) => ExpectFile {
+                    hang: Some(true),
+                    ..ExpectFile::default()
+                },
+                (Ending::Exited, Some(code)) if code != 0 => ExpectFile {
+                    exit: u8::try_from(code)
+                        .ok()
+                        .map(ExitSpec::Code)
+                        .or(Some(ExitSpec::Nonzero)),
+                    ..ExpectFile::default()
+                },
+                (Ending::Signaled, _) | (Ending::Exited, _) => {
+                    if o.ending == Ending::Exited {
+                        notes.push(
+                            "the command exited 0, so the scenario expects a nonzero exit; \
+                             pass --expect-output REGEX if the bug shows in its output"
+                                .to_owned(),
+                        );
+                    }
+                    ExpectFile {
+                        exit: Some(ExitSpec::Nonzero),
+                        ..ExpectFile::default()
+                    }
+                }
+            }),
+        }
+    };
+    let scenario = ScenarioFile {
+        name: scenario_name(&req.command),
+        description: None,
+        env: BTreeMap::new(),
+        setup: Vec::new(),
+        services: Vec::new(),
+        run,
+        timeout: Some(humantime::format_duration(req.timeout).to_string()),
+        expect,
+    };
+    scenario
+        .resolve()
+        .map_err(|e| usage(format!("the captured scenario {e}")))?;
+    Ok(scenario)
+}
+
+/// A scenario name from the command's program: `./tools/build.sh` → `build.sh`.
+fn scenario_name(command: &[String]) -> String {
+    let program = command
+        .first()
+        .map(|p| p.rsplit('/').next().unwrap_or(p))
+        .unwrap_or("captured");
+    let mut name: String = program
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(64)
+        .collect();
+    if !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        name.insert(0, 'x');
+        name.truncate(64);
+    }
+    name
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .chars()
+        .take(300)
+        .collect()
+}
+
+fn yaml<T: serde::Serialize>(value: &T) -> anyhow::Result<Vec<u8>> {
+    Ok(serde_yaml::to_string(value)?.into_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scenario_names_are_safe() {
+        assert_eq!(scenario_name(&["./tools/build.sh".into()]), "build.sh");
+        assert_eq!(scenario_name(&["python3".into(), "x.py".into()]), "python3");
+        assert_eq!(scenario_name(&["/usr/bin/.hidden".into()]), "x.hidden");
+        assert_eq!(scenario_name(&["a b".into()]), "a-b");
+    }
+}

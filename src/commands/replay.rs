@@ -1,0 +1,255 @@
+//! `bugpack replay`: verify, ask, run the matrix, report.
+
+use std::io::{BufRead as _, Write as _};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use anyhow::{Context as _, Result};
+use bugpack::bundle::Bundle;
+use bugpack::error::{Unavailable, usage};
+use bugpack::replay::matrix::{self, Cache, Cell, Timing};
+use bugpack::replay::sandbox::Isolation;
+use bugpack::replay::{self, Plan, Progress};
+use bugpack::report::{self, Report, RunResult, Verdict};
+use bugpack::scenario::{Readiness, ScenarioFile};
+
+use super::Status;
+use crate::settings::{Replay, ReplaySource, Sink};
+use crate::terminal::{Ui, printable};
+
+pub(crate) fn run(settings: Replay, ui: &Ui) -> Result<Status> {
+    if settings.timing.iter().any(|t| *t != Timing::None)
+        || settings.proxy.iter().any(|p| p != "none")
+        || settings.cache.iter().any(|c| *c != Cache::Cold)
+    {
+        return Err(
+            Unavailable("timing, proxy and cache conditions other than none/none/cold").into(),
+        );
+    }
+    // Keep the extracted bundle alive for the whole replay.
+    let mut _extracted = None;
+    let (label, file, files, bundle_sha256, signature) = match &settings.source {
+        ReplaySource::Bundle(path) => {
+            let mut bundle = Bundle::open(path, &settings.limits)?;
+            let Some(file) = bundle.scenario().cloned() else {
+                return Err(usage(format!(
+                    "{} holds no scenario to replay; capture with -- COMMAND or --scenario DIR",
+                    path.display()
+                )));
+            };
+            let dir = bundle.extract(|p| p.starts_with("scenario/"))?;
+            let files = dir.path().join("scenario");
+            let sha = bundle.file_sha256()?;
+            let signature = super::signature_summary(&bundle).to_owned();
+            _extracted = Some(dir);
+            (
+                path.display().to_string(),
+                file,
+                files,
+                Some(sha),
+                signature,
+            )
+        }
+        ReplaySource::Directory(dir) => {
+            let path = dir.join("scenario.yaml");
+            let bytes =
+                std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+            let file = ScenarioFile::parse(&bytes)
+                .map_err(|e| usage(format!("{} {e}", path.display())))?;
+            (
+                dir.display().to_string(),
+                file,
+                dir.clone(),
+                None,
+                "a local directory, not a signed bundle".to_owned(),
+            )
+        }
+    };
+    let scenario = file
+        .resolve()
+        .map_err(|e| usage(format!("the scenario {e}")))?;
+    consent(&settings, ui, &scenario, &signature)?;
+
+    let (isolation, warning) = Isolation::detect(settings.net)?;
+    if let Some(w) = warning {
+        tracing::warn!("{w}");
+    }
+    let cells = matrix::cells(&settings.timing, &settings.proxy, &settings.cache);
+    let plan = Plan {
+        source: label,
+        bundle_sha256,
+        timeout: settings.timeout.unwrap_or(scenario.timeout),
+        scenario,
+        files,
+        runs: settings.runs,
+        jobs: settings.jobs,
+        cells,
+        seed: settings.seed,
+        until_repro: settings.until_repro,
+        keep: settings.keep,
+        isolation,
+        limits: settings.rlimits,
+        lang: std::env::var("LANG").unwrap_or_else(|_| "C.UTF-8".to_owned()),
+        term: std::env::var("TERM").unwrap_or_else(|_| "dumb".to_owned()),
+    };
+    tracing::info!(
+        "replaying {} ({} cells x {} runs, {} at a time, seed {})",
+        plan.scenario.name,
+        plan.cells.len(),
+        plan.runs,
+        plan.jobs,
+        plan.seed
+    );
+    let interrupted = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&interrupted))
+            .context("cannot watch for Ctrl-C")?;
+    }
+    let report = if ui.interactive && !ui.quiet {
+        let bar = Bar::new();
+        let r = replay::replay(&plan, &interrupted, &bar);
+        bar.0.finish_and_clear();
+        r?
+    } else {
+        replay::replay(&plan, &interrupted, &replay::Silent)?
+    };
+    write_outputs(&settings, &report, ui)?;
+    if report.interrupted {
+        return Err(anyhow::anyhow!(
+            "interrupted after {} runs; the report above holds what finished",
+            report.runs()
+        ));
+    }
+    Ok(match (report.verdict, settings.expect_fixed) {
+        (Verdict::Error, _) => {
+            return Err(anyhow::anyhow!(
+                "every run errored ({}); see the report for why",
+                report
+                    .cells
+                    .iter()
+                    .filter_map(|c| c.reason.clone())
+                    .next()
+                    .unwrap_or_default()
+            ));
+        }
+        (Verdict::Reproduced, false) => Status::Success,
+        (Verdict::NotReproduced, false) | (Verdict::Reproduced, true) => Status::Negative,
+        (Verdict::NotReproduced, true) if report.errors() == 0 => Status::Success,
+        (Verdict::NotReproduced, true) => Status::Negative,
+    })
+}
+
+/// Shows what would run and asks; without a terminal, `--yes` is required.
+fn consent(
+    settings: &Replay,
+    ui: &Ui,
+    scenario: &bugpack::scenario::Scenario,
+    signature: &str,
+) -> Result<()> {
+    if settings.yes {
+        return Ok(());
+    }
+    if !ui.interactive {
+        return Err(usage(
+            "replay runs the scenario's commands; without a terminal to ask on, pass --yes to allow it",
+        ));
+    }
+    let mut err = std::io::stderr().lock();
+    writeln!(
+        err,
+        "bugpack replay will run scenario {:?} ({signature}):",
+        printable(&scenario.name)
+    )?;
+    for s in &scenario.setup {
+        writeln!(err, "  setup    {}", printable(s))?;
+    }
+    for s in &scenario.services {
+        let ready = match &s.ready {
+            Readiness::Tcp => "tcp".to_owned(),
+            Readiness::Http(p) => format!("http {p}"),
+            Readiness::Log(r) => format!("log /{}/", r.as_str()),
+        };
+        writeln!(
+            err,
+            "  service  {}: {} (ready: {})",
+            s.name,
+            printable(&s.run),
+            printable(&ready)
+        )?;
+    }
+    writeln!(err, "  run      {}", printable(&scenario.run))?;
+    write!(err, "Run it in a sandbox? [y/N] ")?;
+    err.flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    if matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
+        Ok(())
+    } else {
+        Err(usage("not run: the replay was declined"))
+    }
+}
+
+fn write_outputs(settings: &Replay, report: &Report, ui: &Ui) -> Result<()> {
+    let stdout_taken =
+        settings.json == Some(Sink::Stdout) || settings.markdown == Some(Sink::Stdout);
+    if !stdout_taken && !ui.quiet {
+        let mut out = std::io::stdout().lock();
+        report::table::render(report, ui.color, &mut out)?;
+    }
+    if let Some(sink) = &settings.json {
+        let mut text = serde_json::to_vec_pretty(report)?;
+        text.push(b'\n');
+        emit(sink, &text)?;
+    }
+    if let Some(sink) = &settings.markdown {
+        let mut text = Vec::new();
+        report::markdown::render(report, &mut text)?;
+        emit(sink, &text)?;
+    }
+    Ok(())
+}
+
+fn emit(sink: &Sink, bytes: &[u8]) -> Result<()> {
+    match sink {
+        Sink::Stdout => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(bytes)?;
+            out.flush()?;
+        }
+        Sink::File(path) => write_file(path, bytes)?,
+    }
+    Ok(())
+}
+
+fn write_file(path: &PathBuf, bytes: &[u8]) -> Result<()> {
+    std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// A progress bar on stderr, for terminals only.
+struct Bar(indicatif::ProgressBar);
+
+impl Bar {
+    fn new() -> Self {
+        let bar = indicatif::ProgressBar::new(0);
+        if let Ok(style) =
+            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} runs, {msg} [{elapsed}]")
+        {
+            bar.set_style(style);
+        }
+        Self(bar)
+    }
+}
+
+impl Progress for Bar {
+    fn start(&self, total: u64) {
+        self.0.set_length(total);
+    }
+
+    fn finished(&self, _cell: &Cell, result: &RunResult) {
+        self.0.inc(1);
+        if result.outcome == replay::outcome::Outcome::Reproduced {
+            self.0.set_message("reproduced");
+        }
+    }
+}

@@ -1,0 +1,341 @@
+//! The redaction engine: every text that enters a bundle passes through one
+//! [`Redactor`], which replaces secrets with `[REDACTED:<rule>:<n>]`.
+//!
+//! The rules are data ([`rules`]); the user adds more (`--redact`, profile).
+//! The engine also learns the values of secret-named environment variables
+//! and removes them wherever they reappear (a token echoed into a log). One
+//! pass per text: all rules are matched, overlaps resolved (the longer match
+//! wins, then the earlier rule), each secret replaced once. The same secret
+//! gets the same placeholder everywhere in a bundle. The engine never keeps
+//! a secret where it could be printed: its `Debug` shows counts only, and
+//! [`Redaction`] records name the rule and placeholder, never the value.
+
+pub mod rules;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+
+use regex::bytes::{Regex, RegexBuilder, RegexSet};
+
+pub use rules::{BUILTIN_RULES, is_secret_name};
+
+/// A user-supplied rule (from `--redact REGEX` or a profile). The whole
+/// match is the secret, unless the regex has capture groups: then the first
+/// group that took part is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtraRule {
+    pub name: String,
+    pub regex: String,
+}
+
+/// One replacement, for `capture --dry-run`: where, which rule, which
+/// placeholder. Never the value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redaction {
+    /// The bundle entry the text goes to.
+    pub origin: String,
+    pub rule: String,
+    pub placeholder: String,
+    /// 1-based line of the replacement in the original text.
+    pub line: usize,
+}
+
+/// A bad user rule.
+#[derive(Debug, thiserror::Error)]
+#[error("redaction rule {name:?} is not a valid regular expression: {why}")]
+pub struct RedactError {
+    pub name: String,
+    pub why: String,
+}
+
+/// A string that must never be printed: its `Display` and `Debug` are `[secret]`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The value, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[secret]")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[secret]")
+    }
+}
+
+/// Values of secret-named variables shorter than this are not hunted for
+/// in other texts (a `SESSION_ID=3` would redact every `3`).
+const MIN_LITERAL: usize = 8;
+
+struct Rule {
+    name: String,
+    regex: Regex,
+    groups: Vec<usize>,
+    keep_if: Option<fn(&[u8]) -> bool>,
+}
+
+/// Replaces secrets in texts bound for one bundle.
+pub struct Redactor {
+    rules: Vec<Rule>,
+    set: RegexSet,
+    /// Secret value to its placeholder: the same secret, the same placeholder.
+    assigned: HashMap<Vec<u8>, String>,
+    next: HashMap<String, usize>,
+    counts: BTreeMap<String, u64>,
+    events: Vec<Redaction>,
+}
+
+impl fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Redactor")
+            .field("rules", &self.rules.len())
+            .field("counts", &self.counts)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Redactor {
+    /// The built-in rules, the user's `extra` rules, and one literal rule
+    /// (`env`) for the values of secret-named variables in `env`.
+    pub fn new<'a>(
+        extra: &[ExtraRule],
+        env: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Self, RedactError> {
+        let mut rules = Vec::with_capacity(BUILTIN_RULES.len() + extra.len() + 1);
+        let mut literals: Vec<String> = env
+            .into_iter()
+            .filter(|(name, value)| is_secret_name(name) && worth_hunting(value))
+            .map(|(_, value)| regex::escape(value))
+            .collect();
+        // Longest first, so a value that contains another is replaced whole.
+        literals.sort_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
+        literals.dedup();
+        if !literals.is_empty() {
+            rules.push(Rule {
+                name: "env".to_owned(),
+                regex: build(&literals.join("|")).map_err(|why| RedactError {
+                    name: "env".to_owned(),
+                    why,
+                })?,
+                groups: vec![0],
+                keep_if: None,
+            });
+        }
+        for def in BUILTIN_RULES {
+            rules.push(Rule {
+                name: def.name.to_owned(),
+                regex: build(def.pattern).map_err(|why| RedactError {
+                    name: def.name.to_owned(),
+                    why,
+                })?,
+                groups: def.groups.to_vec(),
+                keep_if: def.keep_if,
+            });
+        }
+        for e in extra {
+            let regex = build(&e.regex).map_err(|why| RedactError {
+                name: e.name.clone(),
+                why,
+            })?;
+            let groups = if regex.captures_len() > 1 {
+                (1..regex.captures_len()).collect()
+            } else {
+                vec![0]
+            };
+            rules.push(Rule {
+                name: e.name.clone(),
+                regex,
+                groups,
+                keep_if: None,
+            });
+        }
+        let set =
+            RegexSet::new(rules.iter().map(|r| r.regex.as_str())).map_err(|e| RedactError {
+                name: "(all)".to_owned(),
+                why: e.to_string(),
+            })?;
+        Ok(Self {
+            rules,
+            set,
+            assigned: HashMap::new(),
+            next: HashMap::new(),
+            counts: BTreeMap::new(),
+            events: Vec::new(),
+        })
+    }
+
+    /// Redacts `input` bound for bundle entry `origin`.
+    pub fn redact(&mut self, origin: &str, input: &[u8]) -> Vec<u8> {
+        // Text that already holds placeholders (redacted twice, or a bundle's
+        // own output quoted back) keeps them: no match may touch one.
+        let placeholders: Vec<(usize, usize)> = if contains(input, b"[REDACTED:") {
+            placeholder_pattern()
+                .find_iter(input)
+                .map(|m| (m.start(), m.end()))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let mut spans: Vec<(usize, usize, usize)> = Vec::new();
+        for index in self.set.matches(input).iter() {
+            let rule = &self.rules[index];
+            for caps in rule.regex.captures_iter(input) {
+                let Some(m) = rule.groups.iter().find_map(|&g| caps.get(g)) else {
+                    continue;
+                };
+                let value = m.as_bytes();
+                if value.is_empty() || contains(value, b"[REDACTED:") {
+                    continue;
+                }
+                let whole = caps
+                    .get(0)
+                    .map_or((m.start(), m.end()), |w| (w.start(), w.end()));
+                if placeholders
+                    .iter()
+                    .any(|&(s, e)| whole.0 < e && s < whole.1)
+                {
+                    continue;
+                }
+                if rule.keep_if.is_some_and(|keep| !keep(value)) {
+                    continue;
+                }
+                spans.push((m.start(), m.end(), index));
+            }
+        }
+        if spans.is_empty() {
+            return input.to_vec();
+        }
+        // Longest first at each start, then the earlier rule.
+        spans.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)).then(a.2.cmp(&b.2)));
+        let mut out = Vec::with_capacity(input.len());
+        let mut at = 0;
+        let mut line = 1;
+        let mut line_at = 0;
+        for (start, end, index) in spans {
+            if start < at {
+                continue;
+            }
+            line += input[line_at..start]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count();
+            line_at = start;
+            out.extend_from_slice(&input[at..start]);
+            let placeholder = self.placeholder(index, &input[start..end]);
+            out.extend_from_slice(placeholder.as_bytes());
+            self.events.push(Redaction {
+                origin: origin.to_owned(),
+                rule: self.rules[index].name.clone(),
+                placeholder,
+                line,
+            });
+            at = end;
+        }
+        out.extend_from_slice(&input[at..]);
+        out
+    }
+
+    /// Redacts text.
+    pub fn redact_str(&mut self, origin: &str, input: &str) -> String {
+        String::from_utf8_lossy(&self.redact(origin, input.as_bytes())).into_owned()
+    }
+
+    /// An environment variable's value: whole when its name looks secret,
+    /// else through the rules like any text.
+    pub fn redact_env(&mut self, origin: &str, name: &str, value: &str) -> String {
+        if is_secret_name(name) && !value.is_empty() {
+            let placeholder = self.placeholder_named("env", value.as_bytes());
+            self.events.push(Redaction {
+                origin: origin.to_owned(),
+                rule: "env".to_owned(),
+                placeholder: placeholder.clone(),
+                line: 1,
+            });
+            return placeholder;
+        }
+        self.redact_str(origin, value)
+    }
+
+    /// A URL (git remote, proxy setting): credentials and tokens removed.
+    pub fn redact_url(&mut self, origin: &str, url: &str) -> String {
+        self.redact_str(origin, url)
+    }
+
+    /// Replacements made per rule: what the manifest records.
+    pub fn counts(&self) -> BTreeMap<String, u64> {
+        self.counts.clone()
+    }
+
+    /// Every replacement, in order.
+    pub fn events(&self) -> &[Redaction] {
+        &self.events
+    }
+
+    fn placeholder(&mut self, index: usize, secret: &[u8]) -> String {
+        let name = self.rules[index].name.clone();
+        self.placeholder_named(&name, secret)
+    }
+
+    fn placeholder_named(&mut self, rule: &str, secret: &[u8]) -> String {
+        *self.counts.entry(rule.to_owned()).or_insert(0) += 1;
+        if let Some(p) = self.assigned.get(secret) {
+            return p.clone();
+        }
+        let n = self.next.entry(rule.to_owned()).or_insert(0);
+        *n += 1;
+        let p = format!("[REDACTED:{rule}:{n}]");
+        self.assigned.insert(secret.to_vec(), p.clone());
+        p
+    }
+}
+
+/// `[REDACTED:rule:n]`.
+fn placeholder_pattern() -> &'static Regex {
+    static PATTERN: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
+    PATTERN.get_or_init(|| {
+        // A fixed pattern, covered by the tests: it always compiles.
+        #[allow(clippy::expect_used)]
+        Regex::new(r"\[REDACTED:[A-Za-z0-9_.\-]+:[0-9]+\]").expect("placeholder pattern")
+    })
+}
+
+fn build(pattern: &str) -> Result<Regex, String> {
+    RegexBuilder::new(pattern)
+        .size_limit(32 << 20)
+        .build()
+        .map_err(|e| {
+            e.to_string()
+                .lines()
+                .last()
+                .unwrap_or_default()
+                .trim()
+                .to_owned()
+        })
+}
+
+/// A secret-named variable's value worth removing from every other text.
+fn worth_hunting(value: &str) -> bool {
+    let v = value.trim();
+    v.len() >= MIN_LITERAL
+        && rules::plausible_value(v.as_bytes())
+        && !v.chars().all(|c| c.is_ascii_digit())
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests;

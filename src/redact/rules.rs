@@ -1,0 +1,189 @@
+//! The built-in redaction rules, as data: a name, a regular expression, and
+//! which capture groups hold the secret (the first that took part in a match
+//! is replaced; the rest of the match, such as `password = ` or
+//! `Authorization: Bearer `, stays).
+//!
+//! Order matters only for ties: when two rules match the very same bytes,
+//! the earlier, more specific rule names the redaction.
+
+/// One built-in rule.
+#[derive(Debug, Clone, Copy)]
+pub struct RuleDef {
+    pub name: &'static str,
+    pub pattern: &'static str,
+    /// Capture groups that may hold the secret; 0 is the whole match.
+    pub groups: &'static [usize],
+    /// Extra check on the secret's bytes (e.g. "looks like a credential").
+    pub keep_if: Option<fn(&[u8]) -> bool>,
+}
+
+/// Values an assignment may hold that are not secrets: empty, null-like,
+/// booleans, references to other variables, masks, and our own placeholders.
+pub(crate) fn plausible_value(value: &[u8]) -> bool {
+    let v = value.trim_ascii();
+    if v.is_empty() || v.starts_with(b"[REDACTED:") || v.starts_with(b"${") || v.starts_with(b"$(")
+    {
+        return false;
+    }
+    if v.first() == Some(&b'$')
+        && v[1..]
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || *c == b'_')
+    {
+        return false;
+    }
+    if v.iter().all(|&c| c == b'*' || c == b'x' || c == b'X') {
+        return false;
+    }
+    let lower = v.to_ascii_lowercase();
+    !matches!(
+        lower.as_slice(),
+        b"null"
+            | b"none"
+            | b"nil"
+            | b"~"
+            | b"true"
+            | b"false"
+            | b"yes"
+            | b"no"
+            | b"on"
+            | b"off"
+            | b"\"\""
+            | b"''"
+    )
+}
+
+/// Userinfo in a URL is a credential when it has a password part, or is
+/// long enough to be a token used as a user name.
+fn url_credential(userinfo: &[u8]) -> bool {
+    !userinfo.starts_with(b"[REDACTED:") && (userinfo.contains(&b':') || userinfo.len() >= 16)
+}
+
+/// The rules, most specific first.
+pub static BUILTIN_RULES: &[RuleDef] = &[
+    RuleDef {
+        name: "private-key",
+        // A whole PEM/OpenSSH/PGP private key block, or a block cut short by
+        // a log tail (then everything that looks like its body).
+        pattern: r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----(?:[\s\S]*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|[A-Za-z0-9+/=\s:,.\-]*)",
+        groups: &[0],
+        keep_if: None,
+    },
+    RuleDef {
+        name: "github-token",
+        pattern: r"\b((?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})\b",
+        groups: &[1],
+        keep_if: None,
+    },
+    RuleDef {
+        name: "gitlab-token",
+        pattern: r"\b(gl(?:pat|dt|rt|ptt|ft|imt|oas|cbt|soat|ffct|agent|cf|runner)-[0-9A-Za-z_\-]{20,})",
+        groups: &[1],
+        keep_if: None,
+    },
+    RuleDef {
+        name: "slack-webhook",
+        pattern: r"(https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9/_\-]+)",
+        groups: &[1],
+        keep_if: None,
+    },
+    RuleDef {
+        name: "slack-token",
+        pattern: r"\b(xox[abposr]-[0-9A-Za-z\-]{10,}|xapp-[0-9]-[A-Za-z0-9\-]{10,})",
+        groups: &[1],
+        keep_if: None,
+    },
+    RuleDef {
+        name: "stripe-key",
+        pattern: r"\b((?:sk|rk)_(?:live|test)_[0-9A-Za-z]{16,}|whsec_[0-9A-Za-z]{20,})",
+        groups: &[1],
+        keep_if: None,
+    },
+    RuleDef {
+        name: "aws-access-key-id",
+        pattern: r"\b((?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[0-9A-Z]{16})\b",
+        groups: &[1],
+        keep_if: None,
+    },
+    RuleDef {
+        name: "aws-secret-key",
+        pattern: r#"(?i)aws_?secret_?(?:access_?)?key["']?\s*[:=]\s*["']?([A-Za-z0-9/+=]{40})\b"#,
+        groups: &[1],
+        keep_if: None,
+    },
+    RuleDef {
+        name: "google-api-key",
+        pattern: r"\b(AIza[0-9A-Za-z_\-]{35})",
+        groups: &[1],
+        keep_if: None,
+    },
+    RuleDef {
+        name: "google-oauth",
+        pattern: r"\b(ya29\.[0-9A-Za-z_\-]{20,}|GOCSPX-[0-9A-Za-z_\-]{20,}|1//0[0-9A-Za-z_\-]{30,})",
+        groups: &[1],
+        keep_if: None,
+    },
+    RuleDef {
+        name: "jwt",
+        pattern: r"\b(eyJ[A-Za-z0-9_\-]{5,}\.eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{10,})",
+        groups: &[1],
+        keep_if: None,
+    },
+    RuleDef {
+        name: "url-credentials",
+        pattern: r#"(?i)\b[a-z][a-z0-9+.\-]{1,20}://([^/\s@'"<>]+)@"#,
+        groups: &[1],
+        keep_if: Some(url_credential),
+    },
+    RuleDef {
+        name: "authorization-header",
+        pattern: r#"(?i)\b(?:proxy-)?authorization["']?[ \t]*[:=][ \t]*["']?(?:(?:bearer|basic|token|digest|negotiate|ntlm|apikey|aws4-hmac-sha256)[ \t]+)?([^\s'"][^\r\n'"]*)"#,
+        groups: &[1],
+        keep_if: Some(plausible_value),
+    },
+    RuleDef {
+        name: "cookie-header",
+        pattern: r#"(?i)\b(?:set-)?cookie["']?[ \t]*:[ \t]*["']?([^\s'"][^\r\n'"]*)"#,
+        groups: &[1],
+        keep_if: Some(plausible_value),
+    },
+    RuleDef {
+        name: "password",
+        pattern: r#"(?i)\b[A-Za-z0-9_.\-]*(?:password|passwd|passphrase|pwd)["']?[ \t]*[:=][ \t]*(?:"([^"\r\n]*)"|'([^'\r\n]*)'|([^\s,;#'"\]\}]+))"#,
+        groups: &[1, 2, 3],
+        keep_if: Some(plausible_value),
+    },
+    RuleDef {
+        name: "secret",
+        pattern: r#"(?i)\b(?:[A-Za-z0-9_.\-]*[_.\-])?(?:secret|private_?key|credentials?|auth)["']?[ \t]*[:=][ \t]*(?:"([^"\r\n]*)"|'([^'\r\n]*)'|([^\s,;#'"\]\}]+))"#,
+        groups: &[1, 2, 3],
+        keep_if: Some(plausible_value),
+    },
+    RuleDef {
+        name: "token",
+        pattern: r#"(?i)\b[A-Za-z0-9_.\-]*(?:token|api_?key|apikey|access_?key|secret_?key)["']?[ \t]*[:=][ \t]*(?:"([^"\r\n]*)"|'([^'\r\n]*)'|([^\s,;#'"\]\}]+))"#,
+        groups: &[1, 2, 3],
+        keep_if: Some(plausible_value),
+    },
+];
+
+/// Names of environment variables whose values are secret, per DESIGN.md:
+/// `*TOKEN*`, `*SECRET*`, `*PASSWORD*`, `*KEY*`, `*CREDENTIAL*`, `*AUTH*`,
+/// `*COOKIE*`, `*SESSION*` (and `*PASSWD*`), case-insensitive. Broad on
+/// purpose: `KEYBOARD_LAYOUT` loses its value too, which costs nothing.
+pub fn is_secret_name(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    [
+        "TOKEN",
+        "SECRET",
+        "PASSWORD",
+        "PASSWD",
+        "KEY",
+        "CREDENTIAL",
+        "AUTH",
+        "COOKIE",
+        "SESSION",
+    ]
+    .iter()
+    .any(|w| upper.contains(w))
+}

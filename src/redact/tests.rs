@@ -1,0 +1,409 @@
+//! Each rule with real-shaped samples that must go and near-misses that must
+//! stay; the engine's consistency, idempotency and silence about values.
+
+use super::*;
+
+fn redactor() -> Redactor {
+    Redactor::new(&[], std::iter::empty()).unwrap()
+}
+
+/// `text` with `secret` in it loses the secret, gets `rule`'s placeholder,
+/// and keeps the rest.
+#[track_caller]
+fn gone(rule: &str, text: &str, secret: &str) {
+    assert!(text.contains(secret), "bad test: {text:?} lacks {secret:?}");
+    let mut r = redactor();
+    let out = r.redact_str("t", text);
+    assert!(
+        !out.contains(secret),
+        "rule {rule}: {secret:?} survived in {out:?}"
+    );
+    assert!(
+        out.contains(&format!("[REDACTED:{rule}:1]")),
+        "rule {rule} did not name it: {out:?}"
+    );
+    let kept = text.replace(secret, "");
+    for word in kept
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| w.len() >= 4)
+    {
+        assert!(
+            out.contains(word),
+            "rule {rule} also removed {word:?}: {out:?}"
+        );
+    }
+}
+
+#[track_caller]
+fn stays(text: &str) {
+    let mut r = redactor();
+    let out = r.redact_str("t", text);
+    assert_eq!(out, text, "a near-miss was redacted");
+    assert!(r.events().is_empty());
+}
+
+const GHP: &str = "ghp_aB3dE5fG7hI9jK1lM3nO5pQ7rS9tU1vW3xY5";
+
+#[test]
+fn github() {
+    gone("github-token", &format!("token used: {GHP} ok"), GHP);
+    let pat = "github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWX";
+    gone("github-token", &format!("GH={pat}\n"), pat);
+    gone(
+        "github-token",
+        "gho_16C7e42F292c6912E7710c838347Ae178B4a here",
+        "gho_16C7e42F292c6912E7710c838347Ae178B4a",
+    );
+    stays("ghp_ alone, and ghp_short12345 are not tokens");
+}
+
+#[test]
+fn gitlab() {
+    gone(
+        "gitlab-token",
+        "PRIVATE-TOKEN glpat-xYz12AbCdEfGhIjKlMnO done",
+        "glpat-xYz12AbCdEfGhIjKlMnO",
+    );
+    stays("a glpat- prefix alone, or glpat-short");
+}
+
+#[test]
+fn slack() {
+    let bot = "xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx";
+    gone("slack-token", &format!("slack {bot} end"), bot);
+    let hook = "https://hooks.slack.com/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX";
+    gone("slack-webhook", &format!("webhook: {hook}\n"), hook);
+    stays("xoxo- is a greeting, https://slack.com/help is a page");
+}
+
+#[test]
+fn stripe() {
+    let key = "sk_live_51H8abcdefGHIJKLmnopQRSTuv";
+    gone("stripe-key", &format!("stripe {key} end"), key);
+    gone(
+        "stripe-key",
+        "hook whsec_abcdefghijklmnopqrstuvwxyz12 end",
+        "whsec_abcdefghijklmnopqrstuvwxyz12",
+    );
+    stays("pk_live_ and sk_test_ without a body");
+}
+
+#[test]
+fn aws() {
+    gone(
+        "aws-access-key-id",
+        "id AKIAIOSFODNN7EXAMPLE end",
+        "AKIAIOSFODNN7EXAMPLE",
+    );
+    let secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+    gone(
+        "aws-secret-key",
+        &format!("aws_secret_access_key = {secret}\nregion = eu\n"),
+        secret,
+    );
+    stays("AKIA alone; region = eu-west-1; AKIAIOSFODNN7EXAMPLEX9 is too long");
+}
+
+#[test]
+fn google() {
+    gone(
+        "google-api-key",
+        "key=AIzaSyDdI0hCZtE6vySjMm-WEfRq3CPzqKqqsHI&x=1",
+        "AIzaSyDdI0hCZtE6vySjMm-WEfRq3CPzqKqqsHI",
+    );
+    let tok = "ya29.a0AfH6SMBx7Qw-abcdefghijklmnopqrstuvwxyz0123";
+    gone("google-oauth", &format!("bearer {tok} end"), tok);
+    gone(
+        "google-oauth",
+        "client 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 end",
+        "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",
+    );
+    stays("AIza is a prefix; ya29 is a version string");
+}
+
+#[test]
+fn jwt() {
+    let jwt = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4ifQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c";
+    gone("jwt", &format!("session {jwt} end"), jwt);
+    stays("eyJ alone is not a token; a.b.c is not either");
+}
+
+#[test]
+fn private_keys() {
+    let block = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\nQyNTUxOQAAACDqGJKHTBVy0bVgCTXj3c2o2Q==\n-----END OPENSSH PRIVATE KEY-----";
+    gone("private-key", &format!("before\n{block}\nafter\n"), block);
+    let rsa = "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA1234567890abcdefghij\n-----END RSA PRIVATE KEY-----";
+    gone("private-key", &format!("x {rsa} y"), rsa);
+    // A block cut short by a log tail still goes.
+    let cut = "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIBYr4oBr+bG7d0b9Z2k1j2QmXZ";
+    let mut r = redactor();
+    let out = r.redact_str("t", &format!("log line\n{cut}"));
+    assert!(!out.contains("MHcCAQEEIBYr4oBr"), "{out}");
+    stays(
+        "-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA\n-----END PUBLIC KEY-----",
+    );
+}
+
+#[test]
+fn urls() {
+    gone(
+        "url-credentials",
+        "remote https://alice:s3cretPa55@example.com/repo.git",
+        "alice:s3cretPa55",
+    );
+    gone(
+        "url-credentials",
+        "db postgres://app:hunter2hunter2@db:5432/app",
+        "app:hunter2hunter2",
+    );
+    let tok = "x-access-token:ghp_aB3dE5fG7hI9jK1lM3nO5pQ7rS9tU1vW3xY5";
+    gone(
+        "url-credentials",
+        &format!("https://{tok}@github.com/o/r"),
+        tok,
+    );
+    gone(
+        "url-credentials",
+        "https://0123456789abcdef0123@gitlab.example.com/x",
+        "0123456789abcdef0123",
+    );
+    stays("https://example.com/path?q=1 and ssh://git@github.com/o/r.git and mailto:a@b.c");
+}
+
+#[test]
+fn headers() {
+    gone(
+        "authorization-header",
+        "> Authorization: Bearer abc.def-ghi_123\n> Host: x\n",
+        "abc.def-ghi_123",
+    );
+    gone(
+        "authorization-header",
+        "curl -H 'Authorization: token 0123456789abcdef' url",
+        "0123456789abcdef",
+    );
+    gone(
+        "authorization-header",
+        r#"{"Authorization": "Basic dXNlcjpwYXNz"}"#,
+        "dXNlcjpwYXNz",
+    );
+    gone(
+        "cookie-header",
+        "Cookie: session=abc123def456; theme=dark\nAccept: */*\n",
+        "session=abc123def456; theme=dark",
+    );
+    gone(
+        "cookie-header",
+        "< Set-Cookie: sid=xyz789xyz789; HttpOnly\n",
+        "sid=xyz789xyz789; HttpOnly",
+    );
+    stays("Authorization is required before you continue. The cookie policy applies.");
+}
+
+#[test]
+fn assignments() {
+    gone(
+        "password",
+        "[db]\nhost = localhost\npassword = hunter2hunter2\n",
+        "hunter2hunter2",
+    );
+    gone(
+        "password",
+        "DB_PASSWORD=correct-horse\nDEBUG=1\n",
+        "correct-horse",
+    );
+    gone(
+        "password",
+        "export PGPASSWORD='single quoted'\n",
+        "single quoted",
+    );
+    gone(
+        "password",
+        "database:\n  password: \"yaml secret\"\n",
+        "yaml secret",
+    );
+    gone(
+        "password",
+        r#"{"user": "bob", "password": "json-secret-1"}"#,
+        "json-secret-1",
+    );
+    gone(
+        "password",
+        "admin_password = \"toml-secret\"\n",
+        "toml-secret",
+    );
+    gone(
+        "password",
+        "run --password=cli-secret-9 --verbose",
+        "cli-secret-9",
+    );
+    gone("secret", "client_secret: s3cr3t-v4lue\n", "s3cr3t-v4lue");
+    gone("secret", "SECRET=topsecretvalue\n", "topsecretvalue");
+    gone("secret", "basic_auth = user:pw12345\n", "user:pw12345");
+    gone("token", "api_key = abcdef0123456789\n", "abcdef0123456789");
+    gone("token", "ACCESS_TOKEN: tok-9f8e7d6c\n", "tok-9f8e7d6c");
+    gone("token", "apikey=zzzyyyxxx111\n", "zzzyyyxxx111");
+    stays("password_min_length = 8\n");
+    stays("token_url: https://auth.example.com/oauth/token\n");
+    stays("tokenizer = bert\nmax_tokens: 100\n");
+    stays("secret_santa_enabled: true\n");
+    stays("password: null\npassword: ${DB_PASSWORD}\npassword: \"\"\npassword: ****\n");
+    stays("oauth: enabled\nauthor = Jane\n");
+}
+
+#[test]
+fn near_misses_that_look_random() {
+    stays("commit 4b825dc642cb6eb9a060e54bf8d69288fbee4904");
+    stays("id 123e4567-e89b-12d3-a456-426614174000");
+    stays("sha256 e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    stays("mail alice@example.com about it");
+}
+
+#[test]
+fn env_values_are_hunted_everywhere() {
+    let env = [
+        ("MY_SERVICE_TOKEN", "very-private-value-42"),
+        ("SESSION_ID", "3"),
+        ("HOME", "/root"),
+    ];
+    let mut r = Redactor::new(&[], env.iter().copied()).unwrap();
+    let out = r.redact_str(
+        "logs/app.log",
+        "calling api with very-private-value-42 as 3 in /root\n",
+    );
+    assert!(!out.contains("very-private-value-42"), "{out}");
+    assert!(out.contains(" as 3 in /root"), "{out}");
+    assert_eq!(
+        r.redact_env("env/vars.yaml", "MY_SERVICE_TOKEN", "very-private-value-42"),
+        "[REDACTED:env:1]"
+    );
+    assert_eq!(
+        r.redact_env("env/vars.yaml", "SESSION_ID", "3"),
+        "[REDACTED:env:2]"
+    );
+    assert_eq!(r.redact_env("env/vars.yaml", "HOME", "/root"), "/root");
+}
+
+#[test]
+fn the_same_secret_gets_the_same_placeholder() {
+    let mut r = redactor();
+    let a = r.redact_str("a", &format!("{GHP} and again {GHP}"));
+    assert_eq!(
+        a,
+        "[REDACTED:github-token:1] and again [REDACTED:github-token:1]"
+    );
+    let other = "ghp_zZ9yY8xX7wW6vV5uU4tT3sS2rR1qQ0pP9oO8";
+    let b = r.redact_str("b", &format!("{other} {GHP}"));
+    assert_eq!(b, "[REDACTED:github-token:2] [REDACTED:github-token:1]");
+    assert_eq!(r.counts()["github-token"], 4);
+}
+
+#[test]
+fn redacting_twice_changes_nothing() {
+    let text =
+        format!("password = hunter2hunter2\nAuthorization: Bearer {GHP}\nhttps://u:p4ssw0rd@h/x\n");
+    let mut r = redactor();
+    let once = r.redact_str("t", &text);
+    let events = r.events().len();
+    let twice = r.redact_str("t", &once);
+    assert_eq!(once, twice);
+    assert_eq!(r.events().len(), events);
+}
+
+#[test]
+fn overlapping_rules_replace_once() {
+    let mut r = redactor();
+    let out = r.redact_str("t", &format!("GITHUB_TOKEN={GHP}\n"));
+    assert_eq!(out, "GITHUB_TOKEN=[REDACTED:github-token:1]\n");
+    assert_eq!(r.events().len(), 1);
+}
+
+#[test]
+fn bytes_that_are_not_utf8_survive_around_secrets() {
+    let mut r = redactor();
+    let mut input = vec![0xff, 0xfe, b'\n'];
+    input.extend_from_slice(GHP.as_bytes());
+    input.extend_from_slice(&[b'\n', 0x80, 0x00]);
+    let out = r.redact("logs/bin.log", &input);
+    assert!(out.starts_with(&[0xff, 0xfe, b'\n']));
+    assert!(out.ends_with(&[b'\n', 0x80, 0x00]));
+    assert!(!contains(&out, GHP.as_bytes()));
+}
+
+#[test]
+fn events_name_lines_and_never_values() {
+    let mut r = redactor();
+    r.redact_str(
+        "config/app.ini",
+        "a = 1\nb = 2\npassword = hunter2hunter2\n",
+    );
+    let e = &r.events()[0];
+    assert_eq!(
+        (e.origin.as_str(), e.line, e.rule.as_str()),
+        ("config/app.ini", 3, "password")
+    );
+    assert!(!format!("{:?}", r.events()).contains("hunter2"));
+    let env = [("API_TOKEN", "learned-secret-value")];
+    let r = Redactor::new(&[], env.iter().copied()).unwrap();
+    assert!(!format!("{r:?}").contains("learned-secret-value"));
+    assert_eq!(format!("{}", Secret::new("x")), "[secret]");
+}
+
+#[test]
+fn user_rules_work_with_or_without_groups() {
+    let extra = [
+        ExtraRule {
+            name: "ticket".into(),
+            regex: "TCK-[0-9]{4}".into(),
+        },
+        ExtraRule {
+            name: "host".into(),
+            regex: "internal host ([a-z]+)\\.corp".into(),
+        },
+    ];
+    let mut r = Redactor::new(&extra, std::iter::empty()).unwrap();
+    let out = r.redact_str("t", "see TCK-1234 on internal host zeus.corp");
+    assert_eq!(
+        out,
+        "see [REDACTED:ticket:1] on internal host [REDACTED:host:1].corp"
+    );
+    let bad = [ExtraRule {
+        name: "bad".into(),
+        regex: "(".into(),
+    }];
+    let err = Redactor::new(&bad, std::iter::empty()).unwrap_err();
+    assert!(!err.to_string().contains('\n'), "{err}");
+}
+
+#[test]
+fn secret_names() {
+    for name in [
+        "GITHUB_TOKEN",
+        "db_password",
+        "AWS_SECRET_ACCESS_KEY",
+        "API_KEY",
+        "SSH_AUTH_SOCK",
+        "SESSION_COOKIE",
+        "GOOGLE_APPLICATION_CREDENTIALS",
+    ] {
+        assert!(is_secret_name(name), "{name}");
+    }
+    for name in ["HOME", "PATH", "LANG", "EDITOR", "PWD"] {
+        assert!(!is_secret_name(name), "{name}");
+    }
+}
+
+#[test]
+fn a_megabyte_of_log_is_redacted_in_one_pass() {
+    let mut log = String::new();
+    while log.len() < 1 << 20 {
+        log.push_str(
+            "2026-11-22T10:00:00Z INFO request id=42 path=/api/v1/things status=200 took=3ms\n",
+        );
+    }
+    log.push_str(&format!("Authorization: Bearer {GHP}\n"));
+    let mut r = redactor();
+    let out = r.redact_str("logs/big.log", &log);
+    assert!(!out.contains(GHP));
+    assert_eq!(r.events().len(), 1);
+}

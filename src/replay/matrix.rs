@@ -1,0 +1,154 @@
+//! The replay matrix: the cross product of the timing, proxy and cache axes,
+//! in a stable order (timing slowest, cache fastest), each cell run
+//! `--runs` times.
+
+use std::fmt;
+
+/// A timing condition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Timing {
+    None,
+    Slow,
+    Jitter,
+    Cpu1,
+    Load,
+    Trace,
+}
+
+impl Timing {
+    pub const ALL: [Self; 6] = [
+        Self::None,
+        Self::Slow,
+        Self::Jitter,
+        Self::Cpu1,
+        Self::Load,
+        Self::Trace,
+    ];
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.to_string() == text)
+    }
+}
+
+impl fmt::Display for Timing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::None => "none",
+            Self::Slow => "slow",
+            Self::Jitter => "jitter",
+            Self::Cpu1 => "cpu1",
+            Self::Load => "load",
+            Self::Trace => "trace",
+        })
+    }
+}
+
+/// A cache condition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Cache {
+    /// A fresh proxy cache and home per run.
+    Cold,
+    /// The cell keeps its proxy cache and home across its runs.
+    Warm,
+}
+
+impl Cache {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "cold" => Some(Self::Cold),
+            "warm" => Some(Self::Warm),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Cache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Cold => "cold",
+            Self::Warm => "warm",
+        })
+    }
+}
+
+/// One cell of the matrix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cell {
+    pub timing: Timing,
+    /// `none`, or a proxy mode as `--proxy` spells it.
+    pub proxy: String,
+    pub cache: Cache,
+}
+
+/// The cells for the given axis values, in a stable order; empty lists mean
+/// the defaults (`none`, `none`, `cold`). Duplicates are dropped.
+pub fn cells(timing: &[Timing], proxy: &[String], cache: &[Cache]) -> Vec<Cell> {
+    let timing: Vec<Timing> = if timing.is_empty() {
+        vec![Timing::None]
+    } else {
+        dedup(timing)
+    };
+    let proxy: Vec<String> = if proxy.is_empty() {
+        vec!["none".to_owned()]
+    } else {
+        dedup(proxy)
+    };
+    let cache: Vec<Cache> = if cache.is_empty() {
+        vec![Cache::Cold]
+    } else {
+        dedup(cache)
+    };
+    let mut out = Vec::with_capacity(timing.len() * proxy.len() * cache.len());
+    for t in &timing {
+        for p in &proxy {
+            for c in &cache {
+                out.push(Cell {
+                    timing: *t,
+                    proxy: p.clone(),
+                    cache: *c,
+                });
+            }
+        }
+    }
+    out
+}
+
+fn dedup<T: Clone + PartialEq>(items: &[T]) -> Vec<T> {
+    let mut out: Vec<T> = Vec::with_capacity(items.len());
+    for i in items {
+        if !out.contains(i) {
+            out.push(i.clone());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_axes_is_one_default_cell() {
+        let c = cells(&[], &[], &[]);
+        assert_eq!(c.len(), 1);
+        assert_eq!(
+            (c[0].timing, c[0].proxy.as_str(), c[0].cache),
+            (Timing::None, "none", Cache::Cold)
+        );
+    }
+
+    #[test]
+    fn cross_product_in_a_stable_order() {
+        let c = cells(
+            &[Timing::None, Timing::Slow, Timing::None],
+            &["none".into(), "cache".into()],
+            &[Cache::Cold, Cache::Warm],
+        );
+        assert_eq!(c.len(), 8);
+        assert_eq!(c[1].cache, Cache::Warm);
+        assert_eq!(c[2].proxy, "cache");
+        assert_eq!(c[4].timing, Timing::Slow);
+        assert_eq!(Timing::parse("cpu1"), Some(Timing::Cpu1));
+        assert_eq!(Timing::parse("fast"), None);
+    }
+}

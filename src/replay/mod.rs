@@ -1,0 +1,498 @@
+//! Replay: running a scenario many times, in isolation, in parallel, over a
+//! matrix of conditions, and judging every run.
+//!
+//! The engine prepares each run's directory and environment, starts its
+//! sandbox ([`sandbox`]), follows the supervisor's events, enforces the
+//! run's time limit, takes hang diagnostics ([`procfs`]) before killing, and
+//! judges the outcome ([`outcome`]). It removes every run directory unless
+//! asked to keep them, and stops everything on interruption, returning the
+//! runs finished so far. It never prints: progress goes through [`Progress`].
+
+pub mod matrix;
+pub mod outcome;
+pub mod procfs;
+pub mod sandbox;
+pub mod supervisor;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use nix::sys::signal::Signal;
+
+use crate::report::{Axes, CellReport, IsolationInfo, Report, RunResult};
+use crate::scenario::{Readiness, Scenario};
+use matrix::Cell;
+use outcome::{Ending, Outcome};
+use sandbox::{Isolation, Sandbox};
+use supervisor::{Event, ReadyPlan, Rlimits, RunPlan, ServicePlan};
+
+/// How much of a step's output a report keeps.
+const TAIL_BYTES: u64 = 4096;
+/// How long runtimes get to print their stacks after SIGQUIT/SIGABRT.
+const DUMP_GRACE: Duration = Duration::from_millis(700);
+/// The PATH every step gets.
+const BASE_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Everything a replay needs, resolved.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The bundle or directory, as the user named it.
+    pub source: String,
+    pub bundle_sha256: Option<String>,
+    pub scenario: Scenario,
+    /// The scenario's files, copied into each run's directory.
+    pub files: PathBuf,
+    pub runs: u32,
+    pub jobs: usize,
+    /// The run step's limit (the scenario's, or `--timeout`).
+    pub timeout: Duration,
+    pub cells: Vec<Cell>,
+    pub seed: u64,
+    pub until_repro: bool,
+    pub keep: bool,
+    pub isolation: Isolation,
+    pub limits: Rlimits,
+    /// `LANG` and `TERM` passed through to runs.
+    pub lang: String,
+    pub term: String,
+}
+
+/// Hooks for showing progress; the engine calls them from worker threads.
+pub trait Progress: Sync {
+    fn start(&self, total: u64);
+    fn finished(&self, cell: &Cell, result: &RunResult);
+}
+
+/// Progress that shows nothing.
+#[derive(Debug, Clone, Copy)]
+pub struct Silent;
+
+impl Progress for Silent {
+    fn start(&self, _total: u64) {}
+    fn finished(&self, _cell: &Cell, _result: &RunResult) {}
+}
+
+/// The seed of run `index` of cell `cell`: a fixed function of the replay's
+/// seed, so that any subset of runs (a shard) gets the same seeds.
+pub fn run_seed(seed: u64, cell: usize, index: u32) -> u64 {
+    let mut x = seed
+        ^ (cell as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ u64::from(index).wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
+    // splitmix64's finaliser.
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+/// Runs the plan. Returns the report of every run that finished, in order;
+/// `interrupted` stops it early (the report says so).
+pub fn replay(
+    plan: &Plan,
+    interrupted: &AtomicBool,
+    progress: &dyn Progress,
+) -> anyhow::Result<Report> {
+    let started = Instant::now();
+    let root = tempfile::Builder::new()
+        .prefix("bugpack-replay-")
+        .tempdir()
+        .context("cannot create a directory for the runs")?;
+    if plan.isolation.run_as.is_some() {
+        // Runs take another uid; they must be able to reach their directories.
+        fs::set_permissions(root.path(), fs::Permissions::from_mode(0o711))
+            .context("cannot open the runs' directory to the sandbox user")?;
+    }
+    let work: Vec<(usize, u32)> = (0..plan.cells.len())
+        .flat_map(|c| (0..plan.runs).map(move |i| (c, i)))
+        .collect();
+    progress.start(work.len() as u64);
+    let next = AtomicUsize::new(0);
+    let found = AtomicBool::new(false);
+    let results: Mutex<Vec<(usize, RunResult)>> = Mutex::new(Vec::new());
+    let failure: Mutex<Option<anyhow::Error>> = Mutex::new(None);
+    std::thread::scope(|scope| {
+        for _ in 0..plan.jobs.max(1) {
+            scope.spawn(|| {
+                loop {
+                    if interrupted.load(Ordering::SeqCst)
+                        || (plan.until_repro && found.load(Ordering::SeqCst))
+                    {
+                        return;
+                    }
+                    let slot = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(&(cell, index)) = work.get(slot) else {
+                        return;
+                    };
+                    match run_one(plan, root.path(), cell, index, interrupted) {
+                        Ok(Some(result)) => {
+                            if result.outcome == Outcome::Reproduced {
+                                found.store(true, Ordering::SeqCst);
+                            }
+                            progress.finished(&plan.cells[cell], &result);
+                            if let Ok(mut r) = results.lock() {
+                                r.push((cell, result));
+                            }
+                        }
+                        Ok(None) => return,
+                        Err(e) => {
+                            if let Ok(mut f) = failure.lock() {
+                                f.get_or_insert(e);
+                            }
+                            interrupted.store(true, Ordering::SeqCst);
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    if let Some(e) = failure.into_inner().ok().flatten() {
+        return Err(e);
+    }
+    if plan.keep {
+        // The user asked to keep the runs: leave the directory in place.
+        let _ = root.keep();
+    }
+    let mut by_cell: BTreeMap<usize, Vec<RunResult>> = BTreeMap::new();
+    for (cell, result) in results.into_inner().unwrap_or_default() {
+        by_cell.entry(cell).or_default().push(result);
+    }
+    let cells: Vec<CellReport> = plan
+        .cells
+        .iter()
+        .enumerate()
+        .map(|(i, cell)| {
+            CellReport::from_results(cell.axes(), by_cell.remove(&i).unwrap_or_default(), None)
+        })
+        .collect();
+    Ok(Report {
+        bugpack: env!("CARGO_PKG_VERSION").to_owned(),
+        source: plan.source.clone(),
+        scenario: plan.scenario.name.clone(),
+        verdict: Report::verdict_of(&cells),
+        bundle_sha256: plan.bundle_sha256.clone(),
+        seed: plan.seed,
+        isolation: IsolationInfo {
+            namespaces: plan.isolation.namespaces,
+            net: plan.isolation.net.as_str().to_owned(),
+            run_as: plan.isolation.run_as.map(|(u, g)| format!("{u}:{g}")),
+        },
+        interrupted: interrupted.load(Ordering::SeqCst),
+        duration_ms: millis(started.elapsed()),
+        cells,
+    })
+}
+
+/// One run: prepare, sandbox, follow, judge, clean up. `Ok(None)` when
+/// interrupted before it could finish (it is not counted).
+fn run_one(
+    plan: &Plan,
+    root: &Path,
+    cell: usize,
+    index: u32,
+    interrupted: &AtomicBool,
+) -> anyhow::Result<Option<RunResult>> {
+    let seed = run_seed(plan.seed, cell, index);
+    let dir = root.join(format!("cell{cell}-run{index}"));
+    let result = run_in(plan, &dir, index, seed, interrupted);
+    if !plan.keep {
+        let _ = fs::remove_dir_all(&dir);
+    }
+    let mut result = result?;
+    if let Some(r) = &mut result
+        && plan.keep
+    {
+        r.dir = Some(dir.display().to_string());
+    }
+    Ok(result)
+}
+
+fn run_in(
+    plan: &Plan,
+    dir: &Path,
+    index: u32,
+    seed: u64,
+    interrupted: &AtomicBool,
+) -> anyhow::Result<Option<RunResult>> {
+    let layout = RunDirs::create(dir, &plan.files)?;
+    if let Some((uid, gid)) = plan.isolation.run_as {
+        chown_tree(dir, uid, gid)?;
+    }
+    let mut services = Vec::with_capacity(plan.scenario.services.len());
+    for s in &plan.scenario.services {
+        services.push(ServicePlan {
+            name: s.name.clone(),
+            run: s.run.clone(),
+            port: supervisor::free_port().context("cannot find a free port for a service")?,
+            ready: match &s.ready {
+                Readiness::Tcp => ReadyPlan::Tcp,
+                Readiness::Http(p) => ReadyPlan::Http(p.clone()),
+                Readiness::Log(re) => ReadyPlan::Log(re.as_str().to_owned()),
+            },
+            ready_timeout_ms: millis(s.ready_timeout),
+        });
+    }
+    let env = environment(plan, &layout, index, seed, &services);
+    let run_plan = RunPlan {
+        work_dir: layout.work.clone(),
+        log_dir: layout.logs.clone(),
+        env,
+        setup: plan.scenario.setup.clone(),
+        services,
+        run: plan.scenario.run.clone(),
+        step_timeout_ms: millis(plan.timeout),
+        limits: plan.limits,
+        strace: None,
+        cpu: None,
+    };
+    let base = |outcome, reason: String| RunResult {
+        index,
+        outcome,
+        reason,
+        exit_code: None,
+        signal: None,
+        duration_ms: 0,
+        seed,
+        matched: None,
+        diagnostics: None,
+        stderr_tail: None,
+        stdout_tail: None,
+        axes_detail: BTreeMap::new(),
+        dir: None,
+    };
+    let mut sandbox =
+        match Sandbox::start(&plan.isolation, &run_plan, &layout.logs.join("sandbox.err")) {
+            Ok(s) => s,
+            Err(e) => return Ok(Some(base(Outcome::Error, format!("sandbox: {e:#}")))),
+        };
+    // Setup and readiness have their own limits inside the sandbox; this
+    // bounds the whole phase in case the sandbox itself stalls.
+    let ready_budget: Duration = plan.scenario.services.iter().map(|s| s.ready_timeout).sum();
+    let setup_steps = u32::try_from(plan.scenario.setup.len()).unwrap_or(u32::MAX);
+    let phase_deadline =
+        Instant::now() + plan.timeout * (setup_steps + 1) + ready_budget + Duration::from_secs(10);
+    let tick = Duration::from_millis(10);
+    let mut run_started: Option<Instant> = None;
+    let ending = loop {
+        if interrupted.load(Ordering::SeqCst) {
+            sandbox.kill();
+            return Ok(None);
+        }
+        if let Some(t0) = run_started
+            && t0.elapsed() >= plan.timeout
+        {
+            break Err(t0.elapsed());
+        }
+        if run_started.is_none() && Instant::now() >= phase_deadline {
+            sandbox.kill();
+            return Ok(Some(base(
+                Outcome::Error,
+                "setup and services did not finish in time".into(),
+            )));
+        }
+        match sandbox.next_event(tick) {
+            Ok(Event::RunStarted { .. }) => run_started = Some(Instant::now()),
+            Ok(Event::RunExited {
+                exit_code,
+                signal,
+                duration_ms,
+            }) => break Ok((exit_code, signal, duration_ms)),
+            Ok(Event::Ready { .. }) => {}
+            Ok(Event::SetupFailed { index: step, why }) => {
+                sandbox.kill();
+                let mut r = base(Outcome::Error, format!("setup[{step}] {why}"));
+                r.stderr_tail = Some(outcome::tail(
+                    &layout.logs.join(format!("setup-{step}.err")),
+                    TAIL_BYTES,
+                ));
+                return Ok(Some(r));
+            }
+            Ok(Event::ServiceFailed { name, why }) => {
+                sandbox.kill();
+                let mut r = base(Outcome::Error, format!("service {name} {why}"));
+                r.stderr_tail = Some(outcome::tail(
+                    &layout.logs.join(format!("service-{name}.err")),
+                    TAIL_BYTES,
+                ));
+                return Ok(Some(r));
+            }
+            Ok(Event::Error { why }) => {
+                sandbox.kill();
+                return Ok(Some(base(Outcome::Error, format!("sandbox: {why}"))));
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                sandbox.kill();
+                let why = outcome::tail(&layout.logs.join("sandbox.err"), 400);
+                let why = why
+                    .lines()
+                    .last()
+                    .unwrap_or("it ended without a word")
+                    .trim()
+                    .to_owned();
+                return Ok(Some(base(Outcome::Error, format!("sandbox: {why}"))));
+            }
+        }
+    };
+    let (judged_ending, exit_code, signal, duration_ms, diagnostics) = match ending {
+        Ok((code, signal, ms)) => {
+            sandbox.kill();
+            (Ending::Exited { code, signal }, code, signal, ms, None)
+        }
+        Err(elapsed) => {
+            let diagnostics = hang_diagnostics(&sandbox);
+            sandbox.kill();
+            (Ending::Hang, None, None, millis(elapsed), Some(diagnostics))
+        }
+    };
+    let stdout = layout.logs.join("run.out");
+    let stderr = layout.logs.join("run.err");
+    let judgement = outcome::judge(&plan.scenario.expect, judged_ending, &stdout, &stderr);
+    let mut r = base(judgement.outcome, judgement.reason);
+    r.exit_code = exit_code;
+    r.signal = signal
+        .map(|s| Signal::try_from(s).map_or_else(|_| s.to_string(), |s| s.as_str().to_owned()));
+    r.duration_ms = duration_ms;
+    r.matched = judgement.matched;
+    r.diagnostics = diagnostics;
+    if r.outcome != Outcome::Passed {
+        r.stderr_tail = Some(outcome::tail(&stderr, TAIL_BYTES)).filter(|t| !t.is_empty());
+        r.stdout_tail = Some(outcome::tail(&stdout, TAIL_BYTES)).filter(|t| !t.is_empty());
+    }
+    Ok(Some(r))
+}
+
+/// At a hang: what every process does, then ask runtimes for their stacks
+/// (SIGQUIT to JVMs, SIGABRT to all: Python's faulthandler and Go dump every
+/// thread on it) and give them a moment to print.
+fn hang_diagnostics(sandbox: &Sandbox) -> Vec<procfs::ProcessReport> {
+    let procs = sandbox.processes();
+    let mut reports = procfs::diagnose(&procs);
+    procfs::add_stacks(&mut reports, 3, Duration::from_secs(4));
+    for p in &procs {
+        if p.comm == "java" {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p.pid), Signal::SIGQUIT);
+        }
+    }
+    sandbox.signal_all(Signal::SIGABRT);
+    std::thread::sleep(DUMP_GRACE);
+    reports
+}
+
+/// A run's directories.
+#[derive(Debug)]
+struct RunDirs {
+    root: PathBuf,
+    work: PathBuf,
+    home: PathBuf,
+    tmp: PathBuf,
+    logs: PathBuf,
+}
+
+impl RunDirs {
+    fn create(root: &Path, files: &Path) -> anyhow::Result<Self> {
+        let dirs = Self {
+            root: root.to_path_buf(),
+            work: root.join("work"),
+            home: root.join("home"),
+            tmp: root.join("tmp"),
+            logs: root.join("logs"),
+        };
+        for d in [&dirs.root, &dirs.home, &dirs.tmp, &dirs.logs] {
+            fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
+        }
+        copy_tree(files, &dirs.work)?;
+        Ok(dirs)
+    }
+}
+
+/// The environment of every step: a minimal base, the scenario's `env`,
+/// then bugpack's own variables, which the scenario cannot override.
+fn environment(
+    plan: &Plan,
+    dirs: &RunDirs,
+    index: u32,
+    seed: u64,
+    services: &[ServicePlan],
+) -> BTreeMap<String, String> {
+    let home = dirs.home.display().to_string();
+    let mut env = BTreeMap::new();
+    let mut set = |k: &str, v: String| {
+        env.insert(k.to_owned(), v);
+    };
+    set("PATH", BASE_PATH.to_owned());
+    set("LANG", plan.lang.clone());
+    set("TERM", plan.term.clone());
+    set("HOME", home.clone());
+    set("TMPDIR", dirs.tmp.display().to_string());
+    set("XDG_CONFIG_HOME", format!("{home}/.config"));
+    set("XDG_CACHE_HOME", format!("{home}/.cache"));
+    set("XDG_DATA_HOME", format!("{home}/.local/share"));
+    set("XDG_STATE_HOME", format!("{home}/.local/state"));
+    set("XDG_RUNTIME_DIR", dirs.tmp.display().to_string());
+    for (k, v) in &plan.scenario.env {
+        env.insert(k.clone(), v.clone());
+    }
+    env.insert("PYTHONFAULTHANDLER".into(), "1".into());
+    env.insert("BUGPACK_RUN_DIR".into(), dirs.root.display().to_string());
+    env.insert("BUGPACK_RUN_INDEX".into(), index.to_string());
+    env.insert("BUGPACK_SEED".into(), seed.to_string());
+    for s in services {
+        let upper = s.name.to_ascii_uppercase();
+        env.insert(format!("BUGPACK_SERVICE_{upper}_PORT"), s.port.to_string());
+        env.insert(
+            format!("BUGPACK_SERVICE_{upper}_URL"),
+            format!("http://127.0.0.1:{}", s.port),
+        );
+    }
+    env
+}
+
+/// Copies a scenario's regular files (and directories), keeping the
+/// executable bit; symlinks are not followed out of the scenario.
+fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
+    fs::create_dir_all(to).with_context(|| format!("cannot create {}", to.display()))?;
+    for entry in fs::read_dir(from).with_context(|| format!("cannot read {}", from.display()))? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        let target = to.join(entry.file_name());
+        if kind.is_dir() {
+            copy_tree(&entry.path(), &target)?;
+        } else if kind.is_file() {
+            fs::copy(entry.path(), &target)
+                .with_context(|| format!("cannot copy {}", entry.path().display()))?;
+        }
+    }
+    Ok(())
+}
+
+fn chown_tree(path: &Path, uid: u32, gid: u32) -> anyhow::Result<()> {
+    std::os::unix::fs::lchown(path, Some(uid), Some(gid))
+        .with_context(|| format!("cannot hand {} to the sandbox user", path.display()))?;
+    if fs::symlink_metadata(path)?.is_dir() {
+        for entry in fs::read_dir(path)? {
+            chown_tree(&entry?.path(), uid, gid)?;
+        }
+    }
+    Ok(())
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl Cell {
+    /// The cell's axes as the report names them.
+    pub fn axes(&self) -> Axes {
+        Axes {
+            timing: self.timing.to_string(),
+            proxy: self.proxy.clone(),
+            cache: self.cache.to_string(),
+        }
+    }
+}

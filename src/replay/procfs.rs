@@ -1,0 +1,529 @@
+//! Reading `/proc` for a run's processes: the tree, and at a hang, what each
+//! process is doing and waiting on.
+//!
+//! Everything here is best effort: `/proc/PID/task/*/stack` is root-only,
+//! `wchan` can read `0`, `syscall` needs ptrace access, and processes vanish
+//! between two reads. Whatever a file says is used; nothing depends on it.
+//! This module never signals or changes a process.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// One process, from `/proc/PID/stat`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Proc {
+    pub pid: i32,
+    pub ppid: i32,
+    pub state: char,
+    pub comm: String,
+    pub threads: u64,
+    /// Start time in clock ticks after boot.
+    pub start_ticks: u64,
+}
+
+/// Reads one process; `None` if it is gone or unreadable.
+pub fn read(pid: i32) -> Option<Proc> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat(pid, &stat)
+}
+
+fn parse_stat(pid: i32, stat: &str) -> Option<Proc> {
+    // The command name is in parentheses and may itself hold spaces and
+    // parentheses: split at the last `)`.
+    let open = stat.find('(')?;
+    let close = stat.rfind(')')?;
+    let comm = stat.get(open + 1..close)?.to_owned();
+    let rest: Vec<&str> = stat.get(close + 2..)?.split_whitespace().collect();
+    Some(Proc {
+        pid,
+        state: rest.first()?.chars().next()?,
+        ppid: rest.get(1)?.parse().ok()?,
+        threads: rest.get(17)?.parse().ok()?,
+        start_ticks: rest.get(19)?.parse().ok()?,
+        comm,
+    })
+}
+
+/// Every process on the host.
+pub fn all() -> Vec<Proc> {
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(read)
+        .collect()
+}
+
+/// Every process below `root` (not `root` itself), parents first.
+pub fn descendants(root: u32) -> Vec<Proc> {
+    let Ok(root) = i32::try_from(root) else {
+        return Vec::new();
+    };
+    let procs = all();
+    let mut children: HashMap<i32, Vec<&Proc>> = HashMap::new();
+    for p in &procs {
+        children.entry(p.ppid).or_default().push(p);
+    }
+    let mut out = Vec::new();
+    let mut queue = vec![root];
+    while let Some(pid) = queue.pop() {
+        if let Some(kids) = children.get(&pid) {
+            for kid in kids {
+                out.push((*kid).clone());
+                queue.push(kid.pid);
+            }
+        }
+    }
+    out
+}
+
+/// What a hung process was doing, for the report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessReport {
+    /// The pid as the host sees it.
+    pub pid: i32,
+    /// The pid inside the run's PID namespace, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ns_pid: Option<i32>,
+    pub ppid: i32,
+    /// `S (sleeping)`, `R (running)`, `D (disk sleep)`...
+    pub state: String,
+    pub command: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wchan: Option<String>,
+    pub elapsed_ms: u64,
+    pub threads: u64,
+    /// What the main thread is blocked in, where `/proc` tells.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_on: Option<String>,
+    /// How many threads wait on what, for multi-threaded processes.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub threads_waiting: BTreeMap<String, u64>,
+    /// The kernel stack of the main thread, when readable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel_stack: Option<String>,
+    /// Thread stacks from py-spy or gdb, when installed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stacks: Option<String>,
+}
+
+impl ProcessReport {
+    /// One line for the table: `python3 (pid 7) S pipe_write: writing pipe:[123] (fd 1)`.
+    pub fn short(&self) -> String {
+        let pid = self.ns_pid.unwrap_or(self.pid);
+        let mut line = format!(
+            "{} (pid {pid}) {}",
+            self.command
+                .split_whitespace()
+                .next()
+                .unwrap_or(&self.command),
+            self.state.chars().next().unwrap_or('?')
+        );
+        if let Some(w) = &self.wchan {
+            line.push(' ');
+            line.push_str(w);
+        }
+        if let Some(w) = &self.waiting_on {
+            line.push_str(": ");
+            line.push_str(w);
+        }
+        line
+    }
+}
+
+/// Describes each of `procs` at this moment.
+pub fn diagnose(procs: &[Proc]) -> Vec<ProcessReport> {
+    let now_ticks = uptime_ticks();
+    let hz = clock_ticks();
+    let pipes = pipe_holders(procs);
+    let mut out = Vec::with_capacity(procs.len());
+    for p in procs {
+        let cmdline = fs::read(format!("/proc/{}/cmdline", p.pid))
+            .map(|b| {
+                b.split(|&c| c == 0)
+                    .filter(|a| !a.is_empty())
+                    .map(|a| String::from_utf8_lossy(a).into_owned())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default();
+        let command = if cmdline.is_empty() {
+            format!("[{}]", p.comm)
+        } else {
+            cmdline.chars().take(300).collect()
+        };
+        let wchan = fs::read_to_string(format!("/proc/{}/wchan", p.pid))
+            .ok()
+            .map(|w| w.trim().to_owned())
+            .filter(|w| !w.is_empty() && w != "0");
+        let elapsed_ms = now_ticks
+            .zip(hz)
+            .map(|(now, hz)| now.saturating_sub(p.start_ticks) * 1000 / hz.max(1))
+            .unwrap_or(0);
+        let mut threads_waiting = BTreeMap::new();
+        let mut waiting_on = None;
+        if let Ok(tasks) = fs::read_dir(format!("/proc/{}/task", p.pid)) {
+            let mut tids: Vec<i32> = tasks
+                .filter_map(Result::ok)
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                .collect();
+            tids.sort_unstable();
+            for tid in tids {
+                let Some(what) = blocked_in(p.pid, tid, &pipes) else {
+                    continue;
+                };
+                if tid == p.pid {
+                    waiting_on = Some(what.clone());
+                }
+                if p.threads > 1 {
+                    *threads_waiting.entry(generic(&what)).or_insert(0) += 1;
+                }
+            }
+        }
+        let kernel_stack = fs::read_to_string(format!("/proc/{}/task/{}/stack", p.pid, p.pid))
+            .ok()
+            .map(|s| {
+                s.lines()
+                    .take(12)
+                    .map(|l| l.split_whitespace().last().unwrap_or(l))
+                    .collect::<Vec<_>>()
+                    .join(" < ")
+            })
+            .filter(|s| !s.is_empty());
+        out.push(ProcessReport {
+            pid: p.pid,
+            ns_pid: ns_pid(p.pid),
+            ppid: p.ppid,
+            state: state_name(p.state),
+            command,
+            wchan,
+            elapsed_ms,
+            threads: p.threads,
+            waiting_on,
+            threads_waiting,
+            kernel_stack,
+            stacks: None,
+        });
+    }
+    out
+}
+
+/// Adds thread stacks from py-spy (Python) or gdb (anything else), when
+/// installed, to at most `max` sleeping processes, each within `limit`.
+pub fn add_stacks(reports: &mut [ProcessReport], max: usize, limit: Duration) {
+    let py_spy = which("py-spy");
+    let gdb = which("gdb");
+    if py_spy.is_none() && gdb.is_none() {
+        return;
+    }
+    let picked: Vec<usize> = reports
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.state.starts_with('S') || r.state.starts_with('D'))
+        .map(|(i, _)| i)
+        .take(max)
+        .collect();
+    let handles: Vec<_> = picked
+        .into_iter()
+        .map(|i| {
+            let pid = reports[i].pid.to_string();
+            let python = reports[i].command.contains("python");
+            let argv: Option<Vec<String>> = match (&py_spy, &gdb) {
+                (Some(spy), _) if python => {
+                    Some(vec![spy.clone(), "dump".into(), "--pid".into(), pid])
+                }
+                (_, Some(gdb)) => Some(vec![
+                    gdb.clone(),
+                    "-batch".into(),
+                    "-nx".into(),
+                    "-p".into(),
+                    pid,
+                    "-ex".into(),
+                    "thread apply all bt 16".into(),
+                ]),
+                _ => None,
+            };
+            (
+                i,
+                std::thread::spawn(move || argv.and_then(|a| run_bounded(&a, limit))),
+            )
+        })
+        .collect();
+    for (i, h) in handles {
+        if let Ok(Some(text)) = h.join() {
+            reports[i].stacks = Some(text);
+        }
+    }
+}
+
+fn run_bounded(argv: &[String], limit: Duration) -> Option<String> {
+    let (program, args) = argv.split_first()?;
+    let handle = duct::cmd(program, args)
+        .stdin_null()
+        .stderr_null()
+        .stdout_capture()
+        .unchecked()
+        .start()
+        .ok()?;
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Ok(Some(out)) = handle.try_wait() {
+            let text = String::from_utf8_lossy(&out.stdout);
+            let kept: String = text
+                .lines()
+                .filter(|l| {
+                    l.starts_with('#')
+                        || l.starts_with("Thread")
+                        || l.starts_with("    ")
+                        || l.starts_with("Process")
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            let kept: String = kept.chars().take(16 << 10).collect();
+            return (!kept.is_empty()).then_some(kept);
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = handle.kill();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn which(program: &str) -> Option<String> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+        .map(|p| p.to_string_lossy().into_owned())
+}
+
+/// The innermost pid from `NSpid:` in `/proc/PID/status`.
+fn ns_pid(pid: i32) -> Option<i32> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("NSpid:"))?;
+    let ids: Vec<i32> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    (ids.len() > 1).then(|| ids.last().copied()).flatten()
+}
+
+/// Which processes hold each pipe open, so a blocked writer can be told
+/// who should be reading: `pipe:[123]` → [(pid, fd)].
+fn pipe_holders(procs: &[Proc]) -> HashMap<String, Vec<(i32, String)>> {
+    let mut map: HashMap<String, Vec<(i32, String)>> = HashMap::new();
+    for p in procs {
+        let Ok(fds) = fs::read_dir(format!("/proc/{}/fd", p.pid)) else {
+            continue;
+        };
+        for fd in fds.filter_map(Result::ok) {
+            if let Ok(target) = fs::read_link(fd.path()) {
+                let target = target.to_string_lossy().into_owned();
+                if target.starts_with("pipe:") {
+                    map.entry(target)
+                        .or_default()
+                        .push((p.pid, fd.file_name().to_string_lossy().into_owned()));
+                }
+            }
+        }
+    }
+    map
+}
+
+/// What thread `tid` of `pid` is blocked in, from its `syscall` file.
+fn blocked_in(pid: i32, tid: i32, pipes: &HashMap<String, Vec<(i32, String)>>) -> Option<String> {
+    let text = fs::read_to_string(format!("/proc/{pid}/task/{tid}/syscall")).ok()?;
+    let mut parts = text.split_whitespace();
+    let nr: i64 = parts.next()?.parse().ok()?;
+    if nr < 0 {
+        return None;
+    }
+    let args: Vec<u64> = parts
+        .take(6)
+        .filter_map(|a| u64::from_str_radix(a.trim_start_matches("0x"), 16).ok())
+        .collect();
+    let (name, kind) = syscall_name(nr)?;
+    let fd_target = |fd: u64| {
+        fs::read_link(format!("/proc/{pid}/fd/{fd}"))
+            .map(|t| t.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| format!("fd {fd}"))
+    };
+    Some(match kind {
+        Kind::Fd(verb) => {
+            let fd = args.first().copied().unwrap_or(0);
+            let target = fd_target(fd);
+            let mut text = format!("{verb} {target} (fd {fd})");
+            if let Some(holders) = pipes.get(&target) {
+                let others: Vec<String> = holders
+                    .iter()
+                    .filter(|(p, _)| *p != pid)
+                    .map(|(p, f)| format!("pid {} fd {f}", ns_pid(*p).unwrap_or(*p)))
+                    .collect();
+                if others.is_empty() {
+                    text.push_str(", no other process holds it");
+                } else {
+                    text.push_str(&format!(", also open in {}", others.join(", ")));
+                }
+            }
+            text
+        }
+        Kind::Plain(what) => format!("{what} ({name})"),
+    })
+}
+
+/// A description without pids and inodes, to count threads by.
+fn generic(what: &str) -> String {
+    what.split([' ', ',']).take(2).collect::<Vec<_>>().join(" ")
+}
+
+enum Kind {
+    /// Blocked on the file descriptor in the first argument.
+    Fd(&'static str),
+    Plain(&'static str),
+}
+
+#[cfg(target_arch = "x86_64")]
+fn syscall_name(nr: i64) -> Option<(&'static str, Kind)> {
+    Some(match nr {
+        0 | 19 => ("read", Kind::Fd("reading")),
+        1 | 20 => ("write", Kind::Fd("writing")),
+        7 | 23 | 270 | 271 => ("poll", Kind::Plain("polling file descriptors")),
+        232 | 281 | 441 => ("epoll_wait", Kind::Plain("waiting in epoll")),
+        34 => ("pause", Kind::Plain("paused")),
+        35 | 230 => ("nanosleep", Kind::Plain("sleeping")),
+        42 => ("connect", Kind::Fd("connecting")),
+        43 | 288 => ("accept", Kind::Fd("accepting on")),
+        44 | 46 => ("send", Kind::Fd("sending on")),
+        45 | 47 => ("recv", Kind::Fd("receiving on")),
+        61 | 247 => ("wait", Kind::Plain("waiting for a child process")),
+        73 => ("flock", Kind::Plain("waiting for a file lock")),
+        202 | 449 => (
+            "futex",
+            Kind::Plain("waiting on a futex (a lock or condition)"),
+        ),
+        257 => ("openat", Kind::Plain("opening a file (a FIFO?)")),
+        _ => return None,
+    })
+}
+
+#[cfg(target_arch = "aarch64")]
+fn syscall_name(nr: i64) -> Option<(&'static str, Kind)> {
+    Some(match nr {
+        63 | 65 => ("read", Kind::Fd("reading")),
+        64 | 66 => ("write", Kind::Fd("writing")),
+        72 | 73 => ("poll", Kind::Plain("polling file descriptors")),
+        22 => ("epoll_wait", Kind::Plain("waiting in epoll")),
+        101 | 115 => ("nanosleep", Kind::Plain("sleeping")),
+        203 => ("connect", Kind::Fd("connecting")),
+        202 | 242 => ("accept", Kind::Fd("accepting on")),
+        206 | 211 => ("send", Kind::Fd("sending on")),
+        207 | 212 => ("recv", Kind::Fd("receiving on")),
+        260 | 95 => ("wait", Kind::Plain("waiting for a child process")),
+        32 => ("flock", Kind::Plain("waiting for a file lock")),
+        98 => (
+            "futex",
+            Kind::Plain("waiting on a futex (a lock or condition)"),
+        ),
+        56 => ("openat", Kind::Plain("opening a file (a FIFO?)")),
+        _ => return None,
+    })
+}
+
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+fn syscall_name(_nr: i64) -> Option<(&'static str, Kind)> {
+    None
+}
+
+fn state_name(state: char) -> String {
+    let name = match state {
+        'R' => "running",
+        'S' => "sleeping",
+        'D' => "disk sleep",
+        'T' => "stopped",
+        't' => "tracing stop",
+        'Z' => "zombie",
+        'X' => "dead",
+        'I' => "idle",
+        _ => "unknown",
+    };
+    format!("{state} ({name})")
+}
+
+fn uptime_ticks() -> Option<u64> {
+    let text = fs::read_to_string("/proc/uptime").ok()?;
+    let secs: f64 = text.split_whitespace().next()?.parse().ok()?;
+    let hz = clock_ticks()?;
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss
+    )]
+    Some((secs * hz as f64) as u64)
+}
+
+fn clock_ticks() -> Option<u64> {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .and_then(|v| u64::try_from(v).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_lines_with_odd_names_parse() {
+        let stat = "42 (a (weird) name) S 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 3 0 12345 1000 10 18446744073709551615";
+        let p = parse_stat(42, stat).unwrap();
+        assert_eq!(p.comm, "a (weird) name");
+        assert_eq!(p.state, 'S');
+        assert_eq!(p.ppid, 1);
+        assert_eq!(p.threads, 3);
+        assert_eq!(p.start_ticks, 12345);
+    }
+
+    #[test]
+    fn a_pipe_writer_is_diagnosed_as_such() {
+        use std::process::{Command, Stdio};
+        // A child writes more than a pipe holds; nobody reads.
+        let mut child = Command::new("sh")
+            .args(["-c", "head -c 1000000 /dev/zero"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid = i32::try_from(child.id()).unwrap();
+        let mut found = None;
+        for _ in 0..100 {
+            std::thread::sleep(Duration::from_millis(20));
+            let procs: Vec<Proc> = descendants(child.id())
+                .into_iter()
+                .chain(read(pid))
+                .collect();
+            let reports = diagnose(&procs);
+            found = reports.into_iter().find(|r| {
+                r.waiting_on
+                    .as_deref()
+                    .is_some_and(|w| w.starts_with("writing pipe:["))
+            });
+            if found.is_some() {
+                break;
+            }
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        let report = found.expect("no process seen blocked writing a pipe");
+        assert!(
+            report.short().contains("writing pipe:["),
+            "{}",
+            report.short()
+        );
+        assert!(report.state.starts_with('S'));
+    }
+}

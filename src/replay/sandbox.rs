@@ -1,0 +1,321 @@
+//! The sandbox a run lives in, from both sides.
+//!
+//! Inside ([`enter`], the hidden `bugpack __sandbox` command): unshare user,
+//! PID and (unless `--net host`) network namespaces, map our own uid and gid
+//! into the new user namespace, bring `lo` up for `--net loopback`, and start
+//! the supervisor, which becomes PID 1 of the new PID namespace. When PID 1
+//! dies the kernel kills every process left in the namespace, daemons and
+//! `setsid` escapees included: that is how a run leaves nothing behind.
+//!
+//! Outside ([`Sandbox`]): start that process (as `nobody` when bugpack runs
+//! as root, so a stranger's code never runs with root's file permissions),
+//! hand it the plan, read its events, find its processes, and kill it. Where
+//! namespaces cannot be made, the supervisor runs in its own process group as
+//! a child subreaper instead, and [`Sandbox::kill`] stops its descendants.
+
+use std::fs::File;
+use std::io::{self, Write as _};
+use std::os::unix::process::CommandExt as _;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use nix::sched::{CloneFlags, unshare};
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::unistd::{Gid, Pid, Uid};
+
+use super::procfs;
+use super::supervisor::{self, Event, RunPlan};
+
+/// The network a run sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Net {
+    /// A network namespace with nothing in it, not even `lo`.
+    None,
+    /// A network namespace with only `lo`, up.
+    Loopback,
+    /// The host's network.
+    Host,
+}
+
+impl Net {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Loopback => "loopback",
+            Self::Host => "host",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "none" => Some(Self::None),
+            "loopback" => Some(Self::Loopback),
+            "host" => Some(Self::Host),
+            _ => None,
+        }
+    }
+}
+
+/// How runs are isolated on this machine, decided once per replay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Isolation {
+    /// User and PID namespaces (and network ones unless `net` is host).
+    pub namespaces: bool,
+    pub net: Net,
+    /// The uid and gid runs take when bugpack runs as root.
+    pub run_as: Option<(u32, u32)>,
+}
+
+/// The uid and gid of `nobody`, which runs take when bugpack runs as root.
+const NOBODY: (u32, u32) = (65_534, 65_534);
+
+impl Isolation {
+    /// Probes what the kernel allows. `asked` is the user's `--net`; without
+    /// it, loopback where namespaces work and host otherwise. Returns the
+    /// isolation and, when it is weaker than asked or hoped, a warning.
+    pub fn detect(asked: Option<Net>) -> anyhow::Result<(Self, Option<String>)> {
+        let run_as = Uid::effective().is_root().then_some(NOBODY);
+        let want = asked.unwrap_or(Net::Loopback);
+        let probe = Self {
+            namespaces: true,
+            net: if want == Net::Host {
+                Net::Host
+            } else {
+                Net::Loopback
+            },
+            run_as,
+        };
+        match probe.probe() {
+            Ok(()) => Ok((Self { net: want, ..probe }, None)),
+            Err(why) => {
+                if matches!(asked, Some(Net::Loopback | Net::None)) {
+                    anyhow::bail!(
+                        "--net {} needs user and network namespaces, which this machine refuses ({why}); use --net host",
+                        want.as_str()
+                    );
+                }
+                Ok((
+                    Self {
+                        namespaces: false,
+                        net: Net::Host,
+                        run_as,
+                    },
+                    Some(format!(
+                        "runs are not in their own namespaces ({why}): they share the host's network, \
+                         and processes that leave their process group are found through bugpack instead"
+                    )),
+                ))
+            }
+        }
+    }
+
+    /// Starts `bugpack __sandbox --probe`: namespaces made, loopback up, exit.
+    fn probe(&self) -> Result<(), String> {
+        let mut cmd = self.command(true);
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let out = cmd.output().map_err(|e| e.to_string())?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            let text = String::from_utf8_lossy(&out.stderr);
+            Err(text
+                .lines()
+                .last()
+                .unwrap_or("unknown reason")
+                .trim()
+                .to_owned())
+        }
+    }
+
+    fn command(&self, probe: bool) -> Command {
+        let mut cmd = Command::new(self_exe());
+        if self.namespaces {
+            cmd.arg("__sandbox").args(["--net", self.net.as_str()]);
+            if probe {
+                cmd.arg("--probe");
+            }
+        } else {
+            cmd.arg("__supervise");
+        }
+        cmd.process_group(0);
+        if let Some((uid, gid)) = self.run_as {
+            cmd.uid(uid).gid(gid);
+        }
+        cmd
+    }
+}
+
+/// The running bugpack binary, by a path that works whatever the
+/// permissions of the directories it was installed in.
+fn self_exe() -> &'static Path {
+    Path::new("/proc/self/exe")
+}
+
+/// A started sandbox, seen from outside.
+#[derive(Debug)]
+pub struct Sandbox {
+    child: Child,
+    namespaces: bool,
+    events: mpsc::Receiver<Event>,
+    reader: Option<thread::JoinHandle<()>>,
+}
+
+impl Sandbox {
+    /// Starts a sandbox for `plan`; its own stderr goes to `stderr_file`.
+    pub fn start(iso: &Isolation, plan: &RunPlan, stderr_file: &Path) -> anyhow::Result<Self> {
+        let stderr = File::create(stderr_file)
+            .with_context(|| format!("cannot create {}", stderr_file.display()))?;
+        let mut cmd = iso.command(false);
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(stderr);
+        let mut child = cmd.spawn().context("cannot start the sandbox")?;
+        let text = serde_json::to_vec(plan)?;
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin
+                .write_all(&text)
+                .context("cannot hand the plan to the sandbox")?;
+        }
+        let stdout = child.stdout.take().context("the sandbox has no stdout")?;
+        let (tx, rx) = mpsc::channel();
+        let reader = thread::spawn(move || {
+            supervisor::read_events(stdout, |e| {
+                let _ = tx.send(e);
+            });
+        });
+        Ok(Self {
+            child,
+            namespaces: iso.namespaces,
+            events: rx,
+            reader: Some(reader),
+        })
+    }
+
+    /// The next event, waiting at most `wait`. `Err(Disconnected)` once the
+    /// sandbox has closed its output (it has ended).
+    pub fn next_event(&self, wait: Duration) -> Result<Event, mpsc::RecvTimeoutError> {
+        self.events.recv_timeout(wait)
+    }
+
+    /// The processes of the run (not the sandbox's own), as the host sees them.
+    pub fn processes(&self) -> Vec<procfs::Proc> {
+        let pid = self.child.id();
+        let all = procfs::descendants(pid);
+        if !self.namespaces {
+            // The child is the supervisor itself; below it is the run.
+            return all;
+        }
+        // Below `__sandbox` is the supervisor (PID 1 inside), then the run.
+        all.into_iter()
+            .filter(|p| i64::from(p.ppid) != i64::from(pid))
+            .collect()
+    }
+
+    /// Sends `signal` to every process of the run.
+    pub fn signal_all(&self, signal: Signal) {
+        for p in self.processes() {
+            let _ = kill(Pid::from_raw(p.pid), signal);
+        }
+    }
+
+    /// Stops everything in the sandbox and waits for it. Idempotent.
+    pub fn kill(&mut self) {
+        let pid = self.child.id();
+        if !self.namespaces {
+            // No PID namespace to collapse: freeze the tree so nothing forks
+            // while we kill it, then kill it.
+            for _ in 0..3 {
+                let tree = procfs::descendants(pid);
+                if tree.is_empty() {
+                    break;
+                }
+                for p in &tree {
+                    let _ = kill(Pid::from_raw(p.pid), Signal::SIGSTOP);
+                }
+                for p in &tree {
+                    let _ = kill(Pid::from_raw(p.pid), Signal::SIGKILL);
+                }
+            }
+        }
+        if let Ok(raw) = i32::try_from(pid) {
+            // The sandbox and the supervisor share a process group; the
+            // supervisor is PID 1 of the run's namespace, so its death takes
+            // every process of the run with it.
+            let _ = killpg(Pid::from_raw(raw), Signal::SIGKILL);
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The hidden `bugpack __sandbox` command: make the namespaces, then run
+/// the supervisor as their first process. With `probe`, stop after the
+/// namespaces are made.
+pub fn enter(net: Net, probe: bool) -> io::Result<i32> {
+    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+    let uid = Uid::effective();
+    let gid = Gid::effective();
+    let mut flags = CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWPID;
+    if net != Net::Host {
+        flags |= CloneFlags::CLONE_NEWNET;
+    }
+    unshare(flags).map_err(|e| io::Error::other(format!("unshare: {e}")))?;
+    std::fs::write("/proc/self/setgroups", "deny")?;
+    std::fs::write("/proc/self/uid_map", format!("{uid} {uid} 1"))?;
+    std::fs::write("/proc/self/gid_map", format!("{gid} {gid} 1"))?;
+    if net == Net::Loopback {
+        loopback_up()?;
+    }
+    if probe {
+        return Ok(0);
+    }
+    let status = Command::new(self_exe()).arg("__supervise").status()?;
+    Ok(status.code().unwrap_or(1))
+}
+
+/// `ip link set lo up`, without needing `ip`.
+#[allow(unsafe_code)]
+fn loopback_up() -> io::Result<()> {
+    use nix::libc;
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, socket};
+    use std::os::fd::AsRawFd as _;
+    let sock = socket(
+        AddressFamily::Inet,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(io::Error::from)?;
+    let fd = sock.as_raw_fd();
+    // SAFETY: `ifreq` is plain data, zeroed, with a NUL-terminated name; the
+    // two ioctls read and write only that struct, through a live socket.
+    unsafe {
+        let mut req: libc::ifreq = std::mem::zeroed();
+        for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
+            *dst = libc::c_char::try_from(*src).unwrap_or(0);
+        }
+        if libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut req) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        req.ifr_ifru.ifru_flags |= libc::c_short::try_from(libc::IFF_UP).unwrap_or(1);
+        if libc::ioctl(fd, libc::SIOCSIFFLAGS, &req) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,430 @@
+//! The supervisor: the first process of a run's sandbox (PID 1 of its PID
+//! namespace where namespaces are available).
+//!
+//! It reads a [`RunPlan`] on stdin, then runs the scenario's steps inside
+//! the sandbox: `setup`, then `services` (readiness is checked from here,
+//! since only processes inside the run's network namespace can reach its
+//! loopback), then `run`. It reports what happens as JSON lines on stdout
+//! ([`Event`]) for the replay engine outside, which owns the run's timeout,
+//! hang diagnostics and the final kill. Every step's stdout and stderr go to
+//! files in the run directory, never to a pipe that could fill. It never
+//! decides an outcome; it reports facts.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead as _, Read as _, Write as _};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::{CommandExt as _, ExitStatusExt as _};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+/// What the supervisor runs; written by the engine, read on stdin.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunPlan {
+    /// Where the scenario's files are; every step's working directory.
+    pub work_dir: PathBuf,
+    /// Where step outputs go.
+    pub log_dir: PathBuf,
+    /// The complete environment of every step (services add `PORT`).
+    pub env: BTreeMap<String, String>,
+    pub setup: Vec<String>,
+    pub services: Vec<ServicePlan>,
+    pub run: String,
+    /// Each setup step's limit.
+    pub step_timeout_ms: u64,
+    pub limits: Rlimits,
+    /// Run the `run` step under `strace -f -o FILE`.
+    #[serde(default)]
+    pub strace: Option<PathBuf>,
+    /// Pin every process of the run to this CPU.
+    #[serde(default)]
+    pub cpu: Option<usize>,
+}
+
+/// A service to start and wait for.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServicePlan {
+    pub name: String,
+    pub run: String,
+    pub port: u16,
+    pub ready: ReadyPlan,
+    pub ready_timeout_ms: u64,
+}
+
+/// How to tell a service is up.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReadyPlan {
+    Tcp,
+    Http(String),
+    Log(String),
+}
+
+/// Resource limits for every step (0 = leave as is).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rlimits {
+    pub address_space: u64,
+    pub open_files: u64,
+    pub processes: u64,
+    pub file_size: u64,
+}
+
+/// What the supervisor tells the engine, one JSON object per line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum Event {
+    /// A setup step failed (nonzero exit, signal, time limit): an error, not a reproduction.
+    SetupFailed { index: usize, why: String },
+    /// A service was ready.
+    Ready { name: String, port: u16 },
+    /// A service did not become ready.
+    ServiceFailed { name: String, why: String },
+    /// The judged step started; `pid` as the sandbox sees it.
+    RunStarted { pid: u32 },
+    /// The judged step ended by itself.
+    RunExited {
+        exit_code: Option<i32>,
+        signal: Option<i32>,
+        duration_ms: u64,
+    },
+    /// Something in the sandbox itself went wrong.
+    Error { why: String },
+}
+
+/// Runs the supervisor: reads the plan from stdin, reports on stdout.
+/// Returns when the run step has exited or a step failed; the engine kills
+/// whatever is left.
+pub fn main() -> io::Result<()> {
+    // If the engine dies, the sandbox dies with it.
+    let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
+    // Without a PID namespace, orphans of the run are adopted here, so the
+    // engine can still find and stop them as our descendants.
+    let _ = nix::sys::prctl::set_child_subreaper(true);
+    let mut text = String::new();
+    io::stdin()
+        .lock()
+        .take(16 << 20)
+        .read_to_string(&mut text)?;
+    let plan: RunPlan = serde_json::from_str(&text).map_err(io::Error::other)?;
+    let mut out = io::stdout().lock();
+    let mut emit = |event: &Event| -> io::Result<()> {
+        serde_json::to_writer(&mut out, event).map_err(io::Error::other)?;
+        out.write_all(b"\n")?;
+        out.flush()
+    };
+    if let Some(cpu) = plan.cpu {
+        if let Err(why) = pin_to_cpu(cpu) {
+            emit(&Event::Error {
+                why: format!("cannot pin the run to CPU {cpu}: {why}"),
+            })?;
+            return Ok(());
+        }
+    }
+    let mut reaper = Reaper::default();
+    for (index, step) in plan.setup.iter().enumerate() {
+        let name = format!("setup-{index}");
+        let mut child = match spawn(&plan, &name, step, &[]) {
+            Ok(c) => c,
+            Err(e) => {
+                return emit(&Event::SetupFailed {
+                    index,
+                    why: format!("cannot start: {e}"),
+                });
+            }
+        };
+        reaper.track(child.id());
+        let limit = Duration::from_millis(plan.step_timeout_ms);
+        match wait_timeout(&mut child, limit, &mut reaper)? {
+            Some(status) if status.success() => {}
+            Some(status) => {
+                return emit(&Event::SetupFailed {
+                    index,
+                    why: describe(status),
+                });
+            }
+            None => {
+                let _ = child.kill();
+                return emit(&Event::SetupFailed {
+                    index,
+                    why: format!("still running after {}", fmt_ms(plan.step_timeout_ms)),
+                });
+            }
+        }
+    }
+    let mut services = Vec::new();
+    for service in &plan.services {
+        let name = format!("service-{}", service.name);
+        let port = service.port.to_string();
+        let mut child = match spawn(&plan, &name, &service.run, &[("PORT", port.as_str())]) {
+            Ok(c) => c,
+            Err(e) => {
+                return emit(&Event::ServiceFailed {
+                    name: service.name.clone(),
+                    why: format!("cannot start: {e}"),
+                });
+            }
+        };
+        reaper.track(child.id());
+        match wait_ready(&plan, service, &mut child, &mut reaper) {
+            Ok(()) => emit(&Event::Ready {
+                name: service.name.clone(),
+                port: service.port,
+            })?,
+            Err(why) => {
+                return emit(&Event::ServiceFailed {
+                    name: service.name.clone(),
+                    why,
+                });
+            }
+        }
+        services.push(child);
+    }
+    let started = Instant::now();
+    let mut run = match spawn(&plan, "run", &plan.run, &[]) {
+        Ok(c) => c,
+        Err(e) => {
+            return emit(&Event::Error {
+                why: format!("cannot start the run step: {e}"),
+            });
+        }
+    };
+    reaper.track(run.id());
+    emit(&Event::RunStarted { pid: run.id() })?;
+    let status = loop {
+        if let Some(status) = run.try_wait()? {
+            break status;
+        }
+        reaper.reap();
+        thread::sleep(Duration::from_millis(5));
+    };
+    emit(&Event::RunExited {
+        exit_code: status.code(),
+        signal: status.signal(),
+        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    })?;
+    drop(services);
+    Ok(())
+}
+
+/// Starts `sh -c command` as step `name`, output to `<log_dir>/<name>.out|.err`.
+fn spawn(plan: &RunPlan, name: &str, command: &str, extra: &[(&str, &str)]) -> io::Result<Child> {
+    let out = log_file(&plan.log_dir, &format!("{name}.out"))?;
+    let err = log_file(&plan.log_dir, &format!("{name}.err"))?;
+    let mut cmd = match (&plan.strace, name) {
+        (Some(trace), "run") => {
+            let mut c = Command::new("strace");
+            c.arg("-f")
+                .arg("-o")
+                .arg(trace)
+                .args(["--", "sh", "-c", command]);
+            c
+        }
+        _ => {
+            let mut c = Command::new("sh");
+            c.args(["-c", command]);
+            c
+        }
+    };
+    cmd.current_dir(&plan.work_dir)
+        .env_clear()
+        .envs(&plan.env)
+        .envs(extra.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err);
+    let limits = plan.limits;
+    // SAFETY: the hook only calls setrlimit, which is async-signal-safe and
+    // touches no memory shared with the parent.
+    #[allow(unsafe_code)]
+    unsafe {
+        cmd.pre_exec(move || apply_limits(limits));
+    }
+    cmd.spawn()
+}
+
+fn log_file(dir: &Path, name: &str) -> io::Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(name))
+}
+
+fn apply_limits(limits: Rlimits) -> io::Result<()> {
+    use nix::sys::resource::{Resource, setrlimit};
+    for (resource, value) in [
+        (Resource::RLIMIT_AS, limits.address_space),
+        (Resource::RLIMIT_NOFILE, limits.open_files),
+        (Resource::RLIMIT_NPROC, limits.processes),
+        (Resource::RLIMIT_FSIZE, limits.file_size),
+    ] {
+        if value > 0 {
+            setrlimit(resource, value, value).map_err(io::Error::from)?;
+        }
+    }
+    Ok(())
+}
+
+fn pin_to_cpu(cpu: usize) -> nix::Result<()> {
+    let mut set = nix::sched::CpuSet::new();
+    set.set(cpu)?;
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)
+}
+
+/// Waits for a step with a limit, reaping orphans meanwhile.
+fn wait_timeout(
+    child: &mut Child,
+    limit: Duration,
+    reaper: &mut Reaper,
+) -> io::Result<Option<ExitStatus>> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Some(status));
+        }
+        if Instant::now() >= deadline {
+            return Ok(None);
+        }
+        reaper.reap();
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Waits until `service` is ready, or says why it never was.
+fn wait_ready(
+    plan: &RunPlan,
+    service: &ServicePlan,
+    child: &mut Child,
+    reaper: &mut Reaper,
+) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_millis(service.ready_timeout_ms);
+    let log = match &service.ready {
+        ReadyPlan::Log(re) => Some(regex::bytes::Regex::new(re).map_err(|e| e.to_string())?),
+        _ => None,
+    };
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, service.port));
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!("{} before it was ready", describe(status)));
+        }
+        let ready = match &service.ready {
+            ReadyPlan::Tcp => TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok(),
+            ReadyPlan::Http(path) => http_ready(service.port, path),
+            ReadyPlan::Log(_) => log.as_ref().is_some_and(|re| {
+                ["out", "err"].iter().any(|ext| {
+                    std::fs::read(plan.log_dir.join(format!("service-{}.{ext}", service.name)))
+                        .is_ok_and(|bytes| re.is_match(&bytes))
+                })
+            }),
+        };
+        if ready {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "not ready within {}",
+                fmt_ms(service.ready_timeout_ms)
+            ));
+        }
+        reaper.reap();
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A GET of `path` answers with a status below 500.
+fn http_ready(port: u16, path: &str) -> bool {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_millis(500)))
+        .http_status_as_error(false)
+        .proxy(None)
+        .build()
+        .into();
+    agent
+        .get(format!("http://127.0.0.1:{port}{path}"))
+        .call()
+        .is_ok_and(|r| r.status().as_u16() < 500)
+}
+
+/// A free loopback port, for services (asked of the kernel, then released).
+pub fn free_port() -> io::Result<u16> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+    Ok(listener.local_addr()?.port())
+}
+
+fn describe(status: ExitStatus) -> String {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exited with code {code}"),
+        (None, Some(sig)) => format!(
+            "was killed by {}",
+            nix::sys::signal::Signal::try_from(sig)
+                .map_or_else(|_| format!("signal {sig}"), |s| s.as_str().to_owned())
+        ),
+        _ => "ended".to_owned(),
+    }
+}
+
+fn fmt_ms(ms: u64) -> String {
+    humantime::format_duration(Duration::from_millis(ms)).to_string()
+}
+
+/// As PID 1 (or a subreaper), collects the orphans that end up as our
+/// children, leaving alone the steps we wait for ourselves.
+#[derive(Debug, Default)]
+struct Reaper {
+    tracked: Vec<u32>,
+}
+
+impl Reaper {
+    fn track(&mut self, pid: u32) {
+        self.tracked.push(pid);
+    }
+
+    fn reap(&mut self) {
+        use nix::sys::wait::{WaitPidFlag, waitpid};
+        for pid in orphan_zombies() {
+            if self.tracked.iter().any(|&t| i64::from(t) == i64::from(pid)) {
+                continue;
+            }
+            let _ = waitpid(nix::unistd::Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG));
+        }
+    }
+}
+
+/// Zombie children of this process that it adopted (not spawned by `Command`).
+fn orphan_zombies() -> Vec<i32> {
+    let me = std::process::id();
+    let Ok(children) = std::fs::read_to_string(format!("/proc/{me}/task/{me}/children")) else {
+        return Vec::new();
+    };
+    children
+        .split_whitespace()
+        .filter_map(|p| p.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| s.rsplit_once(") ").map(|(_, rest)| rest.starts_with('Z')))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+/// Reads events from the supervisor's stdout, one per line; malformed lines
+/// (the sandbox is not trusted to be well-behaved) become `Error` events.
+pub fn read_events(reader: impl io::Read, mut on_event: impl FnMut(Event)) {
+    let reader = io::BufReader::new(reader.take(64 << 20));
+    for line in reader.split(b'\n') {
+        let Ok(line) = line else { break };
+        if line.is_empty() {
+            continue;
+        }
+        let line = &line[..line.len().min(64 << 10)];
+        on_event(
+            serde_json::from_slice(line).unwrap_or_else(|e| Event::Error {
+                why: format!("unreadable message from the sandbox: {e}"),
+            }),
+        );
+    }
+}

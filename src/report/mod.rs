@@ -1,0 +1,190 @@
+//! A replay's result as a value, and its renderers: table, JSON, Markdown.
+//!
+//! The engine computes a [`Report`]; renderers only format it. The JSON
+//! shape is the contract of DESIGN.md ("Replay"); fields are added, never
+//! renamed. Statistics live in [`stats`].
+
+pub mod markdown;
+pub mod stats;
+pub mod table;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::replay::outcome::Outcome;
+use crate::replay::procfs::ProcessReport;
+
+/// A whole replay.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// The bugpack version that ran it.
+    pub bugpack: String,
+    /// The bundle or directory replayed, as given.
+    pub source: String,
+    pub scenario: String,
+    pub verdict: Verdict,
+    /// The bundle file's SHA-256, when the source is a bundle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle_sha256: Option<String>,
+    pub seed: u64,
+    pub isolation: IsolationInfo,
+    /// True when Ctrl-C or SIGTERM stopped the replay early.
+    pub interrupted: bool,
+    pub duration_ms: u64,
+    pub cells: Vec<CellReport>,
+}
+
+/// `reproduced`, `not-reproduced` or `error`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    Reproduced,
+    NotReproduced,
+    Error,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Reproduced => "reproduced",
+            Self::NotReproduced => "not-reproduced",
+            Self::Error => "error",
+        }
+    }
+}
+
+/// How runs were isolated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IsolationInfo {
+    pub namespaces: bool,
+    pub net: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_as: Option<String>,
+}
+
+/// The axis values of a cell.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Axes {
+    pub timing: String,
+    pub proxy: String,
+    pub cache: String,
+}
+
+/// One cell of the matrix and its runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CellReport {
+    pub axes: Axes,
+    pub runs: u32,
+    pub reproduced: u32,
+    pub passed: u32,
+    pub errors: u32,
+    /// Reproduced over runs that did not error; `null` when all errored.
+    pub rate: Option<f64>,
+    /// 95% Wilson interval of `rate`.
+    pub ci95: Option<[f64; 2]>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub median_ms: Option<u64>,
+    /// The commonest reason among the cell's runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// What the cell's axes did (proxy hits, throttling), one line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    pub results: Vec<RunResult>,
+}
+
+/// One run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunResult {
+    pub index: u32,
+    pub outcome: Outcome,
+    /// `hang`, `exit`, `output`, `passed`, or for errors a short cause.
+    pub reason: String,
+    pub exit_code: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<String>,
+    pub duration_ms: u64,
+    pub seed: u64,
+    /// The output line that matched `expect.output`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matched: Option<String>,
+    /// At a hang: the run's processes and what they waited on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diagnostics: Option<Vec<ProcessReport>>,
+    /// The end of the run step's stderr (reproduced and errored runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stderr_tail: Option<String>,
+    /// The end of the run step's stdout (reproduced and errored runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdout_tail: Option<String>,
+    /// What the axes did in this run (proxy counters...).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub axes_detail: BTreeMap<String, serde_json::Value>,
+    /// The run's directory, with `--keep`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dir: Option<String>,
+}
+
+impl CellReport {
+    /// Counts, rate, interval, median and commonest reason from `results`.
+    pub fn from_results(axes: Axes, mut results: Vec<RunResult>, note: Option<String>) -> Self {
+        results.sort_by_key(|r| r.index);
+        let count = |o| {
+            u32::try_from(results.iter().filter(|r| r.outcome == o).count()).unwrap_or(u32::MAX)
+        };
+        let reproduced = count(Outcome::Reproduced);
+        let passed = count(Outcome::Passed);
+        let errors = count(Outcome::Error);
+        let valid = reproduced + passed;
+        let (rate, ci95) = if valid == 0 {
+            (None, None)
+        } else {
+            let (lo, hi) = stats::wilson(reproduced, valid);
+            (
+                Some(stats::round4(f64::from(reproduced) / f64::from(valid))),
+                Some([stats::round4(lo), stats::round4(hi)]),
+            )
+        };
+        let durations: Vec<u64> = results.iter().map(|r| r.duration_ms).collect();
+        Self {
+            axes,
+            runs: u32::try_from(results.len()).unwrap_or(u32::MAX),
+            reproduced,
+            passed,
+            errors,
+            rate,
+            ci95,
+            median_ms: stats::median(&durations),
+            reason: stats::commonest(results.iter().map(|r| r.reason.as_str())),
+            note,
+            results,
+        }
+    }
+}
+
+impl Report {
+    /// `reproduced` if any run reproduced; `error` if every run errored (or none ran);
+    /// `not-reproduced` otherwise.
+    pub fn verdict_of(cells: &[CellReport]) -> Verdict {
+        let reproduced: u32 = cells.iter().map(|c| c.reproduced).sum();
+        let valid: u32 = cells.iter().map(|c| c.reproduced + c.passed).sum();
+        if reproduced > 0 {
+            Verdict::Reproduced
+        } else if valid == 0 {
+            Verdict::Error
+        } else {
+            Verdict::NotReproduced
+        }
+    }
+
+    /// Runs that errored, over all cells.
+    pub fn errors(&self) -> u32 {
+        self.cells.iter().map(|c| c.errors).sum()
+    }
+
+    /// Runs done, over all cells.
+    pub fn runs(&self) -> u32 {
+        self.cells.iter().map(|c| c.runs).sum()
+    }
+}
