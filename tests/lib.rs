@@ -9,3 +9,4 @@ mod capture;
 mod cli;
 mod reader;
 mod redaction;
+mod replay;

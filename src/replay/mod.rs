@@ -34,8 +34,8 @@ use supervisor::{Event, ReadyPlan, Rlimits, RunPlan, ServicePlan};
 
 /// How much of a step's output a report keeps.
 const TAIL_BYTES: u64 = 4096;
-/// How long runtimes get to print their stacks after SIGQUIT/SIGABRT.
-const DUMP_GRACE: Duration = Duration::from_millis(700);
+/// The longest runtimes get to print their stacks after SIGQUIT/SIGABRT.
+const DUMP_GRACE: Duration = Duration::from_secs(3);
 /// The PATH every step gets.
 const BASE_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -369,18 +369,34 @@ fn run_in(
 
 /// At a hang: what every process does, then ask runtimes for their stacks
 /// (SIGQUIT to JVMs, SIGABRT to all: Python's faulthandler and Go dump every
-/// thread on it) and give them a moment to print.
+/// thread on it) and give them until they have exited, or [`DUMP_GRACE`], to print.
 fn hang_diagnostics(sandbox: &Sandbox) -> Vec<procfs::ProcessReport> {
     let procs = sandbox.processes();
     let mut reports = procfs::diagnose(&procs);
     procfs::add_stacks(&mut reports, 3, Duration::from_secs(4));
+    // A debugger stopped at its time limit can leave its target stopped,
+    // and a stopped process never acts on the signals below.
+    sandbox.signal_all(Signal::SIGCONT);
     for p in &procs {
         if p.comm == "java" {
             let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p.pid), Signal::SIGQUIT);
         }
     }
     sandbox.signal_all(Signal::SIGABRT);
-    std::thread::sleep(DUMP_GRACE);
+    let deadline = Instant::now() + DUMP_GRACE;
+    while Instant::now() < deadline {
+        let alive = procs
+            .iter()
+            .filter(|p| {
+                procfs::read(p.pid)
+                    .is_some_and(|now| now.start_ticks == p.start_ticks && now.state != 'Z')
+            })
+            .count();
+        if alive == 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
     reports
 }
 

@@ -67,6 +67,28 @@ pub fn judge(expect: &Expect, ending: Ending, stdout: &Path, stderr: &Path) -> J
     let Ending::Exited { code, signal } = ending else {
         return verdict(Outcome::Error, "unknown ending", None);
     };
+    // `sh -c` says 127 when the command does not exist and 126 when it
+    // cannot be executed: the scenario was never tried.
+    if matches!(code, Some(126 | 127)) {
+        let said = tail(stderr, 2048);
+        if said.contains("not found")
+            || said.contains("cannot execute")
+            || said.contains("Permission denied")
+        {
+            let line = said
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("")
+                .trim();
+            let line: String = line.chars().take(160).collect();
+            return verdict(
+                Outcome::Error,
+                &format!("the run step could not start: {line}"),
+                None,
+            );
+        }
+    }
     let exit_holds = match expect.exit {
         None => false,
         Some(ExitSpec::Nonzero) => code != Some(0) || signal.is_some(),
@@ -177,6 +199,23 @@ mod tests {
             &e,
         );
         assert_eq!(j.outcome, Outcome::Reproduced);
+    }
+
+    #[test]
+    fn a_missing_command_is_an_error_not_a_reproduction() {
+        let (_d, o, e) = files("", "sh: 1: no-such-tool: not found\n");
+        let ending = Ending::Exited {
+            code: Some(127),
+            signal: None,
+        };
+        let j = judge(
+            &expect(false, Some(ExitSpec::Nonzero), None),
+            ending,
+            &o,
+            &e,
+        );
+        assert_eq!(j.outcome, Outcome::Error);
+        assert!(j.reason.contains("no-such-tool: not found"), "{}", j.reason);
     }
 
     #[test]

@@ -227,7 +227,23 @@ impl Sandbox {
     /// Stops everything in the sandbox and waits for it. Idempotent.
     pub fn kill(&mut self) {
         let pid = self.child.id();
-        if !self.namespaces {
+        if self.namespaces {
+            // Kill the supervisor, PID 1 of the run's namespace. The kernel
+            // finishes its exit only once every other process in the
+            // namespace is gone, and `__sandbox` exits only once it has
+            // reaped the supervisor: waiting for `__sandbox` therefore
+            // waits for the whole run to be gone.
+            let supervisor = procfs::descendants(pid)
+                .into_iter()
+                .find(|p| i64::from(p.ppid) == i64::from(pid));
+            if let Some(sup) = supervisor {
+                let _ = kill(Pid::from_raw(sup.pid), Signal::SIGKILL);
+                if wait_for(&mut self.child, Duration::from_secs(10)) {
+                    self.finish();
+                    return;
+                }
+            }
+        } else {
             // No PID namespace to collapse: freeze the tree so nothing forks
             // while we kill it, then kill it.
             for _ in 0..3 {
@@ -244,17 +260,30 @@ impl Sandbox {
             }
         }
         if let Ok(raw) = i32::try_from(pid) {
-            // The sandbox and the supervisor share a process group; the
-            // supervisor is PID 1 of the run's namespace, so its death takes
-            // every process of the run with it.
             let _ = killpg(Pid::from_raw(raw), Signal::SIGKILL);
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        self.finish();
+    }
+
+    fn finish(&mut self) {
         if let Some(reader) = self.reader.take() {
             let _ = reader.join();
         }
     }
+}
+
+/// Waits up to `limit` for `child` to exit.
+fn wait_for(child: &mut Child, limit: Duration) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            return true;
+        }
+        thread::sleep(Duration::from_millis(2));
+    }
+    false
 }
 
 impl Drop for Sandbox {
