@@ -48,7 +48,7 @@ fn a_valid_bundle_is_accepted() {
         .run()
         .success()
         .stdout_has("intact, unsigned")
-        .stdout_has("4 files");
+        .stdout_has("5 entries");
     sb.bugpack()
         .args(["inspect", "ok.zip"])
         .run()

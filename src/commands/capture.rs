@@ -10,6 +10,7 @@ use bugpack::capture::{self, Captured};
 use bugpack::error::{Unavailable, usage};
 use bugpack::issue::{self, BundleView};
 use bugpack::redact::Redactor;
+use bugpack::report::table;
 
 use super::Status;
 use crate::settings::Capture;
@@ -84,7 +85,7 @@ pub(crate) fn run(settings: Capture, ui: &Ui) -> Result<Status> {
     let redactions: u64 = written.manifest.redactions.values().sum();
     writeln!(
         out,
-        "{} {} ({}, {} files, {redactions} redaction{})",
+        "{} {} ({}, {} entries, {redactions} redaction{})",
         ui.paint(Style::Good, "wrote"),
         settings.output.display(),
         human_size(written.size),

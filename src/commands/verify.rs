@@ -72,7 +72,8 @@ pub(crate) fn run(settings: &Verify, ui: &Ui) -> Result<Status> {
     )?;
     writeln!(
         out,
-        "  {files} files, {}, every size and SHA-256 matches the manifest",
+        "  {} entries, {}, every size and SHA-256 matches the manifest",
+        files + 1,
         human_size(bytes)
     )?;
     writeln!(out, "  sha256 {sha256}")?;
