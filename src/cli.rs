@@ -38,7 +38,7 @@ pub(crate) struct GlobalArgs {
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub(crate) quiet: bool,
 
-    /// When to use colour (honours NO_COLOR)
+    /// When to use colour (honours `NO_COLOR`)
     #[arg(long, value_name = "WHEN", default_value = "auto", global = true)]
     pub(crate) color: ColorChoice,
 }
@@ -207,7 +207,7 @@ pub(crate) struct VerifyArgs {
     #[arg(long, value_name = "PUBKEY", conflicts_with_all = ["allowed_signers", "github_keys"])]
     pub(crate) key: Option<String>,
 
-    /// Trust the signers in this OpenSSH allowed_signers file
+    /// Trust the signers in this OpenSSH `allowed_signers` file
     #[arg(long, value_name = "FILE", conflicts_with = "github_keys")]
     pub(crate) allowed_signers: Option<PathBuf>,
 
@@ -215,7 +215,7 @@ pub(crate) struct VerifyArgs {
     #[arg(long, value_name = "NAME", requires = "allowed_signers")]
     pub(crate) identity: Option<String>,
 
-    /// Trust the keys in a https://github.com/USER.keys file
+    /// Trust the keys in a <https://github.com/USER.keys> file
     #[arg(long, value_name = "FILE")]
     pub(crate) github_keys: Option<PathBuf>,
 
@@ -360,7 +360,7 @@ pub(crate) struct SignArgs {
     /// The bundle to sign (rewritten in place)
     pub(crate) bundle: PathBuf,
 
-    /// The private key [default: bugpack's key, else ~/.ssh/id_ed25519]
+    /// The private key [default: bugpack's key, else ~/.`ssh/id_ed25519`]
     #[arg(long, value_name = "PRIVKEY")]
     pub(crate) key: Option<PathBuf>,
 
@@ -379,7 +379,7 @@ pub(crate) struct IssueArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct InitArgs {
-    /// Also write a GitHub issue form (.github/ISSUE_TEMPLATE/bug_report.yml)
+    /// Also write a GitHub issue form (.`github/ISSUE_TEMPLATE/bug_report.yml`)
     #[arg(long)]
     pub(crate) github: bool,
 

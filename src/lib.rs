@@ -13,4 +13,5 @@ pub mod replay;
 pub mod report;
 pub mod scenario;
 pub mod schema;
+pub mod sign;
 pub mod yaml;

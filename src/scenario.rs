@@ -16,7 +16,7 @@ use crate::schema::Schema;
 use crate::yaml::YamlError;
 
 /// A run's time limit when the scenario gives none.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_mins(1);
 /// How long a service may take to become ready when the scenario says nothing.
 pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -371,7 +371,7 @@ expect:
             parse_duration("t", "500ms").unwrap(),
             Duration::from_millis(500)
         );
-        assert_eq!(parse_duration("t", "2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("t", "2m").unwrap(), Duration::from_mins(2));
         assert!(parse_duration("t", "0s").is_err());
         assert!(parse_duration("t", "-1s").is_err());
     }

@@ -149,7 +149,7 @@ pub(crate) struct Capture {
 }
 
 /// The default per-command timeout of `capture -- COMMAND`.
-const CAPTURE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+const CAPTURE_TIMEOUT: std::time::Duration = std::time::Duration::from_mins(1);
 
 impl Capture {
     pub(crate) fn resolve(args: cli::CaptureArgs) -> Result<Self> {
@@ -459,7 +459,8 @@ impl Replay {
         let seed = args.seed.unwrap_or_else(|| {
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos() as u64 ^ u64::from(std::process::id()))
+                .map_or(0, |d| d.subsec_nanos().into())
+                ^ (u64::from(std::process::id()) << 32)
         });
         let size = |flag: &str, text: &str| {
             parse_size(text)
@@ -501,6 +502,46 @@ impl Replay {
             json,
             markdown,
             rlimits,
+        })
+    }
+}
+
+/// `bugpack keygen`.
+#[derive(Debug)]
+pub(crate) struct Keygen {
+    pub(crate) output: PathBuf,
+    pub(crate) force: bool,
+}
+
+impl Keygen {
+    pub(crate) fn resolve(args: cli::KeygenArgs) -> Result<Self> {
+        let output = match args.output {
+            Some(p) => p,
+            None => bugpack::sign::default_key_path().ok_or_else(|| {
+                usage("neither XDG_CONFIG_HOME nor HOME is set; pass --output PATH")
+            })?,
+        };
+        Ok(Self {
+            output,
+            force: args.force,
+        })
+    }
+}
+
+/// `bugpack sign`.
+#[derive(Debug)]
+pub(crate) struct Sign {
+    pub(crate) bundle: PathBuf,
+    pub(crate) key: Option<PathBuf>,
+    pub(crate) limits: Limits,
+}
+
+impl Sign {
+    pub(crate) fn resolve(args: cli::SignArgs) -> Result<Self> {
+        Ok(Self {
+            limits: limits(&args.limits)?,
+            bundle: args.bundle,
+            key: args.key,
         })
     }
 }

@@ -56,9 +56,6 @@ impl Ui {
         let code = match style {
             Style::Bold => "1",
             Style::Good => "32",
-            Style::Bad => "1;31",
-            Style::Warn => "33",
-            Style::Dim => "2",
         };
         Cow::Owned(format!("\x1b[{code}m{text}\x1b[0m"))
     }
@@ -69,9 +66,6 @@ impl Ui {
 pub(crate) enum Style {
     Bold,
     Good,
-    Bad,
-    Warn,
-    Dim,
 }
 
 /// Text from a bundle, with control characters (escape sequences, carriage

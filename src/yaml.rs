@@ -1,10 +1,10 @@
 //! Parsing YAML that someone else wrote: bundle manifests, scenarios, profiles.
 //!
-//! serde_yaml stops the billion-laughs attack, but a 15 KB document with one
+//! `serde_yaml` stops the billion-laughs attack, but a 15 KB document with one
 //! anchor referenced thousands of times still expands to millions of nodes.
 //! bugpack never writes anchors or aliases, so this module refuses them
 //! outright, along with documents past a size cap, deep nesting and streams of
-//! several documents, before serde_yaml sees a byte. It must never hand a
+//! several documents, before `serde_yaml` sees a byte. It must never hand a
 //! caller a value built from a document it has not checked.
 
 use serde::de::DeserializeOwned;

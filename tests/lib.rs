@@ -1,7 +1,12 @@
 //! bugpack's integration tests: each runs the real binary on real files,
 //! processes and sockets, through the harness in `support`.
 
-#![allow(unreachable_pub)]
+#![allow(
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::too_many_lines
+)]
 
 mod support;
 
@@ -10,3 +15,4 @@ mod cli;
 mod reader;
 mod redaction;
 mod replay;
+mod signing;

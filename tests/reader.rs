@@ -260,7 +260,7 @@ fn ratio_bomb() {
 #[test]
 fn total_size_over_the_limit() {
     let noise: Vec<u8> = (0..(3u32 << 20))
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .map(|i| i.wrapping_mul(2_654_435_761).to_le_bytes()[1])
         .collect();
     let spec = BundleSpec::valid().with_file("logs/big.log", noise);
     refused_with(

@@ -80,8 +80,7 @@ fn secret(label: &str) -> &'static str {
     SECRETS
         .iter()
         .find(|(l, _)| *l == label)
-        .map(|(_, s)| *s)
-        .unwrap_or_else(|| panic!("no secret labelled {label}"))
+        .map_or_else(|| panic!("no secret labelled {label}"), |(_, s)| *s)
 }
 
 #[test]

@@ -82,6 +82,16 @@ pub struct JRun {
     pub dir: Option<String>,
 }
 
+/// The longest run's duration: the whole replay cannot be shorter.
+fn cell_min_duration(r: &JReport) -> u64 {
+    r.cells
+        .iter()
+        .flat_map(|c| &c.results)
+        .map(|x| x.duration_ms)
+        .max()
+        .unwrap_or(0)
+}
+
 /// Writes scenario `name` with `yaml` and extra files.
 fn scenario(sb: &Sandbox, name: &str, yaml: &str, files: &[(&str, &str)]) -> String {
     sb.write(&format!("{name}/scenario.yaml"), yaml);
@@ -157,6 +167,12 @@ fn an_exit_code_reproduces_and_the_report_has_the_design_shape() {
     assert!(!r.interrupted);
     assert_eq!(r.bugpack, env!("CARGO_PKG_VERSION"));
     assert_eq!(r.source, "exit3");
+    assert!(r.duration_ms >= cell_min_duration(&r));
+    assert_eq!(
+        r.isolation.run_as.as_deref(),
+        Some("65534:65534"),
+        "runs take nobody's uid under root"
+    );
     let cell = &r.cells[0];
     assert_eq!(
         cell.axes,
@@ -177,6 +193,9 @@ fn an_exit_code_reproduces_and_the_report_has_the_design_shape() {
         "{lo} {hi}"
     );
     assert_eq!(cell.reason.as_deref(), Some("exit"));
+    assert!(cell.median_ms.is_some());
+    assert_eq!(cell.note, None, "no axis, nothing to note");
+    assert!(cell.results.iter().all(|x| x.axes_detail.is_empty()));
     let indexes: Vec<u32> = cell.results.iter().map(|r| r.index).collect();
     assert_eq!(indexes, [0, 1, 2]);
     assert!(

@@ -10,7 +10,7 @@
 //! offset 0 up to the central directory, which ends at the end record, which
 //! ends the file. It must never decompress anything or follow any name.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 
@@ -21,8 +21,10 @@ const CDH_SIG: u32 = 0x0201_4b50;
 const LFH_SIG: u32 = 0x0403_4b50;
 const ZIP64_LOCATOR_SIG: u32 = 0x0706_4b50;
 const EOCD_LEN: u64 = 22;
+const EOCD_BYTES: usize = 22;
 const CDH_LEN: usize = 46;
 const LFH_LEN: u64 = 30;
+const LFH_BYTES: usize = 30;
 
 /// Compression methods bugpack writes.
 pub const STORED: u16 = 0;
@@ -83,7 +85,7 @@ pub fn scan(file: &mut File, max_entries: u64) -> Result<Layout, ScanError> {
         return Err(Rejection::NotZip("too short to hold a zip end record".into()).into());
     }
     let eocd_pos = file_size - EOCD_LEN;
-    let eocd = read_at(file, eocd_pos, EOCD_LEN as usize)?;
+    let eocd = read_at(file, eocd_pos, EOCD_BYTES)?;
     if u32_at(&eocd, 0) != EOCD_SIG || u16_at(&eocd, 20) != 0 {
         return Err(explain_missing_eocd(file, file_size)?.into());
     }
@@ -278,10 +280,10 @@ fn parse_central_record(cd: &[u8], pos: usize) -> Result<(RawEntry, usize), Reje
 /// Duplicate names, names equal but for case, and a file that is also a
 /// directory prefix of another entry: each makes extraction ambiguous.
 fn check_names(entries: &[RawEntry]) -> Result<(), Rejection> {
-    let mut exact: HashMap<&str, ()> = HashMap::with_capacity(entries.len());
+    let mut exact: HashSet<&str> = HashSet::with_capacity(entries.len());
     let mut folded: HashMap<String, &str> = HashMap::with_capacity(entries.len());
     for entry in entries {
-        if exact.insert(&entry.name, ()).is_some() {
+        if !exact.insert(&entry.name) {
             return Err(Rejection::Duplicate {
                 entry: entry.name.clone(),
             });
@@ -321,7 +323,7 @@ fn check_local_header(file: &mut File, entry: &RawEntry, cd_offset: u64) -> Resu
         }
         .into());
     }
-    let header = read_at(file, entry.header_offset, LFH_LEN as usize)?;
+    let header = read_at(file, entry.header_offset, LFH_BYTES)?;
     if u32_at(&header, 0) != LFH_SIG {
         return Err(mismatch("the local header's position").into());
     }

@@ -528,14 +528,12 @@ pub(crate) fn ratio_offenders(entries: &[RawEntry], file_size: u64, max_ratio: u
     if offenders.is_empty()
         && total >= RATIO_FLOOR
         && total / file_size.max(1) > u64::from(max_ratio)
-    {
-        if let Some(worst) = entries
+        && let Some(worst) = entries
             .iter()
             .filter(|e| e.method == layout::DEFLATED)
             .max_by_key(|e| e.ratio())
-        {
-            offenders.push(worst.name.clone());
-        }
+    {
+        offenders.push(worst.name.clone());
     }
     offenders
 }

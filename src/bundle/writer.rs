@@ -66,6 +66,9 @@ pub struct BundleWriter {
     entries: BTreeMap<String, Staged>,
 }
 
+/// Turns a manifest's bytes into an armored signature.
+pub type Signer<'a> = &'a dyn Fn(&[u8]) -> anyhow::Result<Vec<u8>>;
+
 /// What a write produced.
 #[derive(Debug, Clone)]
 pub struct Written {
@@ -170,11 +173,7 @@ impl BundleWriter {
 
     /// Writes the bundle to `output`; `sign`, when given, turns the manifest's
     /// bytes into an armored signature stored as `bugpack.yaml.sig`.
-    pub fn write(
-        &self,
-        output: &Path,
-        sign: Option<&dyn Fn(&[u8]) -> anyhow::Result<Vec<u8>>>,
-    ) -> anyhow::Result<Written> {
+    pub fn write(&self, output: &Path, sign: Option<Signer<'_>>) -> anyhow::Result<Written> {
         let manifest = self.manifest()?;
         let manifest_bytes = manifest
             .to_yaml()
@@ -237,10 +236,10 @@ impl RawBundle {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),
         };
-        let name = output
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "bundle.zip".to_owned());
+        let name = output.file_name().map_or_else(
+            || "bundle.zip".to_owned(),
+            |n| n.to_string_lossy().into_owned(),
+        );
         let mut stored = HashSet::new();
         // At most one pass per entry: each pass stores at least one more.
         for _ in 0..=self.files.len() {

@@ -245,7 +245,7 @@ impl<'a> Packer<'a> {
         let cwd = normalize(self.cwd);
         let rel = normal
             .strip_prefix(&cwd)
-            .map_or_else(|_| normal.strip_prefix("/").unwrap_or(&normal), |r| r);
+            .unwrap_or_else(|_| normal.strip_prefix("/").unwrap_or(&normal));
         utf8_path(rel, path)
     }
 }
@@ -370,10 +370,10 @@ pub fn read_tail(path: &Path, tail: u64) -> anyhow::Result<Vec<u8>> {
         .with_context(|| format!("cannot read {}", path.display()))?;
     if start > 0 {
         // Drop the partial first line, unless the tail is one long line.
-        if let Some(nl) = bytes.iter().position(|&b| b == b'\n') {
-            if nl + 1 < bytes.len() {
-                bytes.drain(..=nl);
-            }
+        if let Some(nl) = bytes.iter().position(|&b| b == b'\n')
+            && nl + 1 < bytes.len()
+        {
+            bytes.drain(..=nl);
         }
     }
     Ok(bytes)

@@ -242,35 +242,32 @@ fn scenario_from_command(
     let expect = if asked {
         Some(req.expect.clone())
     } else {
-        match observed {
-            None => None,
-            Some(o) => Some(match (o.ending, o.exit_code) {
-                (Ending::Hang, _) => ExpectFile {
-                    hang: Some(true),
-                    ..ExpectFile::default()
-                },
-                (Ending::Exited, Some(code)) if code != 0 => ExpectFile {
-                    exit: u8::try_from(code)
-                        .ok()
-                        .map(ExitSpec::Code)
-                        .or(Some(ExitSpec::Nonzero)),
-                    ..ExpectFile::default()
-                },
-                (Ending::Signaled, _) | (Ending::Exited, _) => {
-                    if o.ending == Ending::Exited {
-                        notes.push(
-                            "the command exited 0, so the scenario expects a nonzero exit; \
+        observed.map(|o| match (o.ending, o.exit_code) {
+            (Ending::Hang, _) => ExpectFile {
+                hang: Some(true),
+                ..ExpectFile::default()
+            },
+            (Ending::Exited, Some(code)) if code != 0 => ExpectFile {
+                exit: u8::try_from(code)
+                    .ok()
+                    .map(ExitSpec::Code)
+                    .or(Some(ExitSpec::Nonzero)),
+                ..ExpectFile::default()
+            },
+            (Ending::Signaled | Ending::Exited, _) => {
+                if o.ending == Ending::Exited {
+                    notes.push(
+                        "the command exited 0, so the scenario expects a nonzero exit; \
                              pass --expect-output REGEX if the bug shows in its output"
-                                .to_owned(),
-                        );
-                    }
-                    ExpectFile {
-                        exit: Some(ExitSpec::Nonzero),
-                        ..ExpectFile::default()
-                    }
+                            .to_owned(),
+                    );
                 }
-            }),
-        }
+                ExpectFile {
+                    exit: Some(ExitSpec::Nonzero),
+                    ..ExpectFile::default()
+                }
+            }
+        })
     };
     let scenario = ScenarioFile {
         name: scenario_name(&req.command),
@@ -292,8 +289,7 @@ fn scenario_from_command(
 fn scenario_name(command: &[String]) -> String {
     let program = command
         .first()
-        .map(|p| p.rsplit('/').next().unwrap_or(p))
-        .unwrap_or("captured");
+        .map_or("captured", |p| p.rsplit('/').next().unwrap_or(p));
     let mut name: String = program
         .chars()
         .map(|c| {

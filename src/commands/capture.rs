@@ -7,10 +7,9 @@ use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context as _, Result};
 use bugpack::capture::{self, Captured};
-use bugpack::error::{Unavailable, usage};
+use bugpack::error::usage;
 use bugpack::issue::{self, BundleView};
 use bugpack::redact::Redactor;
-use bugpack::report::table;
 
 use super::Status;
 use crate::settings::Capture;
@@ -27,9 +26,11 @@ pub(crate) fn run(settings: Capture, ui: &Ui) -> Result<Status> {
         tracing::info!("using the profile {}", profile.display());
     }
     request.steps = read_steps(settings.steps.as_deref(), ui, settings.dry_run)?;
-    if settings.sign.is_some() && !settings.dry_run {
-        return Err(Unavailable("signing (`capture --sign`)").into());
-    }
+    // Load the key first: a wrong passphrase should cost nothing.
+    let key = match (&settings.sign, settings.dry_run) {
+        (Some(path), false) => Some(super::sign::load_key(Some(path))?),
+        _ => None,
+    };
     let mut redactor = Redactor::new(
         &settings.redact,
         request.env.iter().map(|(k, v)| (k.as_str(), v.as_str())),
@@ -67,7 +68,17 @@ pub(crate) fn run(settings: Capture, ui: &Ui) -> Result<Status> {
         )?;
         return Ok(Status::Success);
     }
-    let written = captured.writer.write(&settings.output, None)?;
+    let signer = |manifest: &[u8]| -> Result<Vec<u8>> {
+        match &key {
+            Some(k) => k.sign(manifest).context("cannot sign the manifest"),
+            None => Ok(Vec::new()),
+        }
+    };
+    let written = captured.writer.write(
+        &settings.output,
+        key.as_ref()
+            .map(|_| &signer as bugpack::bundle::writer::Signer<'_>),
+    )?;
     let issue_path = issue_path(&settings.output);
     let mut data = captured.issue.clone();
     data.bundle = Some(BundleView {
@@ -93,6 +104,9 @@ pub(crate) fn run(settings: Capture, ui: &Ui) -> Result<Status> {
         if redactions == 1 { "" } else { "s" }
     )?;
     writeln!(out, "  sha256  {}", written.sha256)?;
+    if let Some(k) = &key {
+        writeln!(out, "  signed  {}", k.fingerprint())?;
+    }
     writeln!(out, "  issue   {}", issue_path.display())?;
     if let Some(o) = &captured.observed {
         writeln!(out, "  run     `{}` {}", o.command, outcome_words(o))?;
@@ -102,7 +116,7 @@ pub(crate) fn run(settings: Capture, ui: &Ui) -> Result<Status> {
     }
     if written.size > GITHUB_ATTACHMENT_LIMIT {
         let mut files = written.manifest.files.clone();
-        files.sort_by(|a, b| b.size.cmp(&a.size));
+        files.sort_by_key(|f| std::cmp::Reverse(f.size));
         let largest: Vec<String> = files
             .iter()
             .take(3)

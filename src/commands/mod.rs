@@ -3,7 +3,9 @@
 
 mod capture;
 mod inspect;
+mod keygen;
 mod replay;
+mod sign;
 mod verify;
 
 use std::process::ExitCode;
@@ -41,7 +43,7 @@ pub(crate) fn run(command: Command, ui: &Ui) -> Result<Status> {
         Command::Inspect(args) => inspect::run(&settings::Inspect::resolve(args)?, ui),
         Command::Verify(args) => verify::run(&settings::Verify::resolve(args)?, ui),
         Command::Capture(args) => capture::run(settings::Capture::resolve(args)?, ui),
-        Command::Replay(args) => replay::run(settings::Replay::resolve(args)?, ui),
+        Command::Replay(args) => replay::run(&settings::Replay::resolve(args)?, ui),
         Command::Sandbox(args) => {
             let net = bugpack::replay::sandbox::Net::parse(&args.net)
                 .ok_or_else(|| bugpack::error::usage("--net: none, loopback or host"))?;
@@ -53,18 +55,40 @@ pub(crate) fn run(command: Command, ui: &Ui) -> Result<Status> {
             Ok(Status::Success)
         }
         Command::Diff(_) => Err(Unavailable("`bugpack diff`").into()),
-        Command::Keygen(_) => Err(Unavailable("`bugpack keygen`").into()),
-        Command::Sign(_) => Err(Unavailable("`bugpack sign`").into()),
+        Command::Keygen(args) => keygen::run(&settings::Keygen::resolve(args)?, ui),
+        Command::Sign(args) => sign::run(&settings::Sign::resolve(args)?, ui),
         Command::Issue(_) => Err(Unavailable("`bugpack issue`").into()),
         Command::Init(_) => Err(Unavailable("`bugpack init`").into()),
     }
 }
 
+/// A bundle's signature, checked against the key it carries (no trust root).
+pub(crate) enum SignatureState {
+    Unsigned,
+    Valid(bugpack::sign::Signer),
+    Invalid(bugpack::sign::SignError),
+}
+
+impl SignatureState {
+    pub(crate) fn of(bundle: &bugpack::bundle::Bundle) -> Self {
+        match bundle.signature() {
+            None => Self::Unsigned,
+            Some(sig) => match bugpack::sign::check(bundle.manifest_bytes(), sig) {
+                Ok((_, signer)) => Self::Valid(signer),
+                Err(e) => Self::Invalid(e),
+            },
+        }
+    }
+}
+
 /// One line on a bundle's signature, for `inspect` and consent prompts.
-fn signature_summary(bundle: &bugpack::bundle::Bundle) -> &'static str {
-    if bundle.signature().is_some() {
-        "signed (run `bugpack verify` with the signer's key to check it)"
-    } else {
-        "unsigned"
+pub(crate) fn signature_summary(bundle: &bugpack::bundle::Bundle) -> String {
+    match SignatureState::of(bundle) {
+        SignatureState::Unsigned => "unsigned".to_owned(),
+        SignatureState::Valid(s) => format!(
+            "signed by {} (valid; run `bugpack verify --key ...` to check it is the key you trust)",
+            s.fingerprint
+        ),
+        SignatureState::Invalid(e) => format!("INVALID: {e}"),
     }
 }

@@ -18,7 +18,7 @@ use super::Status;
 use crate::settings::{Replay, ReplaySource, Sink};
 use crate::terminal::{Ui, printable};
 
-pub(crate) fn run(settings: Replay, ui: &Ui) -> Result<Status> {
+pub(crate) fn run(settings: &Replay, ui: &Ui) -> Result<Status> {
     if settings.timing.iter().any(|t| *t != Timing::None)
         || settings.proxy.iter().any(|p| p != "none")
         || settings.cache.iter().any(|c| *c != Cache::Cold)
@@ -32,6 +32,12 @@ pub(crate) fn run(settings: Replay, ui: &Ui) -> Result<Status> {
     let (label, file, files, bundle_sha256, signature) = match &settings.source {
         ReplaySource::Bundle(path) => {
             let mut bundle = Bundle::open(path, &settings.limits)?;
+            if let super::SignatureState::Invalid(e) = super::SignatureState::of(&bundle) {
+                return Err(anyhow::Error::new(bugpack::bundle::Rejection::Signature(
+                    e.to_string(),
+                ))
+                .context(format!("{} rejected", path.display())));
+            }
             let Some(file) = bundle.scenario().cloned() else {
                 return Err(usage(format!(
                     "{} holds no scenario to replay; capture with -- COMMAND or --scenario DIR",
@@ -41,7 +47,7 @@ pub(crate) fn run(settings: Replay, ui: &Ui) -> Result<Status> {
             let dir = bundle.extract(|p| p.starts_with("scenario/"))?;
             let files = dir.path().join("scenario");
             let sha = bundle.file_sha256()?;
-            let signature = super::signature_summary(&bundle).to_owned();
+            let signature = super::signature_summary(&bundle);
             _extracted = Some(dir);
             (
                 path.display().to_string(),
@@ -69,7 +75,7 @@ pub(crate) fn run(settings: Replay, ui: &Ui) -> Result<Status> {
     let scenario = file
         .resolve()
         .map_err(|e| usage(format!("the scenario {e}")))?;
-    consent(&settings, ui, &scenario, &signature)?;
+    consent(settings, ui, &scenario, &signature)?;
 
     let (isolation, warning) = Isolation::detect(settings.net)?;
     if let Some(w) = warning {
@@ -114,7 +120,7 @@ pub(crate) fn run(settings: Replay, ui: &Ui) -> Result<Status> {
     } else {
         replay::replay(&plan, &interrupted, &replay::Silent)?
     };
-    write_outputs(&settings, &report, ui)?;
+    write_outputs(settings, &report, ui)?;
     if report.interrupted {
         return Err(anyhow::anyhow!(
             "interrupted after {} runs; the report above holds what finished",
@@ -128,8 +134,7 @@ pub(crate) fn run(settings: Replay, ui: &Ui) -> Result<Status> {
                 report
                     .cells
                     .iter()
-                    .filter_map(|c| c.reason.clone())
-                    .next()
+                    .find_map(|c| c.reason.clone())
                     .unwrap_or_default()
             ));
         }

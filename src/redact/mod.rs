@@ -189,7 +189,7 @@ impl Redactor {
             Vec::new()
         };
         let mut spans: Vec<(usize, usize, usize)> = Vec::new();
-        for index in self.set.matches(input).iter() {
+        for index in &self.set.matches(input) {
             let rule = &self.rules[index];
             for caps in rule.regex.captures_iter(input) {
                 let Some(m) = rule.groups.iter().find_map(|&g| caps.get(g)) else {

@@ -160,10 +160,9 @@ pub fn diagnose(procs: &[Proc]) -> Vec<ProcessReport> {
             .ok()
             .map(|w| w.trim().to_owned())
             .filter(|w| !w.is_empty() && w != "0");
-        let elapsed_ms = now_ticks
-            .zip(hz)
-            .map(|(now, hz)| now.saturating_sub(p.start_ticks) * 1000 / hz.max(1))
-            .unwrap_or(0);
+        let elapsed_ms = now_ticks.zip(hz).map_or(0, |(now, hz)| {
+            now.saturating_sub(p.start_ticks) * 1000 / hz.max(1)
+        });
         let mut threads_waiting = BTreeMap::new();
         let mut waiting_on = None;
         if let Ok(tasks) = fs::read_dir(format!("/proc/{}/task", p.pid)) {
@@ -351,8 +350,7 @@ fn blocked_in(pid: i32, tid: i32, pipes: &HashMap<String, Vec<(i32, String)>>) -
     let (name, kind) = syscall_name(nr)?;
     let fd_target = |fd: u64| {
         fs::read_link(format!("/proc/{pid}/fd/{fd}"))
-            .map(|t| t.to_string_lossy().into_owned())
-            .unwrap_or_else(|_| format!("fd {fd}"))
+            .map_or_else(|_| format!("fd {fd}"), |t| t.to_string_lossy().into_owned())
     };
     Some(match kind {
         Kind::Fd(verb) => {

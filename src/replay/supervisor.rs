@@ -116,13 +116,13 @@ pub fn main() -> io::Result<()> {
         out.write_all(b"\n")?;
         out.flush()
     };
-    if let Some(cpu) = plan.cpu {
-        if let Err(why) = pin_to_cpu(cpu) {
-            emit(&Event::Error {
-                why: format!("cannot pin the run to CPU {cpu}: {why}"),
-            })?;
-            return Ok(());
-        }
+    if let Some(cpu) = plan.cpu
+        && let Err(why) = pin_to_cpu(cpu)
+    {
+        emit(&Event::Error {
+            why: format!("cannot pin the run to CPU {cpu}: {why}"),
+        })?;
+        return Ok(());
     }
     let mut reaper = Reaper::default();
     for (index, step) in plan.setup.iter().enumerate() {
@@ -214,20 +214,17 @@ pub fn main() -> io::Result<()> {
 fn spawn(plan: &RunPlan, name: &str, command: &str, extra: &[(&str, &str)]) -> io::Result<Child> {
     let out = log_file(&plan.log_dir, &format!("{name}.out"))?;
     let err = log_file(&plan.log_dir, &format!("{name}.err"))?;
-    let mut cmd = match (&plan.strace, name) {
-        (Some(trace), "run") => {
-            let mut c = Command::new("strace");
-            c.arg("-f")
-                .arg("-o")
-                .arg(trace)
-                .args(["--", "sh", "-c", command]);
-            c
-        }
-        _ => {
-            let mut c = Command::new("sh");
-            c.args(["-c", command]);
-            c
-        }
+    let mut cmd = if let (Some(trace), "run") = (&plan.strace, name) {
+        let mut c = Command::new("strace");
+        c.arg("-f")
+            .arg("-o")
+            .arg(trace)
+            .args(["--", "sh", "-c", command]);
+        c
+    } else {
+        let mut c = Command::new("sh");
+        c.args(["-c", command]);
+        c
     };
     cmd.current_dir(&plan.work_dir)
         .env_clear()

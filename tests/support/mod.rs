@@ -28,12 +28,18 @@ impl Sandbox {
             .expect("temp dir");
         fs::create_dir(root.path().join("work")).unwrap();
         fs::create_dir(root.path().join("tmp")).unwrap();
+        fs::create_dir(root.path().join("home")).unwrap();
         Self { root }
     }
 
     /// The working directory commands run in.
     pub fn dir(&self) -> PathBuf {
         self.root.path().join("work")
+    }
+
+    /// The HOME commands see.
+    pub fn home(&self) -> PathBuf {
+        self.root.path().join("home")
     }
 
     /// The TMPDIR commands see.
@@ -61,6 +67,7 @@ impl Sandbox {
         Run {
             dir: self.dir(),
             tmp: self.tmp(),
+            home: self.home(),
             args: Vec::new(),
             env: Vec::new(),
             stdin: None,
@@ -92,6 +99,7 @@ fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
 pub struct Run {
     dir: PathBuf,
     tmp: PathBuf,
+    home: PathBuf,
     args: Vec<OsString>,
     env: Vec<(OsString, Option<OsString>)>,
     stdin: Option<Vec<u8>>,
@@ -133,6 +141,8 @@ impl Run {
         cmd.args(&self.args)
             .current_dir(&self.dir)
             .env("TMPDIR", &self.tmp)
+            .env("HOME", &self.home)
+            .env_remove("XDG_CONFIG_HOME")
             .env_remove("SOURCE_DATE_EPOCH")
             .env_remove("NO_COLOR")
             .env_remove("RUST_BACKTRACE")

@@ -100,7 +100,7 @@ fn central_record(
 ) -> Vec<u8> {
     let mut c = Vec::new();
     u32le(&mut c, 0x0201_4b50);
-    u16le(&mut c, (3 << 8) | 20);
+    u16le(&mut c, (3 << 8) | 0x14);
     u16le(&mut c, 20);
     u16le(&mut c, flags);
     u16le(&mut c, method);
