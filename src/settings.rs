@@ -195,6 +195,15 @@ impl Capture {
             })?,
             None => CAPTURE_TIMEOUT,
         };
+        let mut probes = args.probes.clone();
+        probes.extend(prof.probe.iter().cloned());
+        for url in &probes {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(usage(format!(
+                    "--probe {url:?}: give an http:// or https:// URL"
+                )));
+            }
+        }
         let mut env_deny = args.env_deny.clone();
         env_deny.extend(prof.env_deny.iter().cloned());
         for re in &args.redact {
@@ -290,6 +299,7 @@ impl Capture {
             log_bytes,
             includes,
             env_deny,
+            probes,
             versions: prof.versions.clone().into_iter().collect(),
             command: args.command.clone(),
             run: !args.no_run && !args.dry_run,

@@ -486,3 +486,68 @@ fn non_utf8_file_names_are_refused_clearly() {
         .stderr_has("not UTF-8");
     assert_eq!(sb.listing(), before);
 }
+
+#[test]
+fn probes_record_what_intermediaries_say() {
+    use std::io::{BufRead as _, BufReader, Write as _};
+    // A tiny origin that answers like a caching proxy would: a Via header,
+    // and on the second request an Age and an X-Cache hit.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        for (i, stream) in listener.incoming().take(2).enumerate() {
+            let mut stream = stream.unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            while reader.read_line(&mut line).unwrap() > 2 {
+                line.clear();
+            }
+            let (age, cache) = if i == 0 { ("0", "MISS") } else { ("42", "HIT") };
+            write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nVia: 1.1 corp-proxy (squid)\r\nAge: {age}\r\nX-Cache: {cache}\r\n\
+                 Cache-Control: max-age=600\r\nSet-Cookie: sid=do-not-record\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+            )
+            .unwrap();
+        }
+    });
+    let sb = Sandbox::new();
+    let mut run = sb.bugpack();
+    for var in [
+        "http_proxy",
+        "HTTP_PROXY",
+        "https_proxy",
+        "HTTPS_PROXY",
+        "all_proxy",
+        "ALL_PROXY",
+    ] {
+        run = run.env_remove(var);
+    }
+    run.args([
+        "capture",
+        "-o",
+        "bug.zip",
+        "--probe",
+        &format!("http://127.0.0.1:{port}/status"),
+    ])
+    .run()
+    .success();
+    server.join().unwrap();
+    let net = entry(&sb.path("bug.zip"), "env/network.yaml");
+    assert!(
+        net.contains(&format!("url: http://127.0.0.1:{port}/status")),
+        "{net}"
+    );
+    assert!(net.contains("via: 1.1 corp-proxy (squid)"), "{net}");
+    assert!(
+        net.contains("x-cache: MISS") && net.contains("x-cache: HIT"),
+        "{net}"
+    );
+    assert!(net.contains("age: '42'"), "{net}");
+    assert!(net.contains("cache-control: max-age=600"), "{net}");
+    assert!(
+        !net.contains("do-not-record"),
+        "only the revealing headers are kept\n{net}"
+    );
+    assert_eq!(net.matches("status: 200").count(), 2, "{net}");
+}

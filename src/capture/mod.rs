@@ -8,6 +8,7 @@
 
 pub mod files;
 pub mod git;
+pub mod network;
 pub mod observe;
 pub mod profile;
 pub mod system;
@@ -41,6 +42,8 @@ pub struct Request {
     pub log_bytes: u64,
     pub includes: Vec<PathBuf>,
     pub env_deny: Vec<String>,
+    /// URLs to fetch twice for `env/network.yaml`.
+    pub probes: Vec<String>,
     pub versions: Vec<(String, String)>,
     /// The command after `--`, if any.
     pub command: Vec<String>,
@@ -92,6 +95,9 @@ pub fn collect(
     };
     let system = system::describe(&sources, &req.versions, &req.cwd, staging, redactor);
     writer.add_bytes("env/system.yaml", yaml(&system)?)?;
+
+    let network = network::describe(&req.env, &req.probes, redactor);
+    writer.add_bytes("env/network.yaml", yaml(&network)?)?;
 
     let deny = vars::Deny::new(&req.env_deny)?;
     let (vars, dropped) = vars::collect(&req.env, &deny, redactor);

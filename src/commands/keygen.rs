@@ -24,11 +24,12 @@ pub(crate) fn run(settings: &Keygen, ui: &Ui) -> Result<Status> {
         )));
     }
     if let Some(dir) = private.parent().filter(|d| !d.as_os_str().is_empty())
-        && !dir.exists() {
-            fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-            fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-                .with_context(|| format!("cannot set permissions on {}", dir.display()))?;
-        }
+        && !dir.exists()
+    {
+        fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot set permissions on {}", dir.display()))?;
+    }
     let key = SigningKey::generate("bugpack").context("cannot generate a key")?;
     let pem = key.private_pem().context("cannot encode the key")?;
     // Created with mode 0600 from the first byte, never widened later.
