@@ -313,8 +313,30 @@ pub fn enter(net: Net, probe: bool) -> io::Result<i32> {
     if probe {
         return Ok(0);
     }
-    let status = Command::new(self_exe()).arg("__supervise").status()?;
-    Ok(status.code().unwrap_or(1))
+    // The supervisor must be a child, to be PID 1 of the new namespace. This
+    // process is single-threaded here, so it forks instead of exec'ing the
+    // binary a second time.
+    // SAFETY: no other thread exists, so the child inherits no held locks.
+    // Both sides return from here to `main`, which exits with the code.
+    #[allow(unsafe_code)]
+    match unsafe { nix::unistd::fork() }.map_err(io::Error::from)? {
+        nix::unistd::ForkResult::Child => match supervisor::main() {
+            Ok(()) => Ok(0),
+            Err(e) => {
+                let _ = writeln!(io::stderr(), "supervisor: {e}");
+                Ok(1)
+            }
+        },
+        nix::unistd::ForkResult::Parent { child } => loop {
+            use nix::sys::wait::{WaitStatus, waitpid};
+            match waitpid(child, None) {
+                Ok(WaitStatus::Exited(_, code)) => return Ok(code),
+                Ok(WaitStatus::Signaled(..)) => return Ok(1),
+                Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => return Err(io::Error::from(e)),
+            }
+        },
+    }
 }
 
 /// `ip link set lo up`, without needing `ip`.

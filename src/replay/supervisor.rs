@@ -184,7 +184,7 @@ pub fn main() -> io::Result<()> {
         services.push(child);
     }
     let started = Instant::now();
-    let mut run = match spawn(&plan, "run", &plan.run, &[]) {
+    let run = match spawn(&plan, "run", &plan.run, &[]) {
         Ok(c) => c,
         Err(e) => {
             return emit(&Event::Error {
@@ -194,17 +194,25 @@ pub fn main() -> io::Result<()> {
     };
     reaper.track(run.id());
     emit(&Event::RunStarted { pid: run.id() })?;
-    let status = loop {
-        if let Some(status) = run.try_wait()? {
-            break status;
+    // Block until the run step ends, reaping whatever else ends meanwhile
+    // (services, orphans): as PID 1 that is our job, and it costs no polling.
+    let run_pid = nix::unistd::Pid::from_raw(i32::try_from(run.id()).map_err(io::Error::other)?);
+    let (exit_code, signal) = loop {
+        use nix::sys::wait::{WaitStatus, waitpid};
+        match waitpid(None, None) {
+            Ok(WaitStatus::Exited(pid, code)) if pid == run_pid => break (Some(code), None),
+            Ok(WaitStatus::Signaled(pid, sig, _)) if pid == run_pid => {
+                break (None, Some(sig as i32));
+            }
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(io::Error::from(e)),
         }
-        reaper.reap();
-        thread::sleep(Duration::from_millis(5));
     };
+    let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     emit(&Event::RunExited {
-        exit_code: status.code(),
-        signal: status.signal(),
-        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        exit_code,
+        signal,
+        duration_ms,
     })?;
     drop(services);
     Ok(())
