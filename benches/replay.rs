@@ -9,6 +9,8 @@
 //!
 //! Run with `cargo bench --bench replay`.
 
+#![allow(clippy::unwrap_used, clippy::print_stdout, clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
+
 #[path = "support.rs"]
 mod support;
 
@@ -47,16 +49,6 @@ fn main() {
         );
     }
     let spawn = started.elapsed() / runs;
-    let runs_s = runs.to_string();
-    let replay = |jobs: &str, scenario: &str, n: &str| {
-        measure(
-            root,
-            &[
-                &bin, "replay", scenario, "--yes", "--runs", n, "--jobs", jobs, "--seed", "1",
-            ],
-        )
-        .wall
-    };
     // `replay` exits 1 (not reproduced) for these scenarios: run through sh.
     let noop_total = measure(
         root,
@@ -70,7 +62,6 @@ fn main() {
     )
     .wall;
     let per_run = noop_total / runs;
-    let _ = replay;
     println!("per-run overhead ({runs} runs, --jobs 1, isolation on)");
     println!(
         "  bugpack replay, run: true        {:>10} per run",
@@ -140,5 +131,4 @@ fn main() {
         "  efficiency T1 / (2 x T2)         {:>9.1}%",
         efficiency * 100.0
     );
-    let _ = runs_s;
 }

@@ -3,13 +3,7 @@
 //! keeps the largest child ever waited for; each measurement therefore runs
 //! in a fresh copy of the bench binary (`--measure`), so cases never mix.
 
-#![allow(
-    dead_code,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::print_stdout,
-    clippy::print_stderr
-)]
+#![allow(dead_code, unreachable_pub)]
 
 use std::path::Path;
 use std::process::Command;
