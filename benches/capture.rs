@@ -8,7 +8,13 @@
 //! Targets (issue 3): peak RSS under 64 MB, the log case under 1 s.
 //! Run with `cargo bench --bench capture` (needs `zip` and `git`).
 
-#![allow(clippy::unwrap_used, clippy::print_stdout, clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::print_stdout,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_precision_loss
+)]
 
 #[path = "support.rs"]
 mod support;

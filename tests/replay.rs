@@ -710,3 +710,34 @@ fn ctrl_c_stops_every_run_and_prints_the_partial_report() {
     );
     nothing_left(&sb);
 }
+
+#[test]
+fn without_namespaces_a_setsid_orphan_is_still_stopped() {
+    let sb = Sandbox::new();
+    let marker = "17320.508";
+    let s = scenario(
+        &sb,
+        "fallback",
+        &format!("name: fallback\nrun: 'setsid sleep {marker} & exit 6'\nexpect: {{exit: 6}}\n"),
+        &[],
+    );
+    let json = sb.path("r.json");
+    let out = sb
+        .bugpack()
+        .env("BUGPACK_SANDBOX", "process")
+        .args(["replay", &s, "--yes", "--runs", "2", "--json"])
+        .arg(&json)
+        .run()
+        .success()
+        .stderr_has("not in their own namespaces");
+    let r: JReport = serde_json::from_str(&fs::read_to_string(&json).unwrap()).unwrap();
+    assert!(!r.isolation.namespaces);
+    assert_eq!(r.isolation.net, "host");
+    assert_eq!(r.cells[0].reproduced, 2, "{}", out.stdout);
+    assert!(
+        running(marker).is_empty(),
+        "the orphan survived: {:?}",
+        running(marker)
+    );
+    nothing_left(&sb);
+}

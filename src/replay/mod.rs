@@ -341,7 +341,7 @@ fn run_in(
     };
     let (judged_ending, exit_code, signal, duration_ms, diagnostics) = match ending {
         Ok((code, signal, ms)) => {
-            sandbox.kill();
+            sandbox.wait_end(Duration::from_secs(5));
             (Ending::Exited { code, signal }, code, signal, ms, None)
         }
         Err(elapsed) => {

@@ -80,6 +80,7 @@ impl Isolation {
     pub fn detect(asked: Option<Net>) -> anyhow::Result<(Self, Option<String>)> {
         let run_as = Uid::effective().is_root().then_some(NOBODY);
         let want = asked.unwrap_or(Net::Loopback);
+        let forced = std::env::var("BUGPACK_SANDBOX").is_ok_and(|v| v == "process");
         let probe = Self {
             namespaces: true,
             net: if want == Net::Host {
@@ -89,7 +90,12 @@ impl Isolation {
             },
             run_as,
         };
-        match probe.probe() {
+        let probed = if forced {
+            Err("BUGPACK_SANDBOX=process".to_owned())
+        } else {
+            probe.probe()
+        };
+        match probed {
             Ok(()) => Ok((Self { net: want, ..probe }, None)),
             Err(why) => {
                 if matches!(asked, Some(Net::Loopback | Net::None)) {
@@ -224,8 +230,23 @@ impl Sandbox {
         }
     }
 
+    /// Waits for a sandbox whose run step has ended: the supervisor returns,
+    /// and as PID 1 its exit takes the rest of the run with it. Kills it if
+    /// it does not end within `limit`.
+    pub fn wait_end(&mut self, limit: Duration) {
+        if self.namespaces && wait_for(&mut self.child, limit) {
+            self.finish();
+        } else {
+            self.kill();
+        }
+    }
+
     /// Stops everything in the sandbox and waits for it. Idempotent.
     pub fn kill(&mut self) {
+        if matches!(self.child.try_wait(), Ok(Some(_))) {
+            self.finish();
+            return;
+        }
         let pid = self.child.id();
         if self.namespaces {
             // Kill the supervisor, PID 1 of the run's namespace. The kernel
@@ -277,11 +298,13 @@ impl Sandbox {
 /// Waits up to `limit` for `child` to exit.
 fn wait_for(child: &mut Child, limit: Duration) -> bool {
     let deadline = std::time::Instant::now() + limit;
+    let mut pause = Duration::from_micros(200);
     while std::time::Instant::now() < deadline {
         if matches!(child.try_wait(), Ok(Some(_))) {
             return true;
         }
-        thread::sleep(Duration::from_millis(2));
+        thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(5));
     }
     false
 }

@@ -215,6 +215,14 @@ pub fn main() -> io::Result<()> {
         duration_ms,
     })?;
     drop(services);
+    if std::process::id() != 1 {
+        // Without a PID namespace our exit would hand the run's leftovers to
+        // init, out of the engine's reach: wait for the engine to kill us
+        // and our descendants together.
+        loop {
+            thread::park();
+        }
+    }
     Ok(())
 }
 
