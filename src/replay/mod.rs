@@ -13,6 +13,7 @@ pub mod outcome;
 pub mod procfs;
 pub mod sandbox;
 pub mod supervisor;
+pub mod timing;
 
 use std::collections::BTreeMap;
 use std::fs;

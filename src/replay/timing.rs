@@ -1,0 +1,219 @@
+//! The timing axis, applied from outside the sandbox while a run's `run`
+//! step is going: `slow` (a SIGSTOP/SIGCONT duty cycle over the run's
+//! processes), `jitter` (random short stops, from the run's seed), `load`
+//! (busy threads on every CPU). `cpu1` and `trace` are set up inside the
+//! sandbox instead (see the supervisor's plan). A driver always leaves the
+//! processes running when it stops: nothing stays frozen.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde_json::json;
+
+use super::matrix::Timing;
+use super::procfs;
+
+/// `slow`: in each period, the processes are stopped for this share of it.
+pub const SLOW_PERIOD: Duration = Duration::from_millis(20);
+/// `slow`: the stopped share of each period.
+pub const SLOW_STOPPED: Duration = Duration::from_millis(10);
+
+/// Which processes a driver acts on: a sandbox's, as the host sees them.
+#[derive(Debug, Clone, Copy)]
+pub struct Tree {
+    pub root: u32,
+    /// Under namespaces the sandbox's own supervisor is skipped.
+    pub namespaces: bool,
+}
+
+impl Tree {
+    pub fn processes(self) -> Vec<procfs::Proc> {
+        let all = procfs::descendants(self.root);
+        if !self.namespaces {
+            return all;
+        }
+        all.into_iter()
+            .filter(|p| i64::from(p.ppid) != i64::from(self.root))
+            .collect()
+    }
+
+    fn signal(self, signal: Signal) -> usize {
+        let procs = self.processes();
+        for p in &procs {
+            let _ = kill(Pid::from_raw(p.pid), signal);
+        }
+        procs.len()
+    }
+}
+
+/// A running timing condition; [`Driver::stop`] ends it.
+#[derive(Debug)]
+pub struct Driver {
+    stop: Arc<AtomicBool>,
+    threads: Vec<thread::JoinHandle<()>>,
+    stops: Arc<AtomicU64>,
+    stopped_us: Arc<AtomicU64>,
+    timing: Timing,
+    tree: Tree,
+    started: Instant,
+}
+
+impl Driver {
+    /// Starts `timing` on `tree`'s processes; `seed` drives `jitter`.
+    pub fn start(timing: Timing, tree: Tree, seed: u64) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stops = Arc::new(AtomicU64::new(0));
+        let stopped_us = Arc::new(AtomicU64::new(0));
+        let mut threads = Vec::new();
+        match timing {
+            Timing::Slow | Timing::Jitter => {
+                let (stop, stops, stopped_us) = (Arc::clone(&stop), Arc::clone(&stops), Arc::clone(&stopped_us));
+                threads.push(thread::spawn(move || {
+                    let mut rng = SplitMix(seed);
+                    while !stop.load(Ordering::Relaxed) {
+                        let (running, frozen) = if timing == Timing::Slow {
+                            (SLOW_PERIOD - SLOW_STOPPED, SLOW_STOPPED)
+                        } else {
+                            (
+                                Duration::from_millis(5 + rng.below(45)),
+                                Duration::from_millis(1 + rng.below(20)),
+                            )
+                        };
+                        thread::sleep(running);
+                        if stop.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        if tree.signal(Signal::SIGSTOP) > 0 {
+                            stops.fetch_add(1, Ordering::Relaxed);
+                            let t = Instant::now();
+                            thread::sleep(frozen);
+                            tree.signal(Signal::SIGCONT);
+                            stopped_us.fetch_add(u64::try_from(t.elapsed().as_micros()).unwrap_or(0), Ordering::Relaxed);
+                        }
+                    }
+                    tree.signal(Signal::SIGCONT);
+                }));
+            }
+            Timing::Load => {
+                let cpus = thread::available_parallelism().map_or(1, std::num::NonZero::get);
+                for _ in 0..cpus {
+                    let stop = Arc::clone(&stop);
+                    threads.push(thread::spawn(move || {
+                        let mut x = 1u64;
+                        while !stop.load(Ordering::Relaxed) {
+                            for _ in 0..10_000 {
+                                x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                            }
+                            std::hint::black_box(x);
+                        }
+                    }));
+                }
+            }
+            Timing::None | Timing::Cpu1 | Timing::Trace => {}
+        }
+        Self {
+            stop,
+            threads,
+            stops,
+            stopped_us,
+            timing,
+            tree,
+            started: Instant::now(),
+        }
+    }
+
+    /// Ends the condition (processes left running) and says what it did.
+    pub fn stop(self) -> Option<serde_json::Value> {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads {
+            let _ = t.join();
+        }
+        // Whatever happened above, nothing stays frozen.
+        if matches!(self.timing, Timing::Slow | Timing::Jitter) {
+            self.tree.signal(Signal::SIGCONT);
+        }
+        let elapsed_us = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX).max(1);
+        match self.timing {
+            Timing::Slow | Timing::Jitter => {
+                let stopped = self.stopped_us.load(Ordering::Relaxed);
+                #[allow(clippy::cast_precision_loss)]
+                let duty = stopped as f64 / elapsed_us as f64;
+                Some(json!({
+                    "stops": self.stops.load(Ordering::Relaxed),
+                    "stopped_ms": stopped / 1000,
+                    "duty": (duty * 1000.0).round() / 1000.0,
+                }))
+            }
+            Timing::Load => Some(json!({
+                "busy_threads": thread::available_parallelism().map_or(1, std::num::NonZero::get),
+            })),
+            Timing::None | Timing::Cpu1 | Timing::Trace => None,
+        }
+    }
+}
+
+/// A small seeded generator (splitmix64): reproducible choices from `--seed`.
+#[derive(Debug, Clone)]
+pub struct SplitMix(pub u64);
+
+impl SplitMix {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..n` (n > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seeded_choices_repeat() {
+        let a: Vec<u64> = (0..5).map({
+            let mut r = SplitMix(42);
+            move |_| r.below(20)
+        }).collect();
+        let b: Vec<u64> = (0..5).map({
+            let mut r = SplitMix(42);
+            move |_| r.below(20)
+        }).collect();
+        assert_eq!(a, b);
+        assert!(a.iter().all(|&x| x < 20));
+    }
+
+    #[test]
+    fn slow_stops_a_process_about_half_the_time_and_leaves_it_running() {
+        // A shell whose child `sleep` is the process to throttle.
+        let mut child = std::process::Command::new("sh").args(["-c", "sleep 30; true"]).spawn().unwrap();
+        let tree = Tree {
+            root: child.id(),
+            namespaces: false,
+        };
+        while tree.processes().is_empty() {
+            thread::sleep(Duration::from_millis(5));
+        }
+        let driver = Driver::start(Timing::Slow, tree, 1);
+        thread::sleep(Duration::from_millis(400));
+        let detail = driver.stop().unwrap();
+        let duty = detail["duty"].as_f64().unwrap();
+        assert!(detail["stops"].as_u64().unwrap() >= 5, "{detail}");
+        assert!((0.2..0.8).contains(&duty), "{detail}");
+        for p in tree.processes() {
+            assert_ne!(procfs::read(p.pid).unwrap().state, 'T', "left stopped");
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+}
