@@ -6,3 +6,4 @@
 
 pub mod bundle;
 pub mod error;
+pub mod proxy;
