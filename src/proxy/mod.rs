@@ -22,6 +22,9 @@ mod server;
 mod stats;
 mod tee;
 
+#[cfg(test)]
+mod tests;
+
 
 use std::fmt;
 use std::path::PathBuf;
