@@ -25,7 +25,6 @@ mod tee;
 #[cfg(test)]
 mod tests;
 
-
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
