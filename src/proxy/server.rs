@@ -389,6 +389,9 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<ProxyBo
         );
     }
     match (req.uri().scheme_str(), req.uri().authority()) {
+        (Some("http"), Some(authority)) if has_bad_port(authority) => {
+            return error_response(StatusCode::BAD_REQUEST, "the URL's port is not a TCP port");
+        }
         (Some("http"), Some(_)) => {}
         (Some(_), _) => {
             return error_response(
@@ -748,6 +751,17 @@ async fn tunnel(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<ProxyB
     Response::new(empty())
 }
 
+/// Whether the authority names a port that is no TCP port (`:0`, `:99999`),
+/// which `http` accepts and would only fail later, as a confusing 502.
+fn has_bad_port(authority: &http::uri::Authority) -> bool {
+    let host_port = authority.as_str().rsplit('@').next().unwrap_or_default();
+    // After an IPv6 literal's `]`, if any: its colons are not a port's.
+    let tail = host_port.rsplit(']').next().unwrap_or_default();
+    tail.rsplit_once(':').is_some_and(|(_, port)| {
+        !port.is_empty() && port.parse::<u16>().ok().is_none_or(|p| p == 0)
+    })
+}
+
 /// Removes the hop-by-hop headers and every header the `Connection` header names.
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let named: Vec<HeaderName> = headers
@@ -825,4 +839,67 @@ fn chain(err: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_ports_are_told_from_ipv6_and_userinfo() {
+        let bad = |a: &str| has_bad_port(&a.parse().unwrap());
+        for ok in [
+            "a",
+            "a:80",
+            "a:",
+            "[::1]",
+            "[::1]:8080",
+            "u:p@a",
+            "u:p@[::1]:1",
+        ] {
+            assert!(!bad(ok), "{ok}");
+        }
+        for wrong in ["a:0", "a:99999", "[::1]:65536", "u:p@a:x1"] {
+            assert!(bad(wrong), "{wrong}");
+        }
+    }
+
+    #[test]
+    fn connection_named_headers_are_hop_by_hop_too() {
+        let mut headers = HeaderMap::new();
+        headers.insert("connection", HeaderValue::from_static("close, X-Hop"));
+        headers.insert("x-hop", HeaderValue::from_static("1"));
+        headers.insert("te", HeaderValue::from_static("trailers"));
+        headers.insert("x-kept", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut headers);
+        assert_eq!(headers.keys().collect::<Vec<_>>(), ["x-kept"]);
+    }
+
+    #[test]
+    fn only_our_own_via_is_a_loop() {
+        let via = |v: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::VIA, HeaderValue::from_static(v));
+            came_through_us(&h)
+        };
+        assert!(via("1.0 squid, 1.1 bugpack"));
+        assert!(via("1.1 bugpack (x)"));
+        assert!(!via("1.1 bugpack-other, 1.1 squid"));
+    }
+
+    #[test]
+    fn a_304_updates_headers_but_not_the_body_description() {
+        let mut stored = HeaderMap::new();
+        stored.insert("content-length", HeaderValue::from_static("5"));
+        stored.insert("etag", HeaderValue::from_static("\"v1\""));
+        stored.insert("x-old", HeaderValue::from_static("1"));
+        let mut fresh = HeaderMap::new();
+        fresh.insert("content-length", HeaderValue::from_static("0"));
+        fresh.append("x-new", HeaderValue::from_static("a"));
+        fresh.append("x-new", HeaderValue::from_static("b"));
+        let merged = merge_not_modified(&stored, &fresh);
+        assert_eq!(merged["content-length"], "5");
+        assert_eq!(merged["x-old"], "1");
+        assert_eq!(merged.get_all("x-new").iter().count(), 2);
+    }
 }

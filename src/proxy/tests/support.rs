@@ -71,7 +71,7 @@ struct OriginState {
 /// - `/nostore`: 200, `Cache-Control: no-store`, `Pragma`, `Expires: 0`, `Vary: *`
 /// - `/notfound`: 404
 /// - `/maxage`: 200, `max-age=60`
-/// - `/private`: 200, `private, max-age=60`
+/// - `/private`: 200, `private, max-age=60`, with an `ETag`
 /// - `/lastmod`: 200 with only a `Last-Modified` two days old
 /// - `/etag`: 200 `ETag: "v1"`, `no-cache`; 304 when `If-None-Match` has it
 /// - `/big`: 200, 9 MiB with a length; `/bigchunked`: the same, chunked
@@ -230,6 +230,7 @@ async fn route(state: &OriginState, req: Request<Incoming>) -> Response<OriginBo
             .body(tagged("maxage")),
         "/private" => builder
             .header("cache-control", "private, max-age=60")
+            .header("etag", "\"p1\"")
             .body(tagged("private")),
         "/lastmod" => builder
             .header("last-modified", httpdate::fmt_http_date(two_days_ago))
