@@ -23,6 +23,7 @@ use std::convert::Infallible;
 use std::io::{self, Read as _, Write as _};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -38,8 +39,10 @@ use hyper_util::rt::TokioIo;
 const LOOPBACK: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0));
 /// Connections in the throughput load: enough to keep every hop busy on two cores.
 const CONNECTIONS: usize = 8;
-/// Requests sent before measuring, to warm connections and caches.
-const WARMUP: usize = 500;
+/// Requests sent before each measured span, to warm connections and caches.
+const WARMUP: usize = 200;
+/// Measured spans per target and load, interleaved across targets.
+const ROUNDS: u32 = 6;
 /// The origin's response body: a small JSON status, as a polling UI gets.
 const BODY: &[u8] = br#"{"task": 42, "state": "PENDING", "progress": 0.5}"#;
 
@@ -49,29 +52,15 @@ fn main() -> io::Result<()> {
         .and_then(|s| s.parse().ok())
         .unwrap_or(3.0);
     let duration = Duration::from_secs_f64(secs);
+    let slice = duration / ROUNDS;
     let origin = start_origin()?;
     let url = format!("http://{origin}/status");
-    println!(
-        "GET {url} ({} byte body), keep-alive; latency: 1 connection, throughput: {CONNECTIONS} connections, {secs} s each",
-        BODY.len()
-    );
-    println!(
-        "{:<28} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
-        "target", "p50 ms", "p99 ms", "req/s", "N p50 ms", "N p99 ms", "N req/s"
-    );
-
-    let direct = measure("direct", origin, &url, duration)?;
+    let request = request_bytes(&url);
 
     let pass = Proxy::start(Config::new(Mode::Pass), LOOPBACK)?;
-    let through_pass = measure("bugpack pass", pass.addr(), &url, duration)?;
-    pass.shutdown();
-
     let cache = Proxy::start(Config::new(Mode::Cache), LOOPBACK)?;
-    measure("bugpack cache (hits)", cache.addr(), &url, duration)?;
-    cache.shutdown();
-
     let squid = match Squid::start() {
-        Ok(Some(squid)) => Some(measure("squid (no cache)", squid.addr, &url, duration)?),
+        Ok(Some(squid)) => Some(squid),
         Ok(None) => {
             println!("squid: not installed, skipped (apt-get install -y squid)");
             None
@@ -81,53 +70,123 @@ fn main() -> io::Result<()> {
             None
         }
     };
+    let mut targets = vec![
+        Target::new("direct", origin),
+        Target::new("bugpack pass", pass.addr()),
+        Target::new("bugpack cache (hits)", cache.addr()),
+    ];
+    if let Some(squid) = &squid {
+        targets.push(Target::new("squid (no cache)", squid.addr));
+    }
 
-    println!();
+    // Interleaved rounds: on a shared machine, wake-up latency drifts by
+    // several times over seconds; alternating targets lets every target see
+    // the same drift instead of one target getting a quiet spell.
+    for _ in 0..ROUNDS {
+        for target in &mut targets {
+            let mut one = load(target.addr, &request, 1, slice)?;
+            one.sort_by(f64::total_cmp);
+            target.round_p50.push(percentile(&one, 0.5));
+            target.one.extend(one);
+        }
+    }
+    for _ in 0..ROUNDS {
+        for target in &mut targets {
+            target
+                .many
+                .extend(load(target.addr, &request, CONNECTIONS, slice)?);
+        }
+    }
+
     println!(
-        "bugpack pass adds {:.3} ms at p50 over direct (target < 0.300)",
-        through_pass.p50_ms - direct.p50_ms
+        "GET {url} ({} byte body), keep-alive, {ROUNDS} interleaved rounds; \
+         latency: 1 connection, throughput: {CONNECTIONS} connections; {secs} s of each per target",
+        BODY.len()
     );
-    if let Some(squid) = squid {
+    println!(
+        "{:<22} {:>8} {:>8} {:>8} {:>10} {:>10} {:>9}",
+        "target", "p50 ms", "p99 ms", "req/s", "N p50 ms", "N p99 ms", "N req/s"
+    );
+    for target in &mut targets {
+        target.one.sort_by(f64::total_cmp);
+        target.many.sort_by(f64::total_cmp);
         println!(
-            "squid adds {:.3} ms at p50 over direct",
-            squid.p50_ms - direct.p50_ms
-        );
-        println!(
-            "throughput, {CONNECTIONS} connections: bugpack pass {:.0} req/s, squid {:.0} req/s ({:.2}x, target >= 1)",
-            through_pass.many_rps,
-            squid.many_rps,
-            through_pass.many_rps / squid.many_rps
+            "{:<22} {:>8.3} {:>8.3} {:>8.0} {:>10.3} {:>10.3} {:>9.0}",
+            target.name,
+            percentile(&target.one, 0.5),
+            percentile(&target.one, 0.99),
+            rate(target.one.len(), duration),
+            percentile(&target.many, 0.5),
+            percentile(&target.many, 0.99),
+            rate(target.many.len(), duration),
         );
     }
+
+    println!();
+    let direct = &targets[0];
+    let through_pass = &targets[1];
+    let mut added: Vec<f64> = through_pass
+        .round_p50
+        .iter()
+        .zip(&direct.round_p50)
+        .map(|(p, d)| p - d)
+        .collect();
+    let rounds_text = added
+        .iter()
+        .map(|a| format!("{a:.3}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    added.sort_by(f64::total_cmp);
+    println!(
+        "bugpack pass adds {:.3} ms at p50 over direct (median of rounds; rounds: {rounds_text}; target < 0.300)",
+        percentile(&added, 0.5)
+    );
+    if let Some(squid) = targets.get(3) {
+        let pass_rps = rate(through_pass.many.len(), duration);
+        let squid_rps = rate(squid.many.len(), duration);
+        println!(
+            "squid adds {:.3} ms at p50 over direct (pooled)",
+            percentile(&squid.one, 0.5) - percentile(&direct.one, 0.5)
+        );
+        println!(
+            "throughput, {CONNECTIONS} connections: bugpack pass {pass_rps:.0} req/s, squid {squid_rps:.0} req/s ({:.2}x, target >= 1)",
+            pass_rps / squid_rps
+        );
+    }
+    drop(squid);
+    pass.shutdown();
+    cache.shutdown();
     Ok(())
 }
 
-/// The figures of one target.
-struct Figures {
-    p50_ms: f64,
-    many_rps: f64,
+/// One target's samples, in milliseconds.
+struct Target {
+    name: &'static str,
+    addr: SocketAddr,
+    one: Vec<f64>,
+    many: Vec<f64>,
+    /// The single-connection p50 of each round.
+    round_p50: Vec<f64>,
 }
 
-fn measure(name: &str, via: SocketAddr, url: &str, duration: Duration) -> io::Result<Figures> {
-    let request = request_bytes(url);
-    let one = load(via, &request, 1, duration)?;
-    let many = load(via, &request, CONNECTIONS, duration)?;
-    let (p50, p99) = (
-        percentile(&one.latencies, 0.50),
-        percentile(&one.latencies, 0.99),
-    );
-    let (np50, np99) = (
-        percentile(&many.latencies, 0.50),
-        percentile(&many.latencies, 0.99),
-    );
-    println!(
-        "{name:<28} {p50:>9.3} {p99:>9.3} {:>9.0} {np50:>9.3} {np99:>9.3} {:>9.0}",
-        one.rps, many.rps
-    );
-    Ok(Figures {
-        p50_ms: p50,
-        many_rps: many.rps,
-    })
+impl Target {
+    fn new(name: &'static str, addr: SocketAddr) -> Self {
+        Self {
+            name,
+            addr,
+            one: Vec::new(),
+            many: Vec::new(),
+            round_p50: Vec::new(),
+        }
+    }
+}
+
+#[allow(
+    clippy::cast_precision_loss,
+    reason = "request counts are far below 2^52"
+)]
+fn rate(requests: usize, duration: Duration) -> f64 {
+    requests as f64 / duration.as_secs_f64()
 }
 
 fn request_bytes(url: &str) -> Vec<u8> {
@@ -139,33 +198,31 @@ fn request_bytes(url: &str) -> Vec<u8> {
     format!("GET {url} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: bugpack-bench\r\n\r\n").into_bytes()
 }
 
-struct Load {
-    /// Milliseconds, one per request.
-    latencies: Vec<f64>,
-    rps: f64,
-}
-
 /// `connections` threads, each sending `request` back to back on one
-/// keep-alive connection through `via` for `duration`.
+/// keep-alive connection through `via` for `duration`: every latency, in ms.
 fn load(
     via: SocketAddr,
     request: &[u8],
     connections: usize,
     duration: Duration,
-) -> io::Result<Load> {
-    let start = Instant::now() + Duration::from_millis(50);
+) -> io::Result<Vec<f64>> {
+    // Everyone connects and warms up first, then all measure the same span.
+    let ready = Arc::new(Barrier::new(connections));
     let workers: Vec<_> = (0..connections)
         .map(|_| {
             let request = request.to_vec();
+            let ready = Arc::clone(&ready);
             thread::spawn(move || -> io::Result<Vec<f64>> {
-                let mut conn = Client::connect(via)?;
-                for _ in 0..WARMUP / connections.max(1) {
-                    conn.roundtrip(&request)?;
-                }
-                while Instant::now() < start {
-                    thread::yield_now();
-                }
-                let end = start + duration;
+                let conn = Client::connect(via).and_then(|mut conn| {
+                    for _ in 0..WARMUP / connections {
+                        conn.roundtrip(&request)?;
+                    }
+                    Ok(conn)
+                });
+                // Wait even on failure, or the others would wait forever.
+                ready.wait();
+                let mut conn = conn?;
+                let end = Instant::now() + duration;
                 let mut latencies = Vec::with_capacity(100_000);
                 while Instant::now() < end {
                     let sent = Instant::now();
@@ -183,13 +240,7 @@ fn load(
             .map_err(|_| io::Error::other("load thread panicked"))??;
         latencies.extend(mine);
     }
-    latencies.sort_by(f64::total_cmp);
-    #[allow(
-        clippy::cast_precision_loss,
-        reason = "request counts are far below 2^52"
-    )]
-    let rps = latencies.len() as f64 / duration.as_secs_f64();
-    Ok(Load { latencies, rps })
+    Ok(latencies)
 }
 
 fn percentile(sorted: &[f64], q: f64) -> f64 {
