@@ -5,5 +5,6 @@ mod caching;
 mod faults;
 mod lifecycle;
 mod malformed;
+mod mode;
 mod pass;
 mod support;
