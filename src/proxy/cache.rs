@@ -4,7 +4,7 @@
 //!
 //! This module only stores; whether a response may be stored or served is the
 //! caller's decision (the two modes differ exactly there). It must never hold
-//! a body over [`MAX_CACHED_BODY`](super::MAX_CACHED_BODY), let the bodies in
+//! a body over [`MAX_CACHED_BODY`], let the bodies in
 //! memory grow past [`MEMORY_BUDGET`], or trust a file in the cache
 //! directory: a file that does not parse or does not match its key is a miss.
 //!
