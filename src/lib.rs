@@ -8,6 +8,7 @@ pub mod bundle;
 pub mod capture;
 pub mod error;
 pub mod issue;
+pub mod proxy;
 pub mod redact;
 pub mod replay;
 pub mod report;

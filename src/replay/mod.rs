@@ -372,6 +372,7 @@ fn run_in(
 /// (SIGQUIT to JVMs, SIGABRT to all: Python's faulthandler and Go dump every
 /// thread on it) and give them until they have exited, or [`DUMP_GRACE`], to print.
 fn hang_diagnostics(sandbox: &Sandbox) -> Vec<procfs::ProcessReport> {
+    sandbox.hold();
     let procs = sandbox.processes();
     let mut reports = procfs::diagnose(&procs);
     procfs::add_stacks(&mut reports, 3, Duration::from_secs(4));
@@ -396,6 +397,8 @@ fn hang_diagnostics(sandbox: &Sandbox) -> Vec<procfs::ProcessReport> {
         if alive == 0 {
             break;
         }
+        // A debugger killed mid-attach can leave a SIGSTOP to land after ours.
+        sandbox.signal_all(Signal::SIGCONT);
         std::thread::sleep(Duration::from_millis(20));
     }
     reports

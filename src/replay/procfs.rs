@@ -235,6 +235,10 @@ pub fn add_stacks(reports: &mut [ProcessReport], max: usize, limit: Duration) {
                 (Some(spy), _) if python => {
                     Some(vec![spy.clone(), "dump".into(), "--pid".into(), pid])
                 }
+                // Python's own faulthandler dump (on SIGABRT) names Python
+                // frames, where gdb would only show the interpreter's C stack,
+                // and a ptrace attach racing that signal can lose the dump.
+                (None, _) if python => None,
                 (_, Some(gdb)) => Some(vec![
                     gdb.clone(),
                     "-batch".into(),

@@ -223,6 +223,22 @@ impl Sandbox {
             .collect()
     }
 
+    /// Freezes the supervisor, so that the end of the run step (say, killed
+    /// by the SIGABRT that asks runtimes for their stacks) does not end the
+    /// namespace before the other processes have finished printing.
+    pub fn hold(&self) {
+        if !self.namespaces {
+            return;
+        }
+        let pid = self.child.id();
+        if let Some(sup) = procfs::descendants(pid)
+            .into_iter()
+            .find(|p| i64::from(p.ppid) == i64::from(pid))
+        {
+            let _ = kill(Pid::from_raw(sup.pid), Signal::SIGSTOP);
+        }
+    }
+
     /// Sends `signal` to every process of the run.
     pub fn signal_all(&self, signal: Signal) {
         for p in self.processes() {

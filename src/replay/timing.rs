@@ -71,12 +71,16 @@ impl Driver {
         let mut threads = Vec::new();
         match timing {
             Timing::Slow | Timing::Jitter => {
-                let (stop, stops, stopped_us) = (Arc::clone(&stop), Arc::clone(&stops), Arc::clone(&stopped_us));
+                let (stop, stops, stopped_us) = (
+                    Arc::clone(&stop),
+                    Arc::clone(&stops),
+                    Arc::clone(&stopped_us),
+                );
                 threads.push(thread::spawn(move || {
                     let mut rng = SplitMix(seed);
                     while !stop.load(Ordering::Relaxed) {
                         let (running, frozen) = if timing == Timing::Slow {
-                            (SLOW_PERIOD - SLOW_STOPPED, SLOW_STOPPED)
+                            (SLOW_PERIOD.saturating_sub(SLOW_STOPPED), SLOW_STOPPED)
                         } else {
                             (
                                 Duration::from_millis(5 + rng.below(45)),
@@ -92,7 +96,10 @@ impl Driver {
                             let t = Instant::now();
                             thread::sleep(frozen);
                             tree.signal(Signal::SIGCONT);
-                            stopped_us.fetch_add(u64::try_from(t.elapsed().as_micros()).unwrap_or(0), Ordering::Relaxed);
+                            stopped_us.fetch_add(
+                                u64::try_from(t.elapsed().as_micros()).unwrap_or(0),
+                                Ordering::Relaxed,
+                            );
                         }
                     }
                     tree.signal(Signal::SIGCONT);
@@ -136,7 +143,9 @@ impl Driver {
         if matches!(self.timing, Timing::Slow | Timing::Jitter) {
             self.tree.signal(Signal::SIGCONT);
         }
-        let elapsed_us = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX).max(1);
+        let elapsed_us = u64::try_from(self.started.elapsed().as_micros())
+            .unwrap_or(u64::MAX)
+            .max(1);
         match self.timing {
             Timing::Slow | Timing::Jitter => {
                 let stopped = self.stopped_us.load(Ordering::Relaxed);
@@ -181,14 +190,18 @@ mod tests {
 
     #[test]
     fn seeded_choices_repeat() {
-        let a: Vec<u64> = (0..5).map({
-            let mut r = SplitMix(42);
-            move |_| r.below(20)
-        }).collect();
-        let b: Vec<u64> = (0..5).map({
-            let mut r = SplitMix(42);
-            move |_| r.below(20)
-        }).collect();
+        let a: Vec<u64> = (0..5)
+            .map({
+                let mut r = SplitMix(42);
+                move |_| r.below(20)
+            })
+            .collect();
+        let b: Vec<u64> = (0..5)
+            .map({
+                let mut r = SplitMix(42);
+                move |_| r.below(20)
+            })
+            .collect();
         assert_eq!(a, b);
         assert!(a.iter().all(|&x| x < 20));
     }
@@ -196,7 +209,10 @@ mod tests {
     #[test]
     fn slow_stops_a_process_about_half_the_time_and_leaves_it_running() {
         // A shell whose child `sleep` is the process to throttle.
-        let mut child = std::process::Command::new("sh").args(["-c", "sleep 30; true"]).spawn().unwrap();
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "sleep 30; true"])
+            .spawn()
+            .unwrap();
         let tree = Tree {
             root: child.id(),
             namespaces: false,
