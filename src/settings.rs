@@ -459,7 +459,20 @@ impl Replay {
                     .ok_or_else(|| usage(format!("--cache {c:?}: choose cold or warm")))
             })
             .collect::<Result<Vec<_>>>()?;
-        let proxy: Vec<String> = args.proxy.iter().map(|p| p.trim().to_owned()).collect();
+        let proxy: Vec<String> = args
+            .proxy
+            .iter()
+            .map(|p| {
+                let p = p.trim();
+                if p == "none" {
+                    return Ok(p.to_owned());
+                }
+                // Normalised through the mode's own text: `slow:300` reads `slow`.
+                p.parse::<bugpack::proxy::Mode>()
+                    .map(|m| m.to_string())
+                    .map_err(|e| usage(format!("--proxy: {e}")))
+            })
+            .collect::<Result<_>>()?;
         let net = match args.net {
             None => None,
             Some(cli::NetMode::None) => Some(Net::None),

@@ -10,6 +10,7 @@
 
 mod support;
 
+mod axes;
 mod capture;
 mod cli;
 mod reader;

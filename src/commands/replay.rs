@@ -7,8 +7,8 @@ use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context as _, Result};
 use bugpack::bundle::Bundle;
-use bugpack::error::{Unavailable, usage};
-use bugpack::replay::matrix::{self, Cache, Cell, Timing};
+use bugpack::error::usage;
+use bugpack::replay::matrix::{self, Cell};
 use bugpack::replay::sandbox::Isolation;
 use bugpack::replay::{self, Plan, Progress};
 use bugpack::report::{self, Report, RunResult, Verdict};
@@ -19,14 +19,6 @@ use crate::settings::{Replay, ReplaySource, Sink};
 use crate::terminal::{Ui, printable};
 
 pub(crate) fn run(settings: &Replay, ui: &Ui) -> Result<Status> {
-    if settings.timing.iter().any(|t| *t != Timing::None)
-        || settings.proxy.iter().any(|p| p != "none")
-        || settings.cache.iter().any(|c| *c != Cache::Cold)
-    {
-        return Err(
-            Unavailable("timing, proxy and cache conditions other than none/none/cold").into(),
-        );
-    }
     // Keep the extracted bundle alive for the whole replay.
     let mut _extracted = None;
     let (label, file, files, bundle_sha256, signature) = match &settings.source {

@@ -8,6 +8,7 @@
 //! asked to keep them, and stops everything on interruption, returning the
 //! runs finished so far. It never prints: progress goes through [`Progress`].
 
+pub mod axes;
 pub mod matrix;
 pub mod outcome;
 pub mod procfs;
@@ -28,10 +29,10 @@ use nix::sys::signal::Signal;
 
 use crate::report::{Axes, CellReport, IsolationInfo, Report, RunResult};
 use crate::scenario::{Readiness, Scenario};
-use matrix::Cell;
+use matrix::{Cache, Cell};
 use outcome::{Ending, Outcome};
 use sandbox::{Isolation, Sandbox};
-use supervisor::{Event, ReadyPlan, Rlimits, RunPlan, ServicePlan};
+use supervisor::{Event, ProxyPlan, ReadyPlan, Rlimits, RunPlan, ServicePlan};
 
 /// How much of a step's output a report keeps.
 const TAIL_BYTES: u64 = 4096;
@@ -91,6 +92,24 @@ pub fn run_seed(seed: u64, cell: usize, index: u32) -> u64 {
     x ^ (x >> 31)
 }
 
+/// What a worker picks up: one run of a cold cell, or all runs of a warm
+/// cell (which share a home and a proxy cache, so they run in order).
+#[derive(Debug, Clone, Copy)]
+enum Work {
+    Run { cell: usize, index: u32 },
+    Warm { cell: usize },
+}
+
+/// Directories a warm cell's runs share.
+#[derive(Debug, Default)]
+struct Shared {
+    home: Option<PathBuf>,
+    proxy_cache: Option<PathBuf>,
+}
+
+/// The index of a warm cell's uncounted warm-up run.
+const WARM_UP: u32 = u32::MAX;
+
 /// Runs the plan. Returns the report of every run that finished, in order;
 /// `interrupted` stops it early (the report says so).
 pub fn replay(
@@ -108,44 +127,82 @@ pub fn replay(
         fs::set_permissions(root.path(), fs::Permissions::from_mode(0o711))
             .context("cannot open the runs' directory to the sandbox user")?;
     }
-    let work: Vec<(usize, u32)> = (0..plan.cells.len())
-        .flat_map(|c| (0..plan.runs).map(move |i| (c, i)))
+    let work: Vec<Work> = plan
+        .cells
+        .iter()
+        .enumerate()
+        .flat_map(|(c, cell)| {
+            if cell.cache == Cache::Warm {
+                vec![Work::Warm { cell: c }]
+            } else {
+                (0..plan.runs)
+                    .map(|i| Work::Run { cell: c, index: i })
+                    .collect()
+            }
+        })
         .collect();
-    progress.start(work.len() as u64);
+    progress.start(u64::from(plan.runs) * plan.cells.len() as u64);
     let next = AtomicUsize::new(0);
     let found = AtomicBool::new(false);
     let results: Mutex<Vec<(usize, RunResult)>> = Mutex::new(Vec::new());
     let failure: Mutex<Option<anyhow::Error>> = Mutex::new(None);
+    let stop =
+        || interrupted.load(Ordering::SeqCst) || (plan.until_repro && found.load(Ordering::SeqCst));
+    let record = |cell: usize, result: RunResult| {
+        if result.outcome == Outcome::Reproduced {
+            found.store(true, Ordering::SeqCst);
+        }
+        progress.finished(&plan.cells[cell], &result);
+        if let Ok(mut r) = results.lock() {
+            r.push((cell, result));
+        }
+    };
+    let fail = |e: anyhow::Error| {
+        if let Ok(mut f) = failure.lock() {
+            f.get_or_insert(e);
+        }
+        interrupted.store(true, Ordering::SeqCst);
+    };
     std::thread::scope(|scope| {
         for _ in 0..plan.jobs.max(1) {
             scope.spawn(|| {
-                loop {
-                    if interrupted.load(Ordering::SeqCst)
-                        || (plan.until_repro && found.load(Ordering::SeqCst))
-                    {
-                        return;
-                    }
+                while !stop() {
                     let slot = next.fetch_add(1, Ordering::SeqCst);
-                    let Some(&(cell, index)) = work.get(slot) else {
+                    let Some(&item) = work.get(slot) else {
                         return;
                     };
-                    match run_one(plan, root.path(), cell, index, interrupted) {
-                        Ok(Some(result)) => {
-                            if result.outcome == Outcome::Reproduced {
-                                found.store(true, Ordering::SeqCst);
-                            }
-                            progress.finished(&plan.cells[cell], &result);
-                            if let Ok(mut r) = results.lock() {
-                                r.push((cell, result));
+                    match item {
+                        Work::Run { cell, index } => {
+                            match run_one(
+                                plan,
+                                root.path(),
+                                cell,
+                                index,
+                                &Shared::default(),
+                                interrupted,
+                            ) {
+                                Ok(Some(result)) => record(cell, result),
+                                Ok(None) => return,
+                                Err(e) => return fail(e),
                             }
                         }
-                        Ok(None) => return,
-                        Err(e) => {
-                            if let Ok(mut f) = failure.lock() {
-                                f.get_or_insert(e);
+                        Work::Warm { cell } => {
+                            let shared = match warm_dirs(plan, root.path(), cell) {
+                                Ok(s) => s,
+                                Err(e) => return fail(e),
+                            };
+                            for index in std::iter::once(WARM_UP).chain(0..plan.runs) {
+                                if stop() {
+                                    return;
+                                }
+                                match run_one(plan, root.path(), cell, index, &shared, interrupted)
+                                {
+                                    Ok(Some(_)) if index == WARM_UP => {}
+                                    Ok(Some(result)) => record(cell, result),
+                                    Ok(None) => return,
+                                    Err(e) => return fail(e),
+                                }
                             }
-                            interrupted.store(true, Ordering::SeqCst);
-                            return;
                         }
                     }
                 }
@@ -168,7 +225,9 @@ pub fn replay(
         .iter()
         .enumerate()
         .map(|(i, cell)| {
-            CellReport::from_results(cell.axes(), by_cell.remove(&i).unwrap_or_default(), None)
+            let results = by_cell.remove(&i).unwrap_or_default();
+            let note = axes::cell_note(cell, &results);
+            CellReport::from_results(cell.axes(), results, note)
         })
         .collect();
     Ok(Report {
@@ -189,6 +248,22 @@ pub fn replay(
     })
 }
 
+/// A warm cell's shared home and proxy cache.
+fn warm_dirs(plan: &Plan, root: &Path, cell: usize) -> anyhow::Result<Shared> {
+    let home = root.join(format!("cell{cell}-home"));
+    let cache = root.join(format!("cell{cell}-proxy-cache"));
+    for d in [&home, &cache] {
+        fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
+        if let Some((uid, gid)) = plan.isolation.run_as {
+            chown_tree(d, uid, gid)?;
+        }
+    }
+    Ok(Shared {
+        home: Some(home),
+        proxy_cache: (plan.cells[cell].proxy != "none").then_some(cache),
+    })
+}
+
 /// One run: prepare, sandbox, follow, judge, clean up. `Ok(None)` when
 /// interrupted before it could finish (it is not counted).
 fn run_one(
@@ -196,11 +271,25 @@ fn run_one(
     root: &Path,
     cell: usize,
     index: u32,
+    shared: &Shared,
     interrupted: &AtomicBool,
 ) -> anyhow::Result<Option<RunResult>> {
     let seed = run_seed(plan.seed, cell, index);
-    let dir = root.join(format!("cell{cell}-run{index}"));
-    let result = run_in(plan, &dir, index, seed, interrupted);
+    let name = if index == WARM_UP {
+        format!("cell{cell}-warmup")
+    } else {
+        format!("cell{cell}-run{index}")
+    };
+    let dir = root.join(name);
+    let result = run_in(
+        plan,
+        &plan.cells[cell],
+        &dir,
+        index,
+        seed,
+        shared,
+        interrupted,
+    );
     if !plan.keep {
         let _ = fs::remove_dir_all(&dir);
     }
@@ -213,13 +302,37 @@ fn run_one(
     Ok(result)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run_in(
     plan: &Plan,
+    cell: &Cell,
     dir: &Path,
     index: u32,
     seed: u64,
+    shared: &Shared,
     interrupted: &AtomicBool,
 ) -> anyhow::Result<Option<RunResult>> {
+    let base = |outcome, reason: String| RunResult {
+        index,
+        outcome,
+        reason,
+        exit_code: None,
+        signal: None,
+        duration_ms: 0,
+        seed,
+        matched: None,
+        diagnostics: None,
+        stderr_tail: None,
+        stdout_tail: None,
+        axes_detail: BTreeMap::new(),
+        dir: None,
+    };
+    // A condition this machine cannot give is an error for its cell, never
+    // a silent `none`.
+    let setup = match axes::prepare(cell) {
+        Ok(s) => s,
+        Err(why) => return Ok(Some(base(Outcome::Error, why))),
+    };
     let layout = RunDirs::create(dir, &plan.files)?;
     if let Some((uid, gid)) = plan.isolation.run_as {
         chown_tree(dir, uid, gid)?;
@@ -238,7 +351,10 @@ fn run_in(
             ready_timeout_ms: millis(s.ready_timeout),
         });
     }
-    let env = environment(plan, &layout, index, seed, &services);
+    let home = shared.home.clone().unwrap_or_else(|| layout.home.clone());
+    let env = environment(plan, &layout, &home, index, seed, &services);
+    let stats_path = layout.logs.join("proxy-stats.json");
+    let strace_path = layout.logs.join("strace.txt");
     let run_plan = RunPlan {
         work_dir: layout.work.clone(),
         log_dir: layout.logs.clone(),
@@ -248,23 +364,14 @@ fn run_in(
         run: plan.scenario.run.clone(),
         step_timeout_ms: millis(plan.timeout),
         limits: plan.limits,
-        strace: None,
-        cpu: None,
-    };
-    let base = |outcome, reason: String| RunResult {
-        index,
-        outcome,
-        reason,
-        exit_code: None,
-        signal: None,
-        duration_ms: 0,
-        seed,
-        matched: None,
-        diagnostics: None,
-        stderr_tail: None,
-        stdout_tail: None,
-        axes_detail: BTreeMap::new(),
-        dir: None,
+        strace: setup.strace.then(|| strace_path.clone()),
+        cpu: setup.cpu,
+        proxy: (cell.proxy != "none").then(|| ProxyPlan {
+            mode: cell.proxy.clone(),
+            seed,
+            cache_dir: shared.proxy_cache.clone(),
+            stats_path: stats_path.clone(),
+        }),
     };
     let mut sandbox =
         match Sandbox::start(&plan.isolation, &run_plan, &layout.logs.join("sandbox.err")) {
@@ -279,8 +386,19 @@ fn run_in(
         Instant::now() + plan.timeout * (setup_steps + 1) + ready_budget + Duration::from_secs(10);
     let tick = Duration::from_millis(10);
     let mut run_started: Option<Instant> = None;
+    let mut driver: Option<timing::Driver> = None;
+    let early = |sandbox: &mut Sandbox, driver: &mut Option<timing::Driver>, r: RunResult| {
+        if let Some(d) = driver.take() {
+            d.stop();
+        }
+        sandbox.kill();
+        Ok(Some(r))
+    };
     let ending = loop {
         if interrupted.load(Ordering::SeqCst) {
+            if let Some(d) = driver.take() {
+                d.stop();
+            }
             sandbox.kill();
             return Ok(None);
         }
@@ -290,14 +408,20 @@ fn run_in(
             break Err(t0.elapsed());
         }
         if run_started.is_none() && Instant::now() >= phase_deadline {
-            sandbox.kill();
-            return Ok(Some(base(
-                Outcome::Error,
-                "setup and services did not finish in time".into(),
-            )));
+            return early(
+                &mut sandbox,
+                &mut driver,
+                base(
+                    Outcome::Error,
+                    "setup and services did not finish in time".into(),
+                ),
+            );
         }
         match sandbox.next_event(tick) {
-            Ok(Event::RunStarted { .. }) => run_started = Some(Instant::now()),
+            Ok(Event::RunStarted { .. }) => {
+                run_started = Some(Instant::now());
+                driver = Some(timing::Driver::start(cell.timing, sandbox.tree(), seed));
+            }
             Ok(Event::RunExited {
                 exit_code,
                 signal,
@@ -305,30 +429,30 @@ fn run_in(
             }) => break Ok((exit_code, signal, duration_ms)),
             Ok(Event::Ready { .. }) => {}
             Ok(Event::SetupFailed { index: step, why }) => {
-                sandbox.kill();
                 let mut r = base(Outcome::Error, format!("setup[{step}] {why}"));
                 r.stderr_tail = Some(outcome::tail(
                     &layout.logs.join(format!("setup-{step}.err")),
                     TAIL_BYTES,
                 ));
-                return Ok(Some(r));
+                return early(&mut sandbox, &mut driver, r);
             }
             Ok(Event::ServiceFailed { name, why }) => {
-                sandbox.kill();
                 let mut r = base(Outcome::Error, format!("service {name} {why}"));
                 r.stderr_tail = Some(outcome::tail(
                     &layout.logs.join(format!("service-{name}.err")),
                     TAIL_BYTES,
                 ));
-                return Ok(Some(r));
+                return early(&mut sandbox, &mut driver, r);
             }
             Ok(Event::Error { why }) => {
-                sandbox.kill();
-                return Ok(Some(base(Outcome::Error, format!("sandbox: {why}"))));
+                return early(
+                    &mut sandbox,
+                    &mut driver,
+                    base(Outcome::Error, format!("sandbox: {why}")),
+                );
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => {
-                sandbox.kill();
                 let why = outcome::tail(&layout.logs.join("sandbox.err"), 400);
                 let why = why
                     .lines()
@@ -336,10 +460,17 @@ fn run_in(
                     .unwrap_or("it ended without a word")
                     .trim()
                     .to_owned();
-                return Ok(Some(base(Outcome::Error, format!("sandbox: {why}"))));
+                return early(
+                    &mut sandbox,
+                    &mut driver,
+                    base(Outcome::Error, format!("sandbox: {why}")),
+                );
             }
         }
     };
+    // The condition ends with the run step, before diagnostics: a process
+    // frozen by `slow` would read as stopped, not as what it waits on.
+    let timing_detail = driver.take().and_then(timing::Driver::stop);
     let (judged_ending, exit_code, signal, duration_ms, diagnostics) = match ending {
         Ok((code, signal, ms)) => {
             sandbox.wait_end(Duration::from_secs(5));
@@ -361,6 +492,12 @@ fn run_in(
     r.duration_ms = duration_ms;
     r.matched = judgement.matched;
     r.diagnostics = diagnostics;
+    r.axes_detail = axes::run_detail(
+        cell,
+        timing_detail,
+        &stats_path,
+        setup.strace.then_some(strace_path.as_path()),
+    );
     if r.outcome != Outcome::Passed {
         r.stderr_tail = Some(outcome::tail(&stderr, TAIL_BYTES)).filter(|t| !t.is_empty());
         r.stdout_tail = Some(outcome::tail(&stdout, TAIL_BYTES)).filter(|t| !t.is_empty());
@@ -436,11 +573,12 @@ impl RunDirs {
 fn environment(
     plan: &Plan,
     dirs: &RunDirs,
+    home: &Path,
     index: u32,
     seed: u64,
     services: &[ServicePlan],
 ) -> BTreeMap<String, String> {
-    let home = dirs.home.display().to_string();
+    let home = home.display().to_string();
     let mut env = BTreeMap::new();
     let mut set = |k: &str, v: String| {
         env.insert(k.to_owned(), v);

@@ -209,6 +209,14 @@ impl Sandbox {
         self.events.recv_timeout(wait)
     }
 
+    /// The run's processes, as a handle a timing driver can keep.
+    pub fn tree(&self) -> super::timing::Tree {
+        super::timing::Tree {
+            root: self.child.id(),
+            namespaces: self.namespaces,
+        }
+    }
+
     /// The processes of the run (not the sandbox's own), as the host sees them.
     pub fn processes(&self) -> Vec<procfs::Proc> {
         let pid = self.child.id();

@@ -43,6 +43,22 @@ pub struct RunPlan {
     /// Pin every process of the run to this CPU.
     #[serde(default)]
     pub cpu: Option<usize>,
+    /// Put bugpack's proxy in front of `setup` and `run`.
+    #[serde(default)]
+    pub proxy: Option<ProxyPlan>,
+}
+
+/// The proxy of a run's cell: started inside the sandbox, so that it shares
+/// the run's network, before `setup`; `setup` and `run` get `http_proxy`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProxyPlan {
+    /// A `--proxy` value other than `none`.
+    pub mode: String,
+    pub seed: u64,
+    /// Where a warm cell keeps its cache across runs.
+    pub cache_dir: Option<PathBuf>,
+    /// Where the proxy writes its counters, after every change.
+    pub stats_path: PathBuf,
 }
 
 /// A service to start and wait for.
@@ -124,10 +140,22 @@ pub fn main() -> io::Result<()> {
         })?;
         return Ok(());
     }
+    let proxy_env = match &plan.proxy {
+        None => Vec::new(),
+        Some(p) => match start_proxy(p) {
+            Ok(url) => vec![("http_proxy", url.clone()), ("HTTP_PROXY", url)],
+            Err(why) => {
+                return emit(&Event::Error {
+                    why: format!("cannot start the {} proxy: {why}", p.mode),
+                });
+            }
+        },
+    };
+    let proxied: Vec<(&str, &str)> = proxy_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let mut reaper = Reaper::default();
     for (index, step) in plan.setup.iter().enumerate() {
         let name = format!("setup-{index}");
-        let mut child = match spawn(&plan, &name, step, &[]) {
+        let mut child = match spawn(&plan, &name, step, &proxied) {
             Ok(c) => c,
             Err(e) => {
                 return emit(&Event::SetupFailed {
@@ -184,7 +212,7 @@ pub fn main() -> io::Result<()> {
         services.push(child);
     }
     let started = Instant::now();
-    let run = match spawn(&plan, "run", &plan.run, &[]) {
+    let run = match spawn(&plan, "run", &plan.run, &proxied) {
         Ok(c) => c,
         Err(e) => {
             return emit(&Event::Error {
@@ -224,6 +252,33 @@ pub fn main() -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Starts the proxy on a thread of this process; returns its URL.
+fn start_proxy(plan: &ProxyPlan) -> Result<String, String> {
+    let mode: crate::proxy::Mode = plan
+        .mode
+        .parse()
+        .map_err(|e: crate::proxy::ModeError| e.to_string())?;
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(|e| e.to_string())?;
+    let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+    let config = crate::proxy::Config {
+        mode,
+        seed: plan.seed,
+        cache_dir: plan.cache_dir.clone(),
+    };
+    let stats = plan.stats_path.clone();
+    thread::Builder::new()
+        .name("proxy".into())
+        .spawn(move || {
+            if let Err(e) =
+                crate::proxy::serve_until(listener, config, Some(&stats), std::future::pending())
+            {
+                let _ = writeln!(io::stderr(), "proxy: {e}");
+            }
+        })
+        .map_err(|e| e.to_string())?;
+    Ok(format!("http://127.0.0.1:{port}"))
 }
 
 /// Starts `sh -c command` as step `name`, output to `<log_dir>/<name>.out|.err`.

@@ -1,0 +1,180 @@
+//! What a cell's axes need from the machine, and what they did.
+//!
+//! `prepare` checks that a condition can be given here (strace for `trace`,
+//! two CPUs for `cpu1`) and says why not; a cell that cannot be given is an
+//! error for every one of its runs, never quietly run as `none`. The
+//! details and the cell's note come from what the proxy and the timing
+//! driver recorded, so the report says "12 of 14 GETs served from cache"
+//! rather than only which condition was asked for.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use super::matrix::{Cell, Timing};
+use crate::proxy::Stats;
+use crate::report::RunResult;
+
+/// What the sandbox must set up for a cell.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Setup {
+    /// Run the `run` step under `strace -f`.
+    pub strace: bool,
+    /// Pin the run to this CPU.
+    pub cpu: Option<usize>,
+}
+
+/// Checks that `cell` can be run here.
+pub fn prepare(cell: &Cell) -> Result<Setup, String> {
+    let mut setup = Setup::default();
+    match cell.timing {
+        Timing::Trace => {
+            if find_program("strace").is_none() {
+                return Err(
+                    "timing=trace needs strace, which is not installed (apt-get install strace)"
+                        .into(),
+                );
+            }
+            setup.strace = true;
+        }
+        Timing::Cpu1 => {
+            let cpus = allowed_cpus();
+            if cpus.len() < 2 {
+                return Err(
+                    "timing=cpu1 needs a machine with more than one CPU to mean anything".into(),
+                );
+            }
+            setup.cpu = cpus.first().copied();
+        }
+        Timing::None | Timing::Slow | Timing::Jitter | Timing::Load => {}
+    }
+    Ok(setup)
+}
+
+/// The CPUs this process may run on.
+fn allowed_cpus() -> Vec<usize> {
+    match nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)) {
+        Ok(set) => (0..nix::sched::CpuSet::count())
+            .filter(|&c| set.is_set(c).unwrap_or(false))
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+fn find_program(name: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+/// What the axes did in one run, for its `axes_detail`.
+pub fn run_detail(
+    cell: &Cell,
+    timing: Option<Value>,
+    proxy_stats: &Path,
+    strace: Option<&Path>,
+) -> BTreeMap<String, Value> {
+    let mut detail = BTreeMap::new();
+    if let Some(t) = timing {
+        detail.insert("timing".to_owned(), t);
+    }
+    if cell.timing == Timing::Cpu1 {
+        detail.insert("timing".to_owned(), json!({"cpu": allowed_cpus().first()}));
+    }
+    if let Some(path) = strace {
+        let lines = std::fs::read(path).map_or(0, |b| b.iter().filter(|&&c| c == b'\n').count());
+        detail.insert("timing".to_owned(), json!({"strace_lines": lines}));
+    }
+    if cell.proxy != "none" {
+        let stats = std::fs::read(proxy_stats)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+            .unwrap_or_else(|| json!({}));
+        detail.insert("proxy".to_owned(), stats);
+    }
+    detail
+}
+
+/// One line on what the cell's axes did over its runs.
+pub fn cell_note(cell: &Cell, results: &[RunResult]) -> Option<String> {
+    let mut parts = Vec::new();
+    if cell.proxy != "none" {
+        let mut total = Stats::default();
+        for r in results {
+            if let Some(s) = r
+                .axes_detail
+                .get("proxy")
+                .and_then(|v| serde_json::from_value::<Stats>(v.clone()).ok())
+            {
+                add(&mut total, &s);
+            }
+        }
+        let what = match cell.proxy.parse::<crate::proxy::Mode>() {
+            Ok(crate::proxy::Mode::Slow { ms }) => {
+                format!(" (adds {ms} ms ±10% to every response)")
+            }
+            Ok(crate::proxy::Mode::Flaky { p }) => {
+                format!(" (resets {:.0}% of connections)", p * 100.0)
+            }
+            _ => String::new(),
+        };
+        parts.push(format!("proxy {}{what}: {}", cell.proxy, total.summary()));
+    }
+    let timings: Vec<&Value> = results
+        .iter()
+        .filter_map(|r| r.axes_detail.get("timing"))
+        .collect();
+    match cell.timing {
+        Timing::Slow | Timing::Jitter if !timings.is_empty() => {
+            let stops: u64 = timings.iter().filter_map(|t| t["stops"].as_u64()).sum();
+            let duty: f64 = timings
+                .iter()
+                .filter_map(|t| t["duty"].as_f64())
+                .sum::<f64>();
+            #[allow(clippy::cast_precision_loss)]
+            let mean = duty / timings.len() as f64;
+            parts.push(format!(
+                "{}: stopped {:.0}% of the time ({stops} stops over {} runs)",
+                cell.timing,
+                mean * 100.0,
+                timings.len()
+            ));
+        }
+        Timing::Load => parts.push(format!(
+            "load: {} busy threads during each run",
+            std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+        )),
+        Timing::Cpu1 => {
+            if let Some(cpu) = allowed_cpus().first() {
+                parts.push(format!("cpu1: every process pinned to CPU {cpu}"));
+            }
+        }
+        Timing::Trace if !timings.is_empty() => {
+            let lines: u64 = timings
+                .iter()
+                .filter_map(|t| t["strace_lines"].as_u64())
+                .sum();
+            parts.push(format!(
+                "trace: run step under strace -f ({lines} syscall lines)"
+            ));
+        }
+        _ => {}
+    }
+    (!parts.is_empty()).then(|| parts.join("; "))
+}
+
+fn add(total: &mut Stats, s: &Stats) {
+    total.connections += s.connections;
+    total.requests += s.requests;
+    total.gets += s.gets;
+    total.hits += s.hits;
+    total.misses += s.misses;
+    total.stored += s.stored;
+    total.revalidated += s.revalidated;
+    total.connects += s.connects;
+    total.resets += s.resets;
+    total.upstream_errors += s.upstream_errors;
+    total.added_delay_ms += s.added_delay_ms;
+}

@@ -1,0 +1,113 @@
+//! The replay report as DESIGN.md documents it, for tests to read JSON into
+//! (unknown fields fail), and helpers to write scenarios and replay them.
+
+use std::collections::BTreeMap;
+use std::fs;
+
+use serde::Deserialize;
+
+use super::Sandbox;
+
+/// The JSON report, as DESIGN.md documents it; unknown fields fail the test.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JReport {
+    pub bugpack: String,
+    pub source: String,
+    pub scenario: String,
+    pub verdict: String,
+    #[serde(default)]
+    pub bundle_sha256: Option<String>,
+    pub seed: u64,
+    pub isolation: JIsolation,
+    pub interrupted: bool,
+    pub duration_ms: u64,
+    pub cells: Vec<JCell>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JIsolation {
+    pub namespaces: bool,
+    pub net: String,
+    #[serde(default)]
+    pub run_as: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JCell {
+    pub axes: BTreeMap<String, String>,
+    pub runs: u32,
+    pub reproduced: u32,
+    pub passed: u32,
+    pub errors: u32,
+    pub rate: Option<f64>,
+    pub ci95: Option<[f64; 2]>,
+    #[serde(default)]
+    pub median_ms: Option<u64>,
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub note: Option<String>,
+    pub results: Vec<JRun>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JRun {
+    pub index: u32,
+    pub outcome: String,
+    pub reason: String,
+    pub exit_code: Option<i32>,
+    #[serde(default)]
+    pub signal: Option<String>,
+    pub duration_ms: u64,
+    pub seed: u64,
+    #[serde(default)]
+    pub matched: Option<String>,
+    #[serde(default)]
+    pub diagnostics: Option<Vec<serde_json::Value>>,
+    #[serde(default)]
+    pub stderr_tail: Option<String>,
+    #[serde(default)]
+    pub stdout_tail: Option<String>,
+    #[serde(default)]
+    pub axes_detail: serde_json::Map<String, serde_json::Value>,
+    #[serde(default)]
+    pub dir: Option<String>,
+}
+
+/// The longest run's duration: the whole replay cannot be shorter.
+pub fn cell_min_duration(r: &JReport) -> u64 {
+    r.cells
+        .iter()
+        .flat_map(|c| &c.results)
+        .map(|x| x.duration_ms)
+        .max()
+        .unwrap_or(0)
+}
+
+/// Writes scenario `name` with `yaml` and extra files.
+pub fn scenario(sb: &Sandbox, name: &str, yaml: &str, files: &[(&str, &str)]) -> String {
+    sb.write(&format!("{name}/scenario.yaml"), yaml);
+    for (path, text) in files {
+        sb.write(&format!("{name}/{path}"), text);
+    }
+    name.to_owned()
+}
+
+/// Replays `source` with `--yes --json`, checks the exit code, returns the report.
+pub fn replay_json(sb: &Sandbox, source: &str, args: &[&str], code: i32) -> JReport {
+    let json = sb.path("report.json");
+    let _ = fs::remove_file(&json);
+    let out = sb
+        .bugpack()
+        .args(["replay", source, "--yes", "--json", "report.json"])
+        .args(args)
+        .run()
+        .code(code);
+    let text = fs::read_to_string(&json)
+        .unwrap_or_else(|e| panic!("no report.json ({e})\n{}", out.stderr));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"))
+}
