@@ -330,3 +330,77 @@ fn bad_axis_values_are_usage_errors() {
             .one_line_error();
     }
 }
+
+#[test]
+fn an_app_that_refuses_proxied_requests_fails_only_behind_pass() {
+    let sb = Sandbox::new();
+    // Like a server behind an allow-list that rejects anything a proxy
+    // forwarded: it answers 403 when the request carries `Via`.
+    let app = "import http.server, os\n\
+               class H(http.server.BaseHTTPRequestHandler):\n    \
+               def do_GET(self):\n        \
+               code = 403 if self.headers.get('Via') else 200\n        \
+               self.send_response(code); self.send_header('Content-Length', '0'); self.end_headers()\n    \
+               def log_message(self, *a): pass\n\
+               http.server.ThreadingHTTPServer(('127.0.0.1', int(os.environ['PORT'])), H).serve_forever()\n";
+    let s = scenario(
+        &sb,
+        "via",
+        "name: via\nservices: [{name: app, run: python3 app.py, ready: {tcp: true}}]\n\
+         run: curl -sf -o /dev/null $BUGPACK_SERVICE_APP_URL/\nexpect: {exit: nonzero}\n",
+        &[("app.py", app)],
+    );
+    let r = replay_json(&sb, &s, &["--runs", "2", "--proxy", "none,pass"], 0);
+    assert_eq!(cell(&r, "none", "none", "cold").reproduced, 0);
+    let pass = cell(&r, "none", "pass", "cold");
+    assert_eq!(pass.reproduced, 2);
+    let proxy = &pass.results[0].axes_detail["proxy"];
+    assert_eq!(proxy["requests"].as_u64(), Some(1), "{proxy}");
+    assert_eq!(
+        proxy["hits"].as_u64(),
+        Some(0),
+        "pass never caches: {proxy}"
+    );
+}
+
+#[test]
+fn a_warm_cell_keeps_its_proxy_cache_across_runs() {
+    let sb = Sandbox::new();
+    // Each run's service serves a token it also writes beside the run; a
+    // response cached by an earlier run carries that run's token instead.
+    let app = "import http.server, os\n\
+               TOKEN = os.urandom(8).hex().encode()\n\
+               open('token.txt', 'wb').write(TOKEN)\n\
+               class H(http.server.BaseHTTPRequestHandler):\n    \
+               def do_GET(self):\n        \
+               self.send_response(200); self.send_header('Content-Length', str(len(TOKEN))); self.end_headers()\n        \
+               self.wfile.write(TOKEN)\n    \
+               def log_message(self, *a): pass\n\
+               http.server.ThreadingHTTPServer(('127.0.0.1', int(os.environ['PORT'])), H).serve_forever()\n";
+    let s = scenario(
+        &sb,
+        "stale",
+        "name: stale\nservices: [{name: app, run: python3 app.py, ready: {tcp: true}}]\n\
+         run: test \"$(curl -sf $BUGPACK_SERVICE_APP_URL/token)\" = \"$(cat token.txt)\"\n\
+         expect: {exit: 1}\n",
+        &[("app.py", app)],
+    );
+    let r = replay_json(
+        &sb,
+        &s,
+        &["--runs", "2", "--proxy", "cache", "--cache", "cold,warm"],
+        0,
+    );
+    assert_eq!(
+        cell(&r, "none", "cache", "cold").reproduced,
+        0,
+        "a cold cache starts empty in every run"
+    );
+    let warm = cell(&r, "none", "cache", "warm");
+    assert_eq!((warm.runs, warm.reproduced), (2, 2));
+    for run in &warm.results {
+        // Every run's counters arrive, however fast its last response was.
+        let proxy = &run.axes_detail["proxy"];
+        assert_eq!(proxy["hits"].as_u64(), Some(1), "{proxy}");
+    }
+}

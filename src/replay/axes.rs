@@ -120,7 +120,15 @@ pub fn cell_note(cell: &Cell, results: &[RunResult]) -> Option<String> {
             }
             _ => String::new(),
         };
-        parts.push(format!("proxy {}{what}: {}", cell.proxy, total.summary()));
+        let runs = match results.len() {
+            1 => "1 run".to_owned(),
+            n => format!("{n} runs"),
+        };
+        parts.push(format!(
+            "proxy {}{what}, {runs}: {}",
+            cell.proxy,
+            total.summary()
+        ));
     }
     let timings: Vec<&Value> = results
         .iter()

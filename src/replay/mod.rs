@@ -31,11 +31,14 @@ use crate::report::{Axes, CellReport, IsolationInfo, Report, RunResult};
 use crate::scenario::{Readiness, Scenario};
 use matrix::{Cache, Cell};
 use outcome::{Ending, Outcome};
-use sandbox::{Isolation, Sandbox};
+use sandbox::{Isolation, Net, Sandbox};
 use supervisor::{Event, ProxyPlan, ReadyPlan, Rlimits, RunPlan, ServicePlan};
 
 /// How much of a step's output a report keeps.
 const TAIL_BYTES: u64 = 4096;
+/// The port of a run's first service when the run has a network namespace
+/// of its own; below the kernel's ephemeral range, so nothing else takes it.
+const FIRST_SERVICE_PORT: u16 = 20_000;
 /// The longest runtimes get to print their stacks after SIGQUIT/SIGABRT.
 const DUMP_GRACE: Duration = Duration::from_secs(3);
 /// The PATH every step gets.
@@ -337,12 +340,21 @@ fn run_in(
     if let Some((uid, gid)) = plan.isolation.run_as {
         chown_tree(dir, uid, gid)?;
     }
+    // In a network namespace of its own every run has all ports to itself,
+    // so a service keeps the same port, and its URLs stay the same, from run
+    // to run (a warm proxy cache is keyed by URL). On the host's network
+    // ports are asked of the kernel.
+    let own_net = plan.isolation.namespaces && plan.isolation.net != Net::Host;
     let mut services = Vec::with_capacity(plan.scenario.services.len());
-    for s in &plan.scenario.services {
+    for (i, s) in plan.scenario.services.iter().enumerate() {
+        let port = match u16::try_from(i) {
+            Ok(i) if own_net => FIRST_SERVICE_PORT + i,
+            _ => supervisor::free_port().context("cannot find a free port for a service")?,
+        };
         services.push(ServicePlan {
             name: s.name.clone(),
             run: s.run.clone(),
-            port: supervisor::free_port().context("cannot find a free port for a service")?,
+            port,
             ready: match &s.ready {
                 Readiness::Tcp => ReadyPlan::Tcp,
                 Readiness::Http(p) => ReadyPlan::Http(p.clone()),

@@ -17,6 +17,7 @@ use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::{CommandExt as _, ExitStatusExt as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -140,10 +141,15 @@ pub fn main() -> io::Result<()> {
         })?;
         return Ok(());
     }
+    let mut proxy = None;
     let proxy_env = match &plan.proxy {
         None => Vec::new(),
         Some(p) => match start_proxy(p) {
-            Ok(url) => vec![("http_proxy", url.clone()), ("HTTP_PROXY", url)],
+            Ok(running) => {
+                let url = running.url.clone();
+                proxy = Some(running);
+                vec![("http_proxy", url.clone()), ("HTTP_PROXY", url)]
+            }
             Err(why) => {
                 return emit(&Event::Error {
                     why: format!("cannot start the {} proxy: {why}", p.mode),
@@ -237,6 +243,11 @@ pub fn main() -> io::Result<()> {
         }
     };
     let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    // The engine reads the proxy's counters once it hears the run ended:
+    // let the proxy write its last snapshot first.
+    if let Some(p) = proxy {
+        p.stop();
+    }
     emit(&Event::RunExited {
         exit_code,
         signal,
@@ -254,8 +265,23 @@ pub fn main() -> io::Result<()> {
     Ok(())
 }
 
-/// Starts the proxy on a thread of this process; returns its URL.
-fn start_proxy(plan: &ProxyPlan) -> Result<String, String> {
+/// The proxy of a run, serving on a thread of the supervisor.
+struct RunningProxy {
+    url: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    done: mpsc::Receiver<()>,
+}
+
+impl RunningProxy {
+    /// Asks the proxy to stop and waits (a little) for its final counters.
+    fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.done.recv_timeout(Duration::from_secs(1));
+    }
+}
+
+/// Starts the proxy on a thread of this process.
+fn start_proxy(plan: &ProxyPlan) -> Result<RunningProxy, String> {
     let mode: crate::proxy::Mode = plan
         .mode
         .parse()
@@ -268,17 +294,25 @@ fn start_proxy(plan: &ProxyPlan) -> Result<String, String> {
         cache_dir: plan.cache_dir.clone(),
     };
     let stats = plan.stats_path.clone();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (finished, done) = mpsc::channel();
     thread::Builder::new()
         .name("proxy".into())
         .spawn(move || {
-            if let Err(e) =
-                crate::proxy::serve_until(listener, config, Some(&stats), std::future::pending())
-            {
+            let until = async {
+                let _ = stopped.await;
+            };
+            if let Err(e) = crate::proxy::serve_until(listener, config, Some(&stats), until) {
                 let _ = writeln!(io::stderr(), "proxy: {e}");
             }
+            let _ = finished.send(());
         })
         .map_err(|e| e.to_string())?;
-    Ok(format!("http://127.0.0.1:{port}"))
+    Ok(RunningProxy {
+        url: format!("http://127.0.0.1:{port}"),
+        stop,
+        done,
+    })
 }
 
 /// Starts `sh -c command` as step `name`, output to `<log_dir>/<name>.out|.err`.
