@@ -3,13 +3,22 @@
 //! Compares a small local origin reached directly, through bugpack's proxy
 //! in `pass` mode (and `cache` mode serving hits), and, where squid is
 //! installed, through squid as a plain forward proxy with caching off: the
-//! baseline of the proxy issue (p50 added latency under 0.3 ms against
-//! direct; throughput at least squid's).
+//! baseline of the proxy issue. Targets: bugpack `pass` adds under 0.3 ms
+//! at p50 over direct, and serves at least squid's requests per second.
 //!
 //! Two loads per target, both keep-alive: one connection sending requests
-//! back to back (latency), then several connections at once (throughput).
-//! Every request is the same absolute-form GET, which the origin accepts
-//! too. `BUGPACK_BENCH_SECS` sets each load's duration (default 3).
+//! back to back (latency: p50, p99, and what a proxy adds to them over
+//! direct), then several connections at once (throughput). Every request is
+//! the same absolute-form GET, which the origin accepts too. Rounds are
+//! interleaved across targets and each figure is the median over rounds; a
+//! proxy's added latency is taken per round against that round's direct
+//! figure. `BUGPACK_BENCH_SECS` sets each load's total duration per target
+//! (default 3).
+//!
+//! squid: Debian's `/usr/sbin/squid` (`apt-get install -y squid`), started
+//! here with a config in a temporary directory, on a loopback port, with no
+//! cache at all, in the foreground, and killed at the end; it may be run as
+//! root (squid then drops to its own user). The Debian service need not run.
 //!
 //! Run: `cargo bench --bench proxy`.
 
@@ -41,6 +50,8 @@ const LOOPBACK: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOS
 const CONNECTIONS: usize = 8;
 /// Requests sent before each measured span, to warm connections and caches.
 const WARMUP: usize = 200;
+/// squid's row.
+const SQUID: &str = "squid (no cache)";
 /// Measured spans per target and load, interleaved across targets.
 const ROUNDS: u32 = 6;
 /// The origin's response body: a small JSON status, as a polling UI gets.
@@ -57,7 +68,7 @@ fn main() -> io::Result<()> {
     let url = format!("http://{origin}/status");
     let request = request_bytes(&url);
 
-    let pass = Proxy::start(Config::new(Mode::Pass), LOOPBACK)?;
+    let pass_proxy = Proxy::start(Config::new(Mode::Pass), LOOPBACK)?;
     let cache = Proxy::start(Config::new(Mode::Cache), LOOPBACK)?;
     let squid = match Squid::start() {
         Ok(Some(squid)) => Some(squid),
@@ -72,11 +83,11 @@ fn main() -> io::Result<()> {
     };
     let mut targets = vec![
         Target::new("direct", origin),
-        Target::new("bugpack pass", pass.addr()),
+        Target::new("bugpack pass", pass_proxy.addr()),
         Target::new("bugpack cache (hits)", cache.addr()),
     ];
     if let Some(squid) = &squid {
-        targets.push(Target::new("squid (no cache)", squid.addr));
+        targets.push(Target::new(SQUID, squid.addr));
     }
 
     // Interleaved rounds: on a shared machine, wake-up latency drifts by
@@ -86,87 +97,121 @@ fn main() -> io::Result<()> {
         for target in &mut targets {
             let mut one = load(target.addr, &request, 1, slice)?;
             one.sort_by(f64::total_cmp);
-            target.round_p50.push(percentile(&one, 0.5));
-            target.one.extend(one);
+            target.p50.push(percentile(&one, 0.5));
+            target.p99.push(percentile(&one, 0.99));
         }
     }
     for _ in 0..ROUNDS {
         for target in &mut targets {
-            target
-                .many
-                .extend(load(target.addr, &request, CONNECTIONS, slice)?);
+            let many = load(target.addr, &request, CONNECTIONS, slice)?;
+            target.rps.push(rate(many.len(), slice));
         }
     }
 
     println!(
-        "GET {url} ({} byte body), keep-alive, {ROUNDS} interleaved rounds; \
-         latency: 1 connection, throughput: {CONNECTIONS} connections; {secs} s of each per target",
-        BODY.len()
+        "GET {url} ({} byte body), keep-alive; each figure the median of {ROUNDS} interleaved rounds of {:.2} s",
+        BODY.len(),
+        slice.as_secs_f64()
     );
     println!(
-        "{:<22} {:>8} {:>8} {:>8} {:>10} {:>10} {:>9}",
-        "target", "p50 ms", "p99 ms", "req/s", "N p50 ms", "N p99 ms", "N req/s"
+        "req/s: {CONNECTIONS} connections at once; latency: 1 connection, requests back to back; \
+         added: minus direct's in the same round"
     );
-    for target in &mut targets {
-        target.one.sort_by(f64::total_cmp);
-        target.many.sort_by(f64::total_cmp);
+    println!();
+    println!(
+        "{:<22} {:>9} {:>8} {:>8} {:>10} {:>10}",
+        "target", "req/s", "p50 ms", "p99 ms", "p50 added", "p99 added"
+    );
+    let summaries: Vec<Summary> = targets
+        .iter()
+        .enumerate()
+        .map(|(i, t)| Summary::of(t, (i > 0).then_some(&targets[0])))
+        .collect();
+    for (target, sum) in targets.iter().zip(&summaries) {
+        let added = |a: Option<f64>| a.map_or_else(|| "-".to_owned(), |a| format!("{a:+.3}"));
         println!(
-            "{:<22} {:>8.3} {:>8.3} {:>8.0} {:>10.3} {:>10.3} {:>9.0}",
+            "{:<22} {:>9.0} {:>8.3} {:>8.3} {:>10} {:>10}",
             target.name,
-            percentile(&target.one, 0.5),
-            percentile(&target.one, 0.99),
-            rate(target.one.len(), duration),
-            percentile(&target.many, 0.5),
-            percentile(&target.many, 0.99),
-            rate(target.many.len(), duration),
+            sum.rps,
+            sum.p50,
+            sum.p99,
+            added(sum.p50_added),
+            added(sum.p99_added),
         );
     }
 
     println!();
-    let direct = &targets[0];
-    let through_pass = &targets[1];
-    let mut added: Vec<f64> = through_pass
-        .round_p50
-        .iter()
-        .zip(&direct.round_p50)
-        .map(|(p, d)| p - d)
-        .collect();
-    let rounds_text = added
-        .iter()
-        .map(|a| format!("{a:.3}"))
-        .collect::<Vec<_>>()
-        .join(" ");
-    added.sort_by(f64::total_cmp);
+    println!("targets:");
+    let pass = &summaries[1];
+    let p50_added = pass.p50_added.unwrap_or(f64::NAN);
     println!(
-        "bugpack pass adds {:.3} ms at p50 over direct (median of rounds; rounds: {rounds_text}; target < 0.300)",
-        percentile(&added, 0.5)
+        "  bugpack pass adds {p50_added:.3} ms at p50 over direct (target < 0.300 ms): {}",
+        verdict(p50_added < 0.3)
     );
-    if let Some(squid) = targets.get(3) {
-        let pass_rps = rate(through_pass.many.len(), duration);
-        let squid_rps = rate(squid.many.len(), duration);
-        println!(
-            "squid adds {:.3} ms at p50 over direct (pooled)",
-            percentile(&squid.one, 0.5) - percentile(&direct.one, 0.5)
-        );
-        println!(
-            "throughput, {CONNECTIONS} connections: bugpack pass {pass_rps:.0} req/s, squid {squid_rps:.0} req/s ({:.2}x, target >= 1)",
-            pass_rps / squid_rps
-        );
+    match targets
+        .iter()
+        .position(|t| t.name == SQUID)
+        .map(|i| &summaries[i])
+    {
+        Some(squid) => println!(
+            "  bugpack pass {:.0} req/s, squid {:.0} req/s ({:.2}x, target >= 1): {}",
+            pass.rps,
+            squid.rps,
+            pass.rps / squid.rps,
+            verdict(pass.rps >= squid.rps)
+        ),
+        None => println!(
+            "  bugpack pass {:.0} req/s; against squid: not checked, squid did not run",
+            pass.rps
+        ),
     }
     drop(squid);
-    pass.shutdown();
+    pass_proxy.shutdown();
     cache.shutdown();
     Ok(())
 }
 
-/// One target's samples, in milliseconds.
+fn verdict(ok: bool) -> &'static str {
+    if ok { "PASS" } else { "FAIL" }
+}
+
+/// One target's figures: medians over rounds.
+struct Summary {
+    rps: f64,
+    p50: f64,
+    p99: f64,
+    /// Over direct, round by round; `None` for direct itself.
+    p50_added: Option<f64>,
+    p99_added: Option<f64>,
+}
+
+impl Summary {
+    fn of(target: &Target, direct: Option<&Target>) -> Self {
+        let added = |mine: &[f64], theirs: &[f64]| {
+            median(mine.iter().zip(theirs).map(|(m, t)| m - t).collect())
+        };
+        Self {
+            rps: median(target.rps.clone()),
+            p50: median(target.p50.clone()),
+            p99: median(target.p99.clone()),
+            p50_added: direct.map(|d| added(&target.p50, &d.p50)),
+            p99_added: direct.map(|d| added(&target.p99, &d.p99)),
+        }
+    }
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    percentile(&values, 0.5)
+}
+
+/// One target's figures, one per round: latencies in ms, rates in req/s.
 struct Target {
     name: &'static str,
     addr: SocketAddr,
-    one: Vec<f64>,
-    many: Vec<f64>,
-    /// The single-connection p50 of each round.
-    round_p50: Vec<f64>,
+    p50: Vec<f64>,
+    p99: Vec<f64>,
+    rps: Vec<f64>,
 }
 
 impl Target {
@@ -174,9 +219,9 @@ impl Target {
         Self {
             name,
             addr,
-            one: Vec::new(),
-            many: Vec::new(),
-            round_p50: Vec::new(),
+            p50: Vec::new(),
+            p99: Vec::new(),
+            rps: Vec::new(),
         }
     }
 }

@@ -5,7 +5,9 @@
 //! error for every one of its runs, never quietly run as `none`. The
 //! details and the cell's note come from what the proxy and the timing
 //! driver recorded, so the report says "12 of 14 GETs served from cache"
-//! rather than only which condition was asked for.
+//! rather than only which condition was asked for; a run that errored
+//! before its condition was given adds nothing to the note, and a cell none
+//! of whose runs got its condition has no note at all.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -13,6 +15,7 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use super::matrix::{Cell, Timing};
+use super::outcome::Outcome;
 use crate::proxy::Stats;
 use crate::report::RunResult;
 
@@ -47,13 +50,21 @@ pub fn prepare(cell: &Cell) -> Result<Setup, String> {
             }
             setup.cpu = cpus.first().copied();
         }
-        Timing::None | Timing::Slow | Timing::Jitter | Timing::Load => {}
+        Timing::Load => {
+            if allowed_cpus().is_empty() {
+                return Err(
+                    "timing=load cannot tell which CPUs this process may use (sched_getaffinity failed)"
+                        .into(),
+                );
+            }
+        }
+        Timing::None | Timing::Slow | Timing::Jitter => {}
     }
     Ok(setup)
 }
 
 /// The CPUs this process may run on.
-fn allowed_cpus() -> Vec<usize> {
+pub(super) fn allowed_cpus() -> Vec<usize> {
     match nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)) {
         Ok(set) => (0..nix::sched::CpuSet::count())
             .filter(|&c| set.is_set(c).unwrap_or(false))
@@ -97,19 +108,28 @@ pub fn run_detail(
     detail
 }
 
-/// One line on what the cell's axes did over its runs.
+/// One line on what the cell's axes did over its runs, from what its runs
+/// recorded; `None` when no run got its condition (every run errored before
+/// its step, e.g. `cpu1` on a single CPU) or the cell has no condition.
 pub fn cell_note(cell: &Cell, results: &[RunResult]) -> Option<String> {
+    let given: Vec<&RunResult> = results
+        .iter()
+        .filter(|r| r.outcome != Outcome::Error)
+        .collect();
+    let runs = |n: usize| match n {
+        1 => "1 run".to_owned(),
+        n => format!("{n} runs"),
+    };
     let mut parts = Vec::new();
-    if cell.proxy != "none" {
+    let proxied: Vec<Stats> = given
+        .iter()
+        .filter_map(|r| r.axes_detail.get("proxy"))
+        .filter_map(|v| serde_json::from_value::<Stats>(v.clone()).ok())
+        .collect();
+    if cell.proxy != "none" && !proxied.is_empty() {
         let mut total = Stats::default();
-        for r in results {
-            if let Some(s) = r
-                .axes_detail
-                .get("proxy")
-                .and_then(|v| serde_json::from_value::<Stats>(v.clone()).ok())
-            {
-                add(&mut total, &s);
-            }
+        for s in &proxied {
+            add(&mut total, s);
         }
         let what = match cell.proxy.parse::<crate::proxy::Mode>() {
             Ok(crate::proxy::Mode::Slow { ms }) => {
@@ -120,22 +140,20 @@ pub fn cell_note(cell: &Cell, results: &[RunResult]) -> Option<String> {
             }
             _ => String::new(),
         };
-        let runs = match results.len() {
-            1 => "1 run".to_owned(),
-            n => format!("{n} runs"),
-        };
         parts.push(format!(
-            "proxy {}{what}, {runs}: {}",
+            "proxy {}{what}, {}: {}",
             cell.proxy,
+            runs(proxied.len()),
             total.summary()
         ));
     }
-    let timings: Vec<&Value> = results
+    let timings: Vec<&Value> = given
         .iter()
         .filter_map(|r| r.axes_detail.get("timing"))
         .collect();
     match cell.timing {
-        Timing::Slow | Timing::Jitter if !timings.is_empty() => {
+        _ if timings.is_empty() => {}
+        Timing::Slow | Timing::Jitter => {
             let stops: u64 = timings.iter().filter_map(|t| t["stops"].as_u64()).sum();
             let duty: f64 = timings
                 .iter()
@@ -144,22 +162,26 @@ pub fn cell_note(cell: &Cell, results: &[RunResult]) -> Option<String> {
             #[allow(clippy::cast_precision_loss)]
             let mean = duty / timings.len() as f64;
             parts.push(format!(
-                "{}: stopped {:.0}% of the time ({stops} stops over {} runs)",
+                "{}: stopped {:.0}% of the time ({stops} stops over {})",
                 cell.timing,
                 mean * 100.0,
-                timings.len()
+                runs(timings.len())
             ));
         }
-        Timing::Load => parts.push(format!(
-            "load: {} busy threads during each run",
-            std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
-        )),
+        Timing::Load => {
+            if let Some(n) = timings.iter().find_map(|t| t["busy_threads"].as_u64()) {
+                parts.push(format!(
+                    "load: {n} busy threads, one pinned to each CPU, during each of {}",
+                    runs(timings.len())
+                ));
+            }
+        }
         Timing::Cpu1 => {
-            if let Some(cpu) = allowed_cpus().first() {
+            if let Some(cpu) = timings.iter().find_map(|t| t["cpu"].as_u64()) {
                 parts.push(format!("cpu1: every process pinned to CPU {cpu}"));
             }
         }
-        Timing::Trace if !timings.is_empty() => {
+        Timing::Trace => {
             let lines: u64 = timings
                 .iter()
                 .filter_map(|t| t["strace_lines"].as_u64())
@@ -168,7 +190,7 @@ pub fn cell_note(cell: &Cell, results: &[RunResult]) -> Option<String> {
                 "trace: run step under strace -f ({lines} syscall lines)"
             ));
         }
-        _ => {}
+        Timing::None => {}
     }
     (!parts.is_empty()).then(|| parts.join("; "))
 }

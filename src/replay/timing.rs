@@ -1,12 +1,13 @@
 //! The timing axis, applied from outside the sandbox while a run's `run`
 //! step is going: `slow` (a SIGSTOP/SIGCONT duty cycle over the run's
 //! processes), `jitter` (random short stops, from the run's seed), `load`
-//! (busy threads on every CPU). `cpu1` and `trace` are set up inside the
-//! sandbox instead (see the supervisor's plan). A driver always leaves the
-//! processes running when it stops: nothing stays frozen.
+//! (a busy thread pinned to each CPU the replay may use). `cpu1` and
+//! `trace` are set up inside the sandbox instead (see the supervisor's
+//! plan). A driver always leaves the processes running when it stops:
+//! nothing stays frozen, no busy thread outlives the run step.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -21,6 +22,9 @@ use super::procfs;
 pub const SLOW_PERIOD: Duration = Duration::from_millis(20);
 /// `slow`: the stopped share of each period.
 pub const SLOW_STOPPED: Duration = Duration::from_millis(10);
+/// `jitter`: how many of a run's pauses its detail lists, in order. The
+/// list shows that a seed gives the same pauses; the count covers the rest.
+pub const PAUSES_LISTED: usize = 32;
 
 /// Which processes a driver acts on: a sandbox's, as the host sees them.
 #[derive(Debug, Clone, Copy)]
@@ -57,6 +61,10 @@ pub struct Driver {
     threads: Vec<thread::JoinHandle<()>>,
     stops: Arc<AtomicU64>,
     stopped_us: Arc<AtomicU64>,
+    /// `jitter`: the first [`PAUSES_LISTED`] pauses given, in ms.
+    pauses: Arc<Mutex<Vec<u64>>>,
+    /// `load`: the CPUs a busy thread was pinned to.
+    busy_cpus: Vec<usize>,
     timing: Timing,
     tree: Tree,
     started: Instant,
@@ -68,13 +76,16 @@ impl Driver {
         let stop = Arc::new(AtomicBool::new(false));
         let stops = Arc::new(AtomicU64::new(0));
         let stopped_us = Arc::new(AtomicU64::new(0));
+        let pauses = Arc::new(Mutex::new(Vec::new()));
+        let mut busy_cpus = Vec::new();
         let mut threads = Vec::new();
         match timing {
             Timing::Slow | Timing::Jitter => {
-                let (stop, stops, stopped_us) = (
+                let (stop, stops, stopped_us, pauses) = (
                     Arc::clone(&stop),
                     Arc::clone(&stops),
                     Arc::clone(&stopped_us),
+                    Arc::clone(&pauses),
                 );
                 threads.push(thread::spawn(move || {
                     let mut rng = SplitMix(seed);
@@ -93,6 +104,15 @@ impl Driver {
                         }
                         if tree.signal(Signal::SIGSTOP) > 0 {
                             stops.fetch_add(1, Ordering::Relaxed);
+                            if timing == Timing::Jitter {
+                                let mut listed =
+                                    pauses.lock().unwrap_or_else(PoisonError::into_inner);
+                                if listed.len() < PAUSES_LISTED {
+                                    listed.push(
+                                        u64::try_from(frozen.as_millis()).unwrap_or(u64::MAX),
+                                    );
+                                }
+                            }
                             let t = Instant::now();
                             thread::sleep(frozen);
                             tree.signal(Signal::SIGCONT);
@@ -106,10 +126,16 @@ impl Driver {
                 }));
             }
             Timing::Load => {
-                let cpus = thread::available_parallelism().map_or(1, std::num::NonZero::get);
-                for _ in 0..cpus {
+                // One thread pinned to each CPU: unpinned, the scheduler may
+                // stack them on some CPUs and leave the run's alone.
+                busy_cpus = super::axes::allowed_cpus();
+                for &cpu in &busy_cpus {
                     let stop = Arc::clone(&stop);
                     threads.push(thread::spawn(move || {
+                        let mut set = nix::sched::CpuSet::new();
+                        if set.set(cpu).is_ok() {
+                            let _ = nix::sched::sched_setaffinity(Pid::from_raw(0), &set);
+                        }
                         let mut x = 1u64;
                         while !stop.load(Ordering::Relaxed) {
                             for _ in 0..10_000 {
@@ -127,6 +153,8 @@ impl Driver {
             threads,
             stops,
             stopped_us,
+            pauses,
+            busy_cpus,
             timing,
             tree,
             started: Instant::now(),
@@ -151,14 +179,20 @@ impl Driver {
                 let stopped = self.stopped_us.load(Ordering::Relaxed);
                 #[allow(clippy::cast_precision_loss)]
                 let duty = stopped as f64 / elapsed_us as f64;
-                Some(json!({
+                let mut detail = json!({
                     "stops": self.stops.load(Ordering::Relaxed),
                     "stopped_ms": stopped / 1000,
                     "duty": (duty * 1000.0).round() / 1000.0,
-                }))
+                });
+                if self.timing == Timing::Jitter {
+                    let pauses = self.pauses.lock().unwrap_or_else(PoisonError::into_inner);
+                    detail["pauses_ms"] = json!(*pauses);
+                }
+                Some(detail)
             }
             Timing::Load => Some(json!({
-                "busy_threads": thread::available_parallelism().map_or(1, std::num::NonZero::get),
+                "busy_threads": self.busy_cpus.len(),
+                "cpus": self.busy_cpus,
             })),
             Timing::None | Timing::Cpu1 | Timing::Trace => None,
         }

@@ -5,8 +5,8 @@ use std::io::{self, Write};
 use super::Report;
 use super::table::{HEADERS, row, summary};
 
-/// Renders the Markdown: a verdict line, the table, and a line tying the
-/// result to the bundle it came from.
+/// Renders the Markdown: a verdict line, the table, what each cell's
+/// conditions did, and a line tying the result to the bundle it came from.
 pub fn render(report: &Report, out: &mut dyn Write) -> io::Result<()> {
     writeln!(
         out,
@@ -23,6 +23,16 @@ pub fn render(report: &Report, out: &mut dyn Write) -> io::Result<()> {
         writeln!(out, "| {} |", cells.join(" | "))?;
     }
     writeln!(out)?;
+    // What each condition did, as the table's note lines say it.
+    for cell in &report.cells {
+        if let Some(note) = &cell.note {
+            let a = &cell.axes;
+            writeln!(out, "- `{}/{}/{}`: {note}", a.timing, a.proxy, a.cache)?;
+        }
+    }
+    if report.cells.iter().any(|c| c.note.is_some()) {
+        writeln!(out)?;
+    }
     match &report.bundle_sha256 {
         Some(sha) => writeln!(
             out,

@@ -69,6 +69,7 @@ impl Sandbox {
             dir: self.dir(),
             tmp: self.tmp(),
             home: self.home(),
+            wrapper: Vec::new(),
             args: Vec::new(),
             env: Vec::new(),
             stdin: None,
@@ -101,12 +102,24 @@ pub struct Run {
     dir: PathBuf,
     tmp: PathBuf,
     home: PathBuf,
+    /// A command `bugpack` runs under (`taskset -c 0`), if any.
+    wrapper: Vec<OsString>,
     args: Vec<OsString>,
     env: Vec<(OsString, Option<OsString>)>,
     stdin: Option<Vec<u8>>,
 }
 
 impl Run {
+    /// Runs `bugpack` under this command, e.g. `["taskset", "-c", "0"]`.
+    pub fn under<I, S>(mut self, wrapper: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        self.wrapper = wrapper.into_iter().map(Into::into).collect();
+        self
+    }
+
     pub fn arg(mut self, arg: impl Into<OsString>) -> Self {
         self.args.push(arg.into());
         self
@@ -138,7 +151,15 @@ impl Run {
 
     /// Runs the binary to completion and captures what it said.
     pub fn run(self) -> Outcome {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_bugpack"));
+        let bin = OsString::from(env!("CARGO_BIN_EXE_bugpack"));
+        let mut cmd = match self.wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
         cmd.args(&self.args)
             .current_dir(&self.dir)
             .env("TMPDIR", &self.tmp)

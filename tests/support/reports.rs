@@ -99,10 +99,22 @@ pub fn scenario(sb: &Sandbox, name: &str, yaml: &str, files: &[(&str, &str)]) ->
 
 /// Replays `source` with `--yes --json`, checks the exit code, returns the report.
 pub fn replay_json(sb: &Sandbox, source: &str, args: &[&str], code: i32) -> JReport {
+    replay_json_under(sb, &[], source, args, code)
+}
+
+/// [`replay_json`], with `bugpack` run under `wrapper` (see [`super::Run::under`]).
+pub fn replay_json_under(
+    sb: &Sandbox,
+    wrapper: &[&str],
+    source: &str,
+    args: &[&str],
+    code: i32,
+) -> JReport {
     let json = sb.path("report.json");
     let _ = fs::remove_file(&json);
     let out = sb
         .bugpack()
+        .under(wrapper)
         .args(["replay", source, "--yes", "--json", "report.json"])
         .args(args)
         .run()
