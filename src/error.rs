@@ -52,7 +52,7 @@ impl ErrorKind {
     }
 }
 
-/// The kind of an I/O error, also when a serialiser wrapped it (serde_json
+/// The kind of an I/O error, also when a serialiser wrapped it (`serde_json`
 /// writing into a closed pipe reports a `serde_json::Error`).
 fn io_kind(cause: &(dyn std::error::Error + 'static)) -> Option<io::ErrorKind> {
     if let Some(io) = cause.downcast_ref::<io::Error>() {

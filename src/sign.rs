@@ -320,12 +320,11 @@ fn parse_allowed_signer(
         return Err("not `principals [options] key`".into());
     }
     // As OpenSSH: what follows the principals is a key, or else options and then a key.
-    let (options, key_text) = match PublicKey::from_openssh(rest.trim_end()) {
-        Ok(_) => ("", rest.trim_end()),
-        Err(_) => {
-            let (o, k) = split_field(rest);
-            (o, k.trim())
-        }
+    let (options, key_text) = if PublicKey::from_openssh(rest.trim_end()).is_ok() {
+        ("", rest.trim_end())
+    } else {
+        let (o, k) = split_field(rest);
+        (o, k.trim())
     };
     let mut signer = AllowedSigner {
         line: line_no,
@@ -398,7 +397,7 @@ fn parse_allowed_signer(
 /// summer. Returns seconds since the epoch; times before 1970 are invalid.
 pub fn parse_ssh_time(text: &str, tz: &jiff::tz::TimeZone) -> Option<i64> {
     let upper = text.to_ascii_uppercase();
-    let (digits, utc) = if let Some(d) = upper.strip_suffix("UTC").filter(|d| d.len() > 0) {
+    let (digits, utc) = if let Some(d) = upper.strip_suffix("UTC").filter(|d| !d.is_empty()) {
         (d, true)
     } else if let Some(d) = upper.strip_suffix('Z').filter(|d| !d.is_empty()) {
         (d, true)

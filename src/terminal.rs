@@ -53,7 +53,7 @@ impl Ui {
                 break;
             }
             let value = match word.strip_prefix("--color") {
-                Some("") => words.next().map(|v| v.into_owned()),
+                Some("") => words.next().map(Cow::into_owned),
                 Some(v) => v.strip_prefix('=').map(str::to_owned),
                 None => None,
             };
