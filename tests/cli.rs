@@ -419,3 +419,27 @@ fn output_to_a_closed_pipe_is_not_an_error() {
         assert!(full.stdout.len() > 128 << 10, "{}", full.stdout.len());
     }
 }
+
+/// An output in a directory that does not exist is the user's mistake
+/// (exit 2), said in their terms: no temporary file name in the message.
+#[test]
+fn a_missing_output_directory_is_a_usage_error() {
+    let sb = Sandbox::new();
+    let before = sb.listing();
+    sb.bugpack()
+        .args([
+            "capture",
+            "-o",
+            "no/such/dir/bug.zip",
+            "--no-run",
+            "--",
+            "true",
+        ])
+        .run()
+        .code(2)
+        .one_line_error()
+        .stderr_has("no/such/dir/bug.zip")
+        .stderr_has("does not exist")
+        .stderr_lacks("partial");
+    assert_eq!(sb.listing(), before);
+}

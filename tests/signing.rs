@@ -604,7 +604,7 @@ fn the_passphrase_is_asked_on_a_terminal() {
     let key = ssh_keygen(&sb, "locked", "ed25519", "correct horse");
     let key = key.to_str().unwrap();
     sb.write("b.zip", BundleSpec::valid().zip().bytes());
-    let out = sb.bugpack_on_pty(
+    let out = sb.bugpack_on_pty_secret(
         &["sign", "b.zip", "--key", key],
         &[],
         &[("Passphrase for ", "correct horse\n")],
@@ -629,7 +629,7 @@ fn the_passphrase_is_asked_on_a_terminal() {
 
     sb.write("c.zip", BundleSpec::valid().zip().bytes());
     let before = fs::read(sb.path("c.zip")).unwrap();
-    let out = sb.bugpack_on_pty(
+    let out = sb.bugpack_on_pty_secret(
         &["sign", "c.zip", "--key", key],
         &[],
         &[("Passphrase for ", "not the passphrase\n")],

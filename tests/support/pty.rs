@@ -12,7 +12,7 @@ use super::Sandbox;
 /// to EOF and prints what the terminal showed and the exit code as JSON.
 /// The deadline only stops a hung test; nothing asserts on time.
 const DRIVER: &str = r#"
-import json, os, pty, select, sys, time
+import json, os, pty, select, sys, termios, time
 spec = json.loads(sys.argv[1])
 pid, fd = pty.fork()
 if pid == 0:
@@ -36,12 +36,21 @@ def read_some(deadline):
     out += data
     return True
 missing = None
-for expect, send in spec["script"]:
+for expect, send, secret in spec["script"]:
     deadline = time.monotonic() + 120
     while expect.encode() not in out:
         if not read_some(deadline):
             missing = expect
             break
+    if missing is not None:
+        break
+    # A secret is typed only once the program has turned echo off, as a
+    # person would see the prompt first; the terminal shows whether it did.
+    while secret and termios.tcgetattr(fd)[3] & termios.ECHO:
+        if time.monotonic() > deadline:
+            missing = "echo turned off for " + expect
+            break
+        time.sleep(0.01)
     if missing is not None:
         break
     os.write(fd, send.encode())
@@ -72,6 +81,28 @@ impl Sandbox {
         args: &[&str],
         env: &[(&str, &str)],
         script: &[(&str, &str)],
+    ) -> PtyOutcome {
+        let script: Vec<(&str, &str, bool)> = script.iter().map(|&(e, s)| (e, s, false)).collect();
+        self.pty(args, env, &script)
+    }
+
+    /// Like [`Sandbox::bugpack_on_pty`], but each input is a secret typed
+    /// only after the program turned the terminal's echo off.
+    pub fn bugpack_on_pty_secret(
+        &self,
+        args: &[&str],
+        env: &[(&str, &str)],
+        script: &[(&str, &str)],
+    ) -> PtyOutcome {
+        let script: Vec<(&str, &str, bool)> = script.iter().map(|&(e, s)| (e, s, true)).collect();
+        self.pty(args, env, &script)
+    }
+
+    fn pty(
+        &self,
+        args: &[&str],
+        env: &[(&str, &str)],
+        script: &[(&str, &str, bool)],
     ) -> PtyOutcome {
         let mut argv = vec![env!("CARGO_BIN_EXE_bugpack").to_owned()];
         argv.extend(args.iter().map(|a| (*a).to_owned()));
