@@ -86,6 +86,29 @@ fn every_command_documents_its_flags() {
     }
 }
 
+/// Paths in help text read as a user types them (rustdoc-style backticks
+/// once slipped into them: ``~/.`ssh/id_ed25519` ``).
+#[test]
+fn help_shows_paths_as_typed() {
+    let sb = Sandbox::new();
+    sb.bugpack()
+        .args(["sign", "--help"])
+        .run()
+        .success()
+        .stdout_has("else ~/.ssh/id_ed25519]");
+    sb.bugpack()
+        .args(["init", "--help"])
+        .run()
+        .success()
+        .stdout_has("(.github/ISSUE_TEMPLATE/bug_report.yml)");
+    for cmd in [
+        "capture", "inspect", "verify", "replay", "diff", "keygen", "sign", "issue", "init",
+    ] {
+        let out = sb.bugpack().args([cmd, "--help"]).run().success();
+        assert!(!out.stdout.contains(".`"), "{cmd} --help:\n{}", out.stdout);
+    }
+}
+
 #[test]
 fn version() {
     Sandbox::new()
