@@ -7,6 +7,10 @@
 //! Ed25519 and so are most users' SSH keys today; RSA and ECDSA keys get a
 //! clear error rather than a half-supported path. Passphrases come through
 //! a caller's callback and are never logged; the module never prompts.
+//!
+//! Trust in an `allowed_signers` file follows `ssh-keygen -Y verify` line
+//! for line (principals, `namespaces`, `valid-after`, `valid-before`); it
+//! must never trust a signature that OpenSSH would refuse.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -163,7 +167,10 @@ impl AllowedSigners {
         now: i64,
     ) -> Result<String, String> {
         let mut trusted: Vec<&str> = Vec::new();
+        // Why a line holding this very key did not trust it beats why a
+        // cert-authority line could not.
         let mut closest: Option<String> = None;
+        let mut ca_line: Option<String> = None;
         let mut note = |why: String| {
             closest.get_or_insert(why);
         };
@@ -172,7 +179,7 @@ impl AllowedSigners {
                 continue;
             }
             if l.cert_authority {
-                note(format!(
+                ca_line.get_or_insert(format!(
                     "line {} is a cert-authority entry, which bugpack does not support: bundles are signed with plain keys, not certificates; list the signer's own key instead",
                     l.line
                 ));
@@ -214,7 +221,7 @@ impl AllowedSigners {
         if !trusted.is_empty() {
             return Ok(trusted.join(","));
         }
-        let mut why = closest.unwrap_or_else(|| match identity {
+        let mut why = closest.or(ca_line).unwrap_or_else(|| match identity {
             Some(id) => format!("the allowed signers do not list for {id:?}"),
             None => "is not in the allowed signers".to_owned(),
         });
