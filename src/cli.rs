@@ -34,7 +34,7 @@ pub(crate) struct GlobalArgs {
     #[arg(short, long, action = ArgAction::Count, global = true)]
     pub(crate) verbose: u8,
 
-    /// Print only errors
+    /// Print only errors (and what --json asks for)
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub(crate) quiet: bool,
 
@@ -360,8 +360,13 @@ pub(crate) struct SignArgs {
     /// The bundle to sign (rewritten in place)
     pub(crate) bundle: PathBuf,
 
-    /// The private key [default: bugpack's key, else ~/.`ssh/id_ed25519`]
-    #[arg(long, value_name = "PRIVKEY")]
+    // `help` rather than a doc comment: rustdoc lints would put backticks
+    // into the path, and clap prints them.
+    #[arg(
+        long,
+        value_name = "PRIVKEY",
+        help = "The private key [default: bugpack's key, else ~/.ssh/id_ed25519]"
+    )]
     pub(crate) key: Option<PathBuf>,
 
     #[command(flatten)]
@@ -379,8 +384,10 @@ pub(crate) struct IssueArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct InitArgs {
-    /// Also write a GitHub issue form (.`github/ISSUE_TEMPLATE/bug_report.yml`)
-    #[arg(long)]
+    #[arg(
+        long,
+        help = "Also write a GitHub issue form (.github/ISSUE_TEMPLATE/bug_report.yml)"
+    )]
     pub(crate) github: bool,
 
     /// Overwrite existing files without asking

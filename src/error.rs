@@ -34,9 +34,7 @@ impl ErrorKind {
             if cause.is::<Unavailable>() {
                 return Self::Failure;
             }
-            if let Some(io) = cause.downcast_ref::<io::Error>()
-                && io.kind() == io::ErrorKind::BrokenPipe
-            {
+            if io_kind(cause) == Some(io::ErrorKind::BrokenPipe) {
                 return Self::BrokenPipe;
             }
         }
@@ -52,6 +50,17 @@ impl ErrorKind {
             Self::Failure => 4,
         }
     }
+}
+
+/// The kind of an I/O error, also when a serialiser wrapped it (`serde_json`
+/// writing into a closed pipe reports a `serde_json::Error`).
+fn io_kind(cause: &(dyn std::error::Error + 'static)) -> Option<io::ErrorKind> {
+    if let Some(io) = cause.downcast_ref::<io::Error>() {
+        return Some(io.kind());
+    }
+    cause
+        .downcast_ref::<serde_json::Error>()
+        .and_then(serde_json::Error::io_error_kind)
 }
 
 /// The user asked for something that cannot work as asked: exit 2.
@@ -115,5 +124,12 @@ mod tests {
         let err = anyhow::Error::new(io::Error::from(io::ErrorKind::BrokenPipe)).context("writing");
         assert_eq!(ErrorKind::of(&err), ErrorKind::BrokenPipe);
         assert_eq!(ErrorKind::of(&err).exit_code(), 0);
+    }
+
+    #[test]
+    fn broken_pipe_inside_serde_json_is_silent_success() {
+        let json = serde_json::Error::io(io::Error::from(io::ErrorKind::BrokenPipe));
+        let err = anyhow::Error::new(json).context("printing the manifest");
+        assert_eq!(ErrorKind::of(&err), ErrorKind::BrokenPipe);
     }
 }

@@ -7,6 +7,10 @@
 //! Ed25519 and so are most users' SSH keys today; RSA and ECDSA keys get a
 //! clear error rather than a half-supported path. Passphrases come through
 //! a caller's callback and are never logged; the module never prompts.
+//!
+//! Trust in an `allowed_signers` file follows `ssh-keygen -Y verify` line
+//! for line (principals, `namespaces`, `valid-after`, `valid-before`); it
+//! must never trust a signature that OpenSSH would refuse.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -52,15 +56,43 @@ pub enum Trust {
     /// Exactly these keys (`--key`, `--github-keys`).
     Keys(Vec<PublicKey>),
     /// An OpenSSH `allowed_signers` file, optionally for one identity.
-    AllowedSigners(Vec<AllowedSigner>, Option<String>),
+    AllowedSigners(AllowedSigners, Option<String>),
 }
 
-/// One line of an `allowed_signers` file.
+/// An OpenSSH `allowed_signers` file: the lines bugpack can use, and the
+/// ones it had to pass over (with why), so that a refusal can say so.
+#[derive(Debug, Clone, Default)]
+pub struct AllowedSigners {
+    pub lines: Vec<AllowedSigner>,
+    pub skipped: Vec<SkippedLine>,
+}
+
+/// One usable line of an `allowed_signers` file.
 #[derive(Debug, Clone)]
 pub struct AllowedSigner {
-    pub principals: Vec<String>,
-    pub namespaces: Option<Vec<String>>,
+    /// 1-based line number in the file.
+    pub line: usize,
+    /// The principals, an OpenSSH pattern list (`alice@x,*@corp.example`).
+    pub principals: String,
+    /// `namespaces="..."`: the pattern list of namespaces the key may sign for.
+    pub namespaces: Option<String>,
+    /// `valid-after`, in seconds since the epoch.
+    pub valid_after: Option<i64>,
+    /// `valid-before`, in seconds since the epoch.
+    pub valid_before: Option<i64>,
+    /// `cert-authority`: the key signs certificates, never bundles. Such a
+    /// line trusts nothing here (bugpack does not accept certificate
+    /// signatures), and a refusal names it.
+    pub cert_authority: bool,
     pub key: PublicKey,
+}
+
+/// A line of an `allowed_signers` file that could not be read (OpenSSH
+/// skips such lines too).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedLine {
+    pub line: usize,
+    pub why: String,
 }
 
 /// Parses and checks an armored signature against `message` and the key it
@@ -86,8 +118,19 @@ pub fn check(message: &[u8], armored: &[u8]) -> Result<(SshSig, Signer), SignErr
     Ok((sig, signer))
 }
 
-/// Checks the signature and that `trust` trusts its key.
+/// Checks the signature and that `trust` trusts its key now.
 pub fn verify(message: &[u8], armored: &[u8], trust: &Trust) -> Result<Signer, SignError> {
+    verify_at(message, armored, trust, jiff::Timestamp::now().as_second())
+}
+
+/// [`verify`] at a given time (seconds since the epoch), which decides
+/// `valid-after` and `valid-before`.
+pub fn verify_at(
+    message: &[u8],
+    armored: &[u8],
+    trust: &Trust,
+    now: i64,
+) -> Result<Signer, SignError> {
     let (sig, mut signer) = check(message, armored)?;
     let key = sig.public_key();
     match trust {
@@ -99,43 +142,115 @@ pub fn verify(message: &[u8], armored: &[u8], trust: &Trust) -> Result<Signer, S
                 });
             }
         }
-        Trust::AllowedSigners(lines, identity) => {
-            let matching: Vec<&AllowedSigner> = lines
-                .iter()
-                .filter(|l| l.key.key_data() == key)
-                .filter(|l| {
-                    l.namespaces
-                        .as_ref()
-                        .is_none_or(|ns| ns.iter().any(|n| glob_match(n, NAMESPACE)))
-                })
-                .collect();
-            if matching.is_empty() {
-                return Err(SignError::Untrusted {
-                    found: signer.fingerprint,
-                    why: "is not in the allowed signers for namespace \"bugpack\"".into(),
-                });
-            }
-            if let Some(id) = identity {
-                if !matching
-                    .iter()
-                    .any(|l| l.principals.iter().any(|p| glob_match(p, id)))
-                {
-                    return Err(SignError::Untrusted {
-                        found: signer.fingerprint,
-                        why: format!("the allowed signers do not list for {id:?}"),
-                    });
-                }
-                signer.identity = Some(id.clone());
-            } else {
-                let names: Vec<&str> = matching
-                    .iter()
-                    .flat_map(|l| l.principals.iter().map(String::as_str))
-                    .collect();
-                signer.identity = Some(names.join(","));
-            }
+        Trust::AllowedSigners(file, identity) => {
+            let principals = file
+                .trusting(key, identity.as_deref(), now)
+                .map_err(|why| SignError::Untrusted {
+                    found: signer.fingerprint.clone(),
+                    why,
+                })?;
+            signer.identity = Some(identity.clone().unwrap_or(principals));
         }
     }
     Ok(signer)
+}
+
+impl AllowedSigners {
+    /// The principals of the lines that trust `key` for namespace `bugpack`
+    /// at `now` (for `identity` when given), as OpenSSH's `ssh-keygen -Y
+    /// verify` decides: every line is tried, one that trusts is enough.
+    /// Otherwise why not, naming the line that came closest.
+    fn trusting(
+        &self,
+        key: &ssh_key::public::KeyData,
+        identity: Option<&str>,
+        now: i64,
+    ) -> Result<String, String> {
+        let mut trusted: Vec<&str> = Vec::new();
+        // Why a line holding this very key did not trust it beats why a
+        // cert-authority line could not.
+        let mut closest: Option<String> = None;
+        let mut ca_line: Option<String> = None;
+        let mut note = |why: String| {
+            closest.get_or_insert(why);
+        };
+        for l in &self.lines {
+            if identity.is_some_and(|id| !glob_match(&l.principals, id)) {
+                continue;
+            }
+            if l.cert_authority {
+                ca_line.get_or_insert(format!(
+                    "line {} is a cert-authority entry, which bugpack does not support: bundles are signed with plain keys, not certificates; list the signer's own key instead",
+                    l.line
+                ));
+                continue;
+            }
+            if l.key.key_data() != key {
+                continue;
+            }
+            if let Some(after) = l.valid_after.filter(|&t| t > now) {
+                note(format!(
+                    "line {} trusts it only from {} (valid-after), not yet",
+                    l.line,
+                    show_time(after)
+                ));
+                continue;
+            }
+            if let Some(before) = l.valid_before.filter(|&t| t < now) {
+                note(format!(
+                    "line {} trusted it only until {} (valid-before): the key has expired",
+                    l.line,
+                    show_time(before)
+                ));
+                continue;
+            }
+            if let Some(ns) = l
+                .namespaces
+                .as_deref()
+                .filter(|ns| !glob_match(ns, NAMESPACE))
+            {
+                note(format!(
+                    "line {} trusts it only for namespaces {:?}, not \"bugpack\"",
+                    l.line,
+                    printable_option(ns)
+                ));
+                continue;
+            }
+            trusted.push(&l.principals);
+        }
+        if !trusted.is_empty() {
+            return Ok(trusted.join(","));
+        }
+        let mut why = closest.or(ca_line).unwrap_or_else(|| match identity {
+            Some(id) => format!("the allowed signers do not list for {id:?}"),
+            None => "is not in the allowed signers".to_owned(),
+        });
+        if let Some(s) = self.skipped.first() {
+            why.push_str(&format!(
+                "; line {} was skipped: {}{}",
+                s.line,
+                s.why,
+                match self.skipped.len() {
+                    1 => String::new(),
+                    n => format!(" (and {} more lines)", n - 1),
+                }
+            ));
+        }
+        Err(why)
+    }
+}
+
+/// An option value from a file, bounded for an error message.
+fn printable_option(text: &str) -> String {
+    text.chars().take(80).collect()
+}
+
+/// `2020-01-01 00:00:00 UTC`.
+fn show_time(seconds: i64) -> String {
+    jiff::Timestamp::from_second(seconds).map_or_else(
+        |_| seconds.to_string(),
+        |t| t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string(),
+    )
 }
 
 /// OpenSSH's pattern matching for principals and namespaces: `*` and `?`,
@@ -168,62 +283,165 @@ fn wildcard(p: &[u8], t: &[u8]) -> bool {
 }
 
 /// Parses an `allowed_signers` file (`ssh-keygen(1)`, "ALLOWED SIGNERS"):
-/// `principals [options] keytype base64 [comment]`. Certificate authorities
-/// and expired entries are refused with the line number.
-pub fn parse_allowed_signers(text: &str) -> Result<Vec<AllowedSigner>, String> {
-    let mut out = Vec::new();
+/// `principals [options] keytype base64 [comment]`, local times in the
+/// system's time zone. Lines that cannot be read are skipped with why, as
+/// OpenSSH does; a file with no usable line at all is an error.
+pub fn parse_allowed_signers(text: &str) -> Result<AllowedSigners, String> {
+    parse_allowed_signers_in(text, &jiff::tz::TimeZone::system())
+}
+
+/// [`parse_allowed_signers`] with local times read in `tz`.
+pub fn parse_allowed_signers_in(
+    text: &str,
+    tz: &jiff::tz::TimeZone,
+) -> Result<AllowedSigners, String> {
+    let mut out = AllowedSigners::default();
     for (n, raw) in text.lines().enumerate() {
-        let line = raw.trim();
-        if line.is_empty() || line.starts_with('#') {
+        let line = raw.trim_start_matches([' ', '\t']);
+        if line.trim().is_empty() || line.starts_with('#') {
             continue;
         }
-        let (principals, rest) = split_field(line);
-        let rest = rest.trim_start();
-        let (options, key_text) = if looks_like_key_type(rest) {
-            ("", rest)
-        } else {
-            let (o, k) = split_field(rest);
-            (o, k.trim_start())
-        };
-        let mut namespaces = None;
-        for option in split_options(options) {
-            let (name, value) = option.split_once('=').unwrap_or((option, ""));
-            match name.to_ascii_lowercase().as_str() {
-                "namespaces" => {
-                    namespaces = Some(
-                        value
-                            .trim_matches('"')
-                            .split(',')
-                            .map(str::to_owned)
-                            .collect(),
-                    );
-                }
-                "cert-authority" => {
-                    return Err(format!(
-                        "line {}: cert-authority entries are not supported",
-                        n + 1
-                    ));
-                }
-                "valid-after" | "valid-before" => {}
-                other if !other.is_empty() => {
-                    return Err(format!("line {}: unknown option {other:?}", n + 1));
-                }
-                _ => {}
-            }
+        match parse_allowed_signer(n + 1, line, tz) {
+            Ok(signer) => out.lines.push(signer),
+            Err(why) => out.skipped.push(SkippedLine { line: n + 1, why }),
         }
-        let key = PublicKey::from_openssh(key_text)
-            .map_err(|e| format!("line {}: not a public key ({e})", n + 1))?;
-        out.push(AllowedSigner {
-            principals: vec![principals.trim_matches('"').to_owned()],
-            namespaces,
-            key,
+    }
+    if out.lines.is_empty() {
+        return Err(match out.skipped.first() {
+            Some(s) => format!("no usable line; line {}: {}", s.line, s.why),
+            None => "no allowed signer in it".to_owned(),
         });
     }
     Ok(out)
 }
 
-fn looks_like_key_type(text: &str) -> bool {
-    text.starts_with("ssh-") || text.starts_with("ecdsa-") || text.starts_with("sk-")
+fn parse_allowed_signer(
+    line_no: usize,
+    line: &str,
+    tz: &jiff::tz::TimeZone,
+) -> Result<AllowedSigner, String> {
+    let (principals, rest) = split_field(line);
+    let principals = principals.trim_matches('"').to_owned();
+    let rest = rest.trim_start();
+    if principals.is_empty() || rest.is_empty() {
+        return Err("not `principals [options] key`".into());
+    }
+    // As OpenSSH: what follows the principals is a key, or else options and then a key.
+    let (options, key_text) = if PublicKey::from_openssh(rest.trim_end()).is_ok() {
+        ("", rest.trim_end())
+    } else {
+        let (o, k) = split_field(rest);
+        (o, k.trim())
+    };
+    let mut signer = AllowedSigner {
+        line: line_no,
+        principals,
+        namespaces: None,
+        valid_after: None,
+        valid_before: None,
+        cert_authority: false,
+        key: PublicKey::from_openssh(key_text).map_err(|e| format!("not a public key ({e})"))?,
+    };
+    for option in split_options(options) {
+        let (name, value) = match option.split_once('=') {
+            Some((name, value)) => (name, Some(value)),
+            None => (option, None),
+        };
+        let quoted = || {
+            value
+                .and_then(|v| v.strip_prefix('"'))
+                .and_then(|v| v.strip_suffix('"'))
+                .ok_or_else(|| format!("option {name}= needs a quoted value"))
+        };
+        let twice = || format!("{name} appears twice");
+        match (name.to_ascii_lowercase().as_str(), value) {
+            ("cert-authority", None) => signer.cert_authority = true,
+            ("namespaces", Some(_)) => {
+                if signer.namespaces.is_some() {
+                    return Err(twice());
+                }
+                signer.namespaces = Some(quoted()?.to_owned());
+            }
+            ("valid-after", Some(_)) => {
+                if signer.valid_after.is_some() {
+                    return Err(twice());
+                }
+                signer.valid_after = Some(parse_ssh_time(quoted()?, tz).ok_or_else(|| {
+                    format!(
+                        "invalid valid-after time {:?}",
+                        quoted().unwrap_or_default()
+                    )
+                })?);
+            }
+            ("valid-before", Some(_)) => {
+                if signer.valid_before.is_some() {
+                    return Err(twice());
+                }
+                signer.valid_before = Some(parse_ssh_time(quoted()?, tz).ok_or_else(|| {
+                    format!(
+                        "invalid valid-before time {:?}",
+                        quoted().unwrap_or_default()
+                    )
+                })?);
+            }
+            _ => {
+                return Err(format!("unsupported option {:?}", printable_option(option)));
+            }
+        }
+    }
+    if let (Some(after), Some(before)) = (signer.valid_after, signer.valid_before)
+        && before <= after
+    {
+        return Err("valid-before is not after valid-after".into());
+    }
+    Ok(signer)
+}
+
+/// OpenSSH's absolute times (`parse_absolute_time`): `YYYYMMDD`,
+/// `YYYYMMDDHHMM` or `YYYYMMDDHHMMSS`, in UTC with a `Z` or `UTC` suffix and
+/// otherwise local time. Like OpenSSH, which fills `tm_isdst = 0` before
+/// `mktime`, a local time is read as the zone's standard time, also in
+/// summer. Returns seconds since the epoch; times before 1970 are invalid.
+pub fn parse_ssh_time(text: &str, tz: &jiff::tz::TimeZone) -> Option<i64> {
+    let upper = text.to_ascii_uppercase();
+    let (digits, utc) = if let Some(d) = upper.strip_suffix("UTC").filter(|d| !d.is_empty()) {
+        (d, true)
+    } else if let Some(d) = upper.strip_suffix('Z').filter(|d| !d.is_empty()) {
+        (d, true)
+    } else {
+        (upper.as_str(), false)
+    };
+    if !matches!(digits.len(), 8 | 12 | 14) || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let num = |range: std::ops::Range<usize>| -> Option<i16> {
+        digits.get(range).map_or(Some(0), |s| s.parse().ok())
+    };
+    let dt = jiff::civil::DateTime::new(
+        num(0..4)?,
+        i8::try_from(num(4..6)?).ok()?,
+        i8::try_from(num(6..8)?).ok()?,
+        i8::try_from(num(8..10)?).ok()?,
+        i8::try_from(num(10..12)?).ok()?,
+        i8::try_from(num(12..14)?).ok()?,
+        0,
+    )
+    .ok()?;
+    let seconds = if utc {
+        jiff::tz::Offset::UTC.to_timestamp(dt).ok()?.as_second()
+    } else {
+        let guess = tz.to_timestamp(dt).ok()?;
+        let info = tz.to_offset_info(guess);
+        let offset = if info.dst().is_dst() {
+            tz.preceding(guess)
+                .find(|t| !t.dst().is_dst())
+                .map_or(info.offset(), |t| t.offset())
+        } else {
+            info.offset()
+        };
+        offset.to_timestamp(dt).ok()?.as_second()
+    };
+    (seconds > 0).then_some(seconds)
 }
 
 /// Splits at the first whitespace outside double quotes.
@@ -432,21 +650,19 @@ mod tests {
         let key = SigningKey::generate("a").unwrap();
         let line = key.public_line().unwrap();
         let text = format!(
-            "# comment\n\nalice@example.com {line}\n\"bob@example.com\" namespaces=\"git,bugpack\" {line}\ncarol@x namespaces=\"git\" {line}\n*@corp.example {line}\n"
+            "# comment\n\nalice@example.com {line}\n\"bob@example.com\" namespaces=\"git,bugpack\" {line}\ncarol@x namespaces=\"git\" {line}\n*@corp.example {line}\nneg@x namespaces=\"*,!bugpack\" {line}\n"
         );
-        let lines = parse_allowed_signers(&text).unwrap();
-        assert_eq!(lines.len(), 4);
-        assert_eq!(lines[1].principals, ["bob@example.com"]);
-        assert_eq!(
-            lines[1].namespaces.as_deref(),
-            Some(&["git".to_owned(), "bugpack".to_owned()][..])
-        );
+        let file = parse_allowed_signers(&text).unwrap();
+        assert_eq!(file.lines.len(), 5);
+        assert_eq!(file.lines[1].principals, "bob@example.com");
+        assert_eq!(file.lines[1].line, 4);
+        assert_eq!(file.lines[1].namespaces.as_deref(), Some("git,bugpack"));
         let sig = key.sign(b"m").unwrap();
         let ok = |id: &str| {
             verify(
                 b"m",
                 &sig,
-                &Trust::AllowedSigners(lines.clone(), Some(id.into())),
+                &Trust::AllowedSigners(file.clone(), Some(id.into())),
             )
             .is_ok()
         };
@@ -455,7 +671,70 @@ mod tests {
         assert!(!ok("carol@x"), "carol's line is for git only");
         assert!(ok("dave@corp.example"));
         assert!(!ok("eve@example.com"));
-        assert!(parse_allowed_signers(&format!("x cert-authority {line}")).is_err());
+        assert!(!ok("neg@x"), "a negated namespace excludes bugpack");
+    }
+
+    #[test]
+    fn allowed_signers_times_and_bad_lines() {
+        let key = SigningKey::generate("a").unwrap();
+        let line = key.public_line().unwrap();
+        let sig = key.sign(b"m").unwrap();
+        let utc = jiff::tz::TimeZone::UTC;
+        let at = |text: &str, now: i64| {
+            let file = parse_allowed_signers_in(text, &utc).unwrap();
+            verify_at(b"m", &sig, &Trust::AllowedSigners(file, None), now)
+        };
+        // 2020-01-01T00:00:00Z is 1577836800.
+        let expiring = format!("a@x valid-before=\"20200101\" {line}");
+        assert!(at(&expiring, 1_577_836_799).is_ok());
+        let err = at(&expiring, 1_577_836_801).unwrap_err().to_string();
+        assert!(err.contains("line 1") && err.contains("expired"), "{err}");
+        let starting = format!("a@x valid-after=\"202001010000Z\" {line}");
+        assert!(at(&starting, 1_577_836_799).is_err());
+        assert!(at(&starting, 1_577_836_800).is_ok());
+        // A cert-authority line never trusts a bundle, and says why.
+        let ca = format!("a@x cert-authority {line}");
+        let err = at(&ca, 1).unwrap_err().to_string();
+        assert!(err.contains("cert-authority"), "{err}");
+        // A bad line is skipped (as OpenSSH does) and named when trust fails.
+        let text = format!("a@x valid-before=20200101 {line}\nb@y {line}\n");
+        let file = parse_allowed_signers_in(&text, &utc).unwrap();
+        assert_eq!(file.skipped[0].line, 1);
+        assert!(file.skipped[0].why.contains("quoted"));
+        assert!(parse_allowed_signers_in("only garbage here\n", &utc).is_err());
+        assert!(
+            parse_allowed_signers_in(
+                &format!("a@x valid-after=\"20210101\",valid-before=\"20200101\" {line}"),
+                &utc
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn ssh_times() {
+        let utc = jiff::tz::TimeZone::UTC;
+        assert_eq!(parse_ssh_time("20200101", &utc), Some(1_577_836_800));
+        assert_eq!(parse_ssh_time("202001010130Z", &utc), Some(1_577_842_200));
+        assert_eq!(
+            parse_ssh_time("20200101013005utc", &utc),
+            Some(1_577_842_205)
+        );
+        for bad in ["2020011", "2020-01-01", "20201301", "19600101", "Z", ""] {
+            assert_eq!(parse_ssh_time(bad, &utc), None, "{bad}");
+        }
+        // Local time, read as standard time even in summer (OpenSSH's mktime
+        // with tm_isdst = 0): Berlin is UTC+1 in standard time.
+        let berlin = jiff::tz::TimeZone::posix("CET-1CEST,M3.5.0,M10.5.0/3").unwrap();
+        assert_eq!(
+            parse_ssh_time("20200101", &berlin),
+            Some(1_577_836_800 - 3600)
+        );
+        // 2020-07-01T00:00 read as UTC+1 (not CEST's +2).
+        assert_eq!(
+            parse_ssh_time("20200701", &berlin),
+            Some(1_593_561_600 - 3600)
+        );
     }
 
     #[test]

@@ -6,9 +6,12 @@
 //! a bundle goes through [`printable`].
 
 use std::borrow::Cow;
+use std::ffi::OsString;
 use std::io::IsTerminal as _;
 
-use crate::cli::{ColorChoice, GlobalArgs};
+use clap::CommandFactory as _;
+
+use crate::cli::{Cli, ColorChoice, GlobalArgs};
 
 /// How to talk to the user, decided once from the global flags and environment.
 #[derive(Debug, Clone)]
@@ -40,6 +43,46 @@ impl Ui {
         }
     }
 
+    /// The best guess at the user's wishes when the command line did not
+    /// parse: `--color` read by hand (an invalid value counts as `auto`).
+    pub(crate) fn from_raw_args(args: &[OsString]) -> Self {
+        let mut color = ColorChoice::Auto;
+        let mut words = args.iter().skip(1).map(|a| a.to_string_lossy());
+        while let Some(word) = words.next() {
+            if word == "--" {
+                break;
+            }
+            let value = match word.strip_prefix("--color") {
+                Some("") => words.next().map(Cow::into_owned),
+                Some(v) => v.strip_prefix('=').map(str::to_owned),
+                None => None,
+            };
+            if let Some(value) = value {
+                color = match value.as_str() {
+                    "always" => ColorChoice::Always,
+                    "never" => ColorChoice::Never,
+                    _ => ColorChoice::Auto,
+                };
+            }
+        }
+        Self::new(&GlobalArgs {
+            verbose: 0,
+            quiet: false,
+            color,
+        })
+    }
+
+    /// Where a command's report goes: stdout, or nowhere under `-q`. Data
+    /// the user asked for by name (`--json`) is written to stdout directly,
+    /// never through this.
+    pub(crate) fn report(&self) -> Box<dyn std::io::Write> {
+        if self.quiet {
+            Box::new(std::io::sink())
+        } else {
+            Box::new(std::io::stdout().lock())
+        }
+    }
+
     pub(crate) fn error_prefix(&self) -> &'static str {
         if self.color_stderr {
             "\x1b[1;31merror:\x1b[0m "
@@ -58,6 +101,59 @@ impl Ui {
             Style::Good => "32",
         };
         Cow::Owned(format!("\x1b[{code}m{text}\x1b[0m"))
+    }
+}
+
+/// A usage error from clap as one line, without the `error: ` prefix: what
+/// is wrong, clap's first suggestion, and which `--help` to read. clap's own
+/// rendering spreads this over four or five lines.
+pub(crate) fn usage_error_line(err: &clap::Error, args: &[OsString]) -> String {
+    let text = err.render().to_string();
+    let mut lines = text.lines();
+    let mut what = lines
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .trim_start_matches("error: ")
+        .to_owned();
+    let mut more = Vec::new();
+    let mut tip = None;
+    for line in lines {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with("Usage:") || line.starts_with("For more information")
+        {
+            continue;
+        }
+        match line.strip_prefix("tip: ") {
+            Some(t) => {
+                tip.get_or_insert(t);
+            }
+            None => more.push(line),
+        }
+    }
+    if !more.is_empty() {
+        let sep = if what.ends_with(':') { ", " } else { " " };
+        what.push(' ');
+        what.push_str(&more.join(sep));
+    }
+    if let Some(tip) = tip {
+        what.push_str("; ");
+        what.push_str(tip);
+    }
+    let command = Cli::command();
+    let sub = args
+        .iter()
+        .skip(1)
+        .map(|a| a.to_string_lossy())
+        .take_while(|a| a != "--")
+        .find(|a| {
+            command
+                .get_subcommands()
+                .any(|s| !s.is_hide_set() && s.get_name() == a.as_ref())
+        });
+    match sub {
+        Some(sub) => format!("{what}; try 'bugpack {sub} --help'"),
+        None => format!("{what}; try 'bugpack --help'"),
     }
 }
 

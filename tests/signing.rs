@@ -431,3 +431,443 @@ fn an_encrypted_key_without_a_terminal_is_a_clear_error() {
         .one_line_error()
         .stderr_has("bugpack keygen");
 }
+
+/// `ssh-keygen -Y verify -I a@x` of a signature over `message`, with `TZ` set.
+fn ssh_accepts(sb: &Sandbox, allowed: &Path, tz: &str, message: &[u8], sig: &[u8]) -> bool {
+    let sig_file = sb.path("check.sig");
+    fs::write(&sig_file, sig).unwrap();
+    let mut child = Command::new("ssh-keygen")
+        .args(["-Y", "verify", "-n", "bugpack", "-I", "a@x", "-f"])
+        .arg(allowed)
+        .arg("-s")
+        .arg(&sig_file)
+        .env("TZ", tz)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(message).unwrap();
+    child.wait().unwrap().success()
+}
+
+/// OpenSSH's time format, `hours` from now, as the wall clock in UTC shows it.
+fn ssh_time(hours: i64, format: &str) -> String {
+    let t = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(hours);
+    t.strftime(format).to_string()
+}
+
+/// Each `allowed_signers` option decides as OpenSSH decides: the same line
+/// given to `ssh-keygen -Y verify` and to `bugpack verify`, with the same
+/// time zone, is trusted by both or refused by both (and we know which).
+#[test]
+fn allowed_signers_options_decide_as_ssh_keygen_does() {
+    let sb = Sandbox::new();
+    let key = ssh_keygen(&sb, "k", "ed25519", "");
+    let other = ssh_keygen(&sb, "other", "ed25519", "");
+    let public = fs::read_to_string(key.with_extension("pub")).unwrap();
+    let other_public = fs::read_to_string(other.with_extension("pub")).unwrap();
+    let spec = BundleSpec::valid();
+    let manifest = spec.manifest();
+    let sig = ssh_sign(&sb, &key, "bugpack", manifest.as_bytes());
+    sb.write("b.zip", signed_bundle(&spec, &sig));
+
+    let soon = ssh_time(48, "%Y%m%d");
+    let lately = ssh_time(-48, "%Y%m%d%H%M%S");
+    // The wall-clock time six hours ahead (and behind) in UTC: still to
+    // come read as UTC, already past read in UTC+14 (and the reverse).
+    let ahead = ssh_time(6, "%Y%m%d%H%M");
+    let behind = ssh_time(-6, "%Y%m%d%H%M");
+    // (options, TZ, trusted, what bugpack says when it refuses)
+    let cases: Vec<(String, &str, bool, &str)> = vec![
+        (String::new(), "UTC", true, ""),
+        (r#"valid-before="20200101""#.into(), "UTC", false, "expired"),
+        (format!(r#"valid-after="{soon}""#), "UTC", false, "not yet"),
+        (
+            format!(r#"valid-after="20200101",valid-before="{soon}""#),
+            "UTC",
+            true,
+            "",
+        ),
+        (format!(r#"valid-before="{soon}0000Z""#), "UTC", true, ""),
+        (format!(r#"valid-before="{soon}0000UTC""#), "UTC", true, ""),
+        (
+            format!(r#"valid-before="{lately}z""#),
+            "UTC",
+            false,
+            "expired",
+        ),
+        (format!(r#"valid-before="{ahead}""#), "UTC", true, ""),
+        (
+            format!(r#"valid-before="{ahead}""#),
+            "XYZ-14",
+            false,
+            "expired",
+        ),
+        (format!(r#"valid-before="{ahead}Z""#), "XYZ-14", true, ""),
+        (format!(r#"valid-after="{behind}""#), "UTC", true, ""),
+        (
+            format!(r#"valid-after="{behind}""#),
+            "XYZ+14",
+            false,
+            "not yet",
+        ),
+        (
+            r#"namespaces="git""#.into(),
+            "UTC",
+            false,
+            "only for namespaces",
+        ),
+        (r#"namespaces="git,bug*""#.into(), "UTC", true, ""),
+        (
+            r#"namespaces="*,!bugpack""#.into(),
+            "UTC",
+            false,
+            "only for namespaces",
+        ),
+        ("cert-authority".into(), "UTC", false, "cert-authority"),
+        // Lines OpenSSH cannot read are skipped, by both.
+        (
+            "valid-before=20200101".into(),
+            "UTC",
+            false,
+            "line 1 was skipped",
+        ),
+        (r#"VALID-BEFORE="20200101""#.into(), "UTC", false, "expired"),
+        ("frobnicate".into(), "UTC", false, "line 1 was skipped"),
+        (
+            r#"namespaces="git",namespaces="bugpack""#.into(),
+            "UTC",
+            false,
+            "line 1 was skipped",
+        ),
+    ];
+    for (options, tz, trusted, reason) in cases {
+        let line = if options.is_empty() {
+            format!("a@x {public}")
+        } else {
+            format!("a@x {options} {public}")
+        };
+        // A second, usable line for someone else keeps the file readable
+        // when the line under test is not.
+        let allowed = sb.write("allowed_signers", format!("{line}other@x {other_public}"));
+        let ssh = ssh_accepts(&sb, &allowed, tz, manifest.as_bytes(), &sig);
+        assert_eq!(ssh, trusted, "ssh-keygen on {line:?} with TZ={tz}");
+        let out = sb
+            .bugpack()
+            .args(["verify", "b.zip", "--allowed-signers", "allowed_signers"])
+            .args(["--identity", "a@x"])
+            .env("TZ", tz)
+            .run();
+        if trusted {
+            out.success().stdout_has("signed by a@x");
+        } else {
+            out.code(3)
+                .one_line_error()
+                .stderr_has("rejected")
+                .stderr_has(reason);
+        }
+    }
+}
+
+#[test]
+fn an_expired_line_is_named_with_its_line_number() {
+    let sb = Sandbox::new();
+    let key = ssh_keygen(&sb, "k", "ed25519", "");
+    let public = fs::read_to_string(key.with_extension("pub")).unwrap();
+    let spec = BundleSpec::valid();
+    let sig = ssh_sign(&sb, &key, "bugpack", spec.manifest().as_bytes());
+    sb.write("b.zip", signed_bundle(&spec, &sig));
+    sb.write(
+        "allowed_signers",
+        format!("# team keys\n\nme@x valid-before=\"20200101\" {public}"),
+    );
+    sb.bugpack()
+        .args(["verify", "b.zip", "--allowed-signers", "allowed_signers"])
+        .run()
+        .code(3)
+        .one_line_error()
+        .stderr_has("line 3 trusted it only until 2020-01-01 00:00:00 UTC (valid-before): the key has expired");
+    // A file with no line bugpack can use is the user's mistake: exit 2.
+    sb.write("allowed_signers", "me@x not-a-key-at-all\n");
+    sb.bugpack()
+        .args(["verify", "b.zip", "--allowed-signers", "allowed_signers"])
+        .run()
+        .code(2)
+        .one_line_error()
+        .stderr_has("no usable line; line 1:");
+}
+
+#[test]
+fn the_passphrase_is_asked_on_a_terminal() {
+    let sb = Sandbox::new();
+    let key = ssh_keygen(&sb, "locked", "ed25519", "correct horse");
+    let key = key.to_str().unwrap();
+    sb.write("b.zip", BundleSpec::valid().zip().bytes());
+    let out = sb.bugpack_on_pty_secret(
+        &["sign", "b.zip", "--key", key],
+        &[],
+        &[("Passphrase for ", "correct horse\n")],
+    );
+    assert_eq!(out.code, 0, "{}", out.output);
+    assert!(
+        out.output.contains(&format!("Passphrase for {key}: ")),
+        "{}",
+        out.output
+    );
+    assert!(out.output.contains("b.zip with SHA256:"), "{}", out.output);
+    assert!(
+        !out.output.contains("correct horse"),
+        "the passphrase was echoed: {}",
+        out.output
+    );
+    sb.bugpack()
+        .args(["verify", "b.zip", "--key", &format!("{key}.pub")])
+        .run()
+        .success()
+        .stdout_has("trusted");
+
+    sb.write("c.zip", BundleSpec::valid().zip().bytes());
+    let before = fs::read(sb.path("c.zip")).unwrap();
+    let out = sb.bugpack_on_pty_secret(
+        &["sign", "c.zip", "--key", key],
+        &[],
+        &[("Passphrase for ", "not the passphrase\n")],
+    );
+    assert_eq!(out.code, 2, "{}", out.output);
+    assert!(
+        out.output.contains(&format!("wrong passphrase for {key}")),
+        "{}",
+        out.output
+    );
+    assert_eq!(fs::read(sb.path("c.zip")).unwrap(), before, "c.zip changed");
+}
+
+/// A signed bundle whose scenario leaves a mark outside its run directory,
+/// in `marks` (open to the user runs take, `nobody` when tests run as root).
+fn marking_bundle(sb: &Sandbox, key: &Path, marks: &Path) -> std::path::PathBuf {
+    fs::set_permissions(marks, fs::Permissions::from_mode(0o777)).unwrap();
+    let mark = marks.join("it-ran");
+    let scenario = format!(
+        "name: demo\nrun: touch {} && exit 3\ntimeout: 20s\nexpect: {{exit: 3}}\n",
+        mark.display()
+    );
+    let spec = BundleSpec::valid().with_file("scenario/scenario.yaml", scenario);
+    sb.write("r.zip", spec.zip().bytes());
+    sb.bugpack()
+        .args(["sign", "r.zip", "--key"])
+        .arg(key)
+        .run()
+        .success();
+    mark
+}
+
+fn fingerprint(key: &Path) -> String {
+    let out = Command::new("ssh-keygen")
+        .arg("-lf")
+        .arg(key)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace().nth(1).unwrap().to_owned()
+}
+
+#[test]
+fn replay_asks_on_a_terminal_showing_signer_and_commands() {
+    let sb = Sandbox::new();
+    let key = ssh_keygen(&sb, "k", "ed25519", "");
+    let marks = tempfile::tempdir().unwrap();
+    let mark = marking_bundle(&sb, &key, marks.path());
+    let fp = fingerprint(&key);
+
+    let out = sb.bugpack_on_pty(
+        &["replay", "r.zip", "--runs", "1"],
+        &[],
+        &[("[y/N] ", "n\n")],
+    );
+    assert_eq!(out.code, 2, "{}", out.output);
+    assert!(
+        out.output.contains(&format!("signed by {fp}")),
+        "{}",
+        out.output
+    );
+    assert!(
+        out.output
+            .contains(&format!("run      touch {} && exit 3", mark.display())),
+        "{}",
+        out.output
+    );
+    assert!(
+        out.output.contains("not run: the replay was declined"),
+        "{}",
+        out.output
+    );
+    assert!(!mark.exists(), "the scenario ran after \"n\"");
+    let tmp: Vec<_> = fs::read_dir(sb.tmp()).unwrap().collect();
+    assert!(tmp.is_empty(), "left in TMPDIR: {tmp:?}");
+
+    // "y" runs it: the mark is a real witness.
+    let out = sb.bugpack_on_pty(
+        &["replay", "r.zip", "--runs", "1"],
+        &[],
+        &[("[y/N] ", "y\n")],
+    );
+    assert_eq!(out.code, 0, "{}", out.output);
+    assert!(
+        mark.exists(),
+        "the scenario did not run after \"y\":\n{}",
+        out.output
+    );
+}
+
+#[test]
+fn sign_falls_back_to_the_users_ssh_key() {
+    let sb = Sandbox::new();
+    let ssh_dir = sb.home().join(".ssh");
+    fs::create_dir(&ssh_dir).unwrap();
+    let status = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(ssh_dir.join("id_ed25519"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let ssh_public = ssh_dir.join("id_ed25519.pub");
+    sb.write("b.zip", BundleSpec::valid().zip().bytes());
+    sb.bugpack()
+        .args(["sign", "b.zip"])
+        .run()
+        .success()
+        .stdout_has(&format!("with {}", fingerprint(&ssh_public)));
+    sb.bugpack()
+        .args(["verify", "b.zip", "--key"])
+        .arg(&ssh_public)
+        .run()
+        .success();
+    // With a key of bugpack's own, that one wins.
+    sb.bugpack().arg("keygen").run().success();
+    sb.bugpack().args(["sign", "b.zip"]).run().success();
+    sb.bugpack()
+        .args(["verify", "b.zip", "--key"])
+        .arg(sb.home().join(".config/bugpack/id_ed25519.pub"))
+        .run()
+        .success();
+    sb.bugpack()
+        .args(["verify", "b.zip", "--key"])
+        .arg(&ssh_public)
+        .run()
+        .code(3)
+        .stderr_has("not a key you trust");
+}
+
+/// DESIGN.md: accept SHA-256 as well as ssh-keygen's default SHA-512.
+#[test]
+fn a_sha256_signature_from_ssh_keygen_verifies() {
+    let sb = Sandbox::new();
+    let key = ssh_keygen(&sb, "k", "ed25519", "");
+    let spec = BundleSpec::valid();
+    let file = sb.write("to-sign", spec.manifest());
+    let out = Command::new("ssh-keygen")
+        .args(["-Y", "sign", "-n", "bugpack", "-O", "hashalg=sha256", "-f"])
+        .arg(&key)
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sig = fs::read(sb.path("to-sign.sig")).unwrap();
+    let parsed = ssh_key::SshSig::from_pem(&sig).unwrap();
+    assert_eq!(parsed.hash_alg(), ssh_key::HashAlg::Sha256);
+    sb.write("b.zip", signed_bundle(&spec, &sig));
+    sb.bugpack()
+        .args(["verify", "b.zip", "--key"])
+        .arg(key.with_extension("pub"))
+        .run()
+        .success()
+        .stdout_has("trusted");
+    // And the same signature over a changed manifest is refused.
+    let changed = spec.manifest().replace("demo bug", "demo bog");
+    let mut zip = spec.zip_with_manifest(changed.into_bytes());
+    zip.entries.insert(1, Entry::new("bugpack.yaml.sig", sig));
+    sb.write("c.zip", zip.bytes());
+    sb.bugpack()
+        .args(["verify", "c.zip"])
+        .run()
+        .code(3)
+        .stderr_has("does not match bugpack.yaml");
+}
+
+#[test]
+fn inspect_shows_an_invalid_signature() {
+    let sb = Sandbox::new();
+    let key = ssh_keygen(&sb, "k", "ed25519", "");
+    let spec = BundleSpec::valid();
+    let sig = ssh_sign(&sb, &key, "bugpack", spec.manifest().as_bytes());
+    let changed = spec.manifest().replace("demo bug", "demo bog");
+    let mut zip = spec.zip_with_manifest(changed.into_bytes());
+    zip.entries
+        .insert(1, Entry::new("bugpack.yaml.sig", sig.clone()));
+    sb.write("tampered.zip", zip.bytes());
+    sb.bugpack()
+        .args(["inspect", "tampered.zip"])
+        .run()
+        .success()
+        .stdout_has("signature INVALID: the signature does not match bugpack.yaml");
+    sb.write("good.zip", signed_bundle(&spec, &sig));
+    sb.bugpack()
+        .args(["inspect", "good.zip"])
+        .run()
+        .success()
+        .stdout_has(&format!(
+            "signature signed by {} (valid;",
+            fingerprint(&key)
+        ))
+        .stdout_lacks("INVALID");
+}
+
+/// `sign` writes a new file and renames it over the bundle: a reader that
+/// holds the old file (here: a hard link) keeps the old bytes, never a
+/// half-written mix; a failed sign leaves the bundle as it was.
+#[test]
+fn sign_replaces_the_bundle_atomically() {
+    use std::os::unix::fs::MetadataExt as _;
+    let sb = Sandbox::new();
+    let key = ssh_keygen(&sb, "k", "ed25519", "");
+    let original = BundleSpec::valid().zip().bytes();
+    sb.write("b.zip", &original);
+    fs::hard_link(sb.path("b.zip"), sb.path("held.zip")).unwrap();
+    let inode = fs::metadata(sb.path("b.zip")).unwrap().ino();
+    sb.bugpack()
+        .args(["sign", "b.zip", "--key"])
+        .arg(&key)
+        .run()
+        .success();
+    assert_ne!(
+        fs::metadata(sb.path("b.zip")).unwrap().ino(),
+        inode,
+        "rewritten in place"
+    );
+    assert_eq!(fs::read(sb.path("held.zip")).unwrap(), original);
+    let signed = fs::read(sb.path("b.zip")).unwrap();
+    assert_ne!(signed, original);
+    sb.bugpack()
+        .args(["verify", "b.zip", "--require-signature"])
+        .run()
+        .success();
+
+    sb.bugpack()
+        .args(["sign", "b.zip", "--key", "no-such-key"])
+        .run()
+        .code(2)
+        .one_line_error()
+        .stderr_has("no-such-key");
+    assert_eq!(fs::read(sb.path("b.zip")).unwrap(), signed);
+    let mut names: Vec<String> = fs::read_dir(sb.dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["b.zip", "held.zip", "k", "k.pub"], "left behind");
+}

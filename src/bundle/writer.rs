@@ -240,14 +240,30 @@ impl RawBundle {
             || "bundle.zip".to_owned(),
             |n| n.to_string_lossy().into_owned(),
         );
+        if !dir.is_dir() {
+            return Err(crate::error::usage(format!(
+                "cannot write {}: the directory {} does not exist; create it or choose another path",
+                output.display(),
+                dir.display()
+            )));
+        }
         let mut stored = HashSet::new();
         // At most one pass per entry: each pass stores at least one more.
         for _ in 0..=self.files.len() {
+            // The temporary name is ours, not the user's: errors name the
+            // directory and the output instead.
             let mut tmp = tempfile::Builder::new()
                 .prefix(&format!(".{name}."))
                 .suffix(".partial")
                 .tempfile_in(dir)
-                .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "cannot write {}: cannot create a file in {} ({})",
+                        output.display(),
+                        dir.display(),
+                        std::io::Error::from(e.kind())
+                    )
+                })?;
             self.write_zip(tmp.as_file_mut(), &stored)
                 .with_context(|| format!("cannot write {}", tmp.path().display()))?;
             let scanned = layout::scan(tmp.as_file_mut(), u64::MAX)

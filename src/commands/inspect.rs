@@ -13,12 +13,15 @@ use crate::terminal::{Style, Ui, human_size, printable};
 
 pub(crate) fn run(settings: &Inspect, ui: &Ui) -> Result<Status> {
     let bundle = Bundle::open(&settings.bundle, &settings.limits)?;
-    let mut out = std::io::stdout().lock();
     if settings.json {
-        serde_json::to_writer_pretty(&mut out, bundle.manifest())?;
-        writeln!(out)?;
+        // Serialised first, then written: an `io::Error` from a closed pipe
+        // stays an `io::Error` (main exits 0 on it), not a serde_json one.
+        let mut text = serde_json::to_vec_pretty(bundle.manifest())?;
+        text.push(b'\n');
+        std::io::stdout().lock().write_all(&text)?;
         return Ok(Status::Success);
     }
+    let mut out = ui.report();
     let m = bundle.manifest();
     let label = |text: &str| ui.paint(Style::Bold, text).into_owned();
     writeln!(out, "{}     {}", label("title"), printable(&m.title))?;

@@ -47,7 +47,7 @@ pub(crate) fn run(settings: &Keygen, ui: &Ui) -> Result<Status> {
     let line = key.public_line().context("cannot encode the public key")?;
     fs::write(&public, format!("{line}\n"))
         .with_context(|| format!("cannot write {}", public.display()))?;
-    let mut out = std::io::stdout().lock();
+    let mut out = ui.report();
     writeln!(
         out,
         "{} {}",

@@ -41,7 +41,7 @@ pub(crate) fn run(settings: &Sign, ui: &Ui) -> Result<Status> {
     };
     drop(bundle);
     let (size, sha256) = raw.write(&settings.bundle)?;
-    let mut out = std::io::stdout().lock();
+    let mut out = ui.report();
     writeln!(
         out,
         "{} {} with {}",

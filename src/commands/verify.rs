@@ -63,7 +63,6 @@ pub(crate) fn run(settings: &Verify, ui: &Ui) -> Result<Status> {
     let entries = bundle.manifest().files.len() + 1 + usize::from(bundle.signature().is_some());
     let bytes: u64 = bundle.manifest().files.iter().map(|f| f.size).sum();
     let sha256 = bundle.file_sha256()?;
-    let mut out = std::io::stdout().lock();
     if settings.json {
         let verdict = Verdict {
             bundle: settings.bundle.display().to_string(),
@@ -77,10 +76,13 @@ pub(crate) fn run(settings: &Verify, ui: &Ui) -> Result<Status> {
                 identity: signer.as_ref().and_then(|s| s.identity.clone()),
             },
         };
-        serde_json::to_writer_pretty(&mut out, &verdict)?;
-        writeln!(out)?;
+        let mut text = serde_json::to_vec_pretty(&verdict)?;
+        text.push(b'\n');
+        std::io::stdout().lock().write_all(&text)?;
         return Ok(Status::Success);
     }
+    // Under -q the exit code is the answer, as with `grep -q`.
+    let mut out = ui.report();
     let words = match (&signer, state) {
         (None, _) => "unsigned".to_owned(),
         (Some(s), "valid") => format!(
@@ -131,10 +133,18 @@ fn load_trust(trust: &settings::Trust) -> Result<Trust> {
         }
         settings::Trust::AllowedSigners { file, identity } => {
             let text = read(file)?;
-            let lines = sign::parse_allowed_signers(&text)
+            let signers = sign::parse_allowed_signers(&text)
                 .map_err(|e| usage(format!("--allowed-signers {}: {e}", file.display())))
                 .context("reading the allowed signers")?;
-            Trust::AllowedSigners(lines, identity.clone())
+            for skipped in &signers.skipped {
+                tracing::info!(
+                    "{}: line {} skipped: {}",
+                    file.display(),
+                    skipped.line,
+                    skipped.why
+                );
+            }
+            Trust::AllowedSigners(signers, identity.clone())
         }
     })
 }
