@@ -183,13 +183,15 @@ pub fn merge(inputs: &[Input]) -> Result<(Report, Vec<String>), MergeError> {
             };
             return Err(mixed(input, "matrix", show(Some(matrix)), show(r.matrix)));
         }
-        if axes_of(r) != base_axes {
-            return Err(mixed(
-                input,
-                "cells",
-                "one list of axes".into(),
-                "another".into(),
-            ));
+        let theirs = axes_of(r);
+        if theirs != base_axes {
+            let show = |axes: &[super::Axes]| {
+                axes.iter()
+                    .map(|a| format!("{}/{}/{}", a.timing, a.proxy, a.cache))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            };
+            return Err(mixed(input, "cells", show(&base_axes), show(&theirs)));
         }
         let (c, _) = coverage(r);
         if c != count {
