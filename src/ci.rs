@@ -47,6 +47,8 @@ pub struct Github {
     pub repo_path: Option<String>,
     pub runs_on: String,
     pub expect_fixed: bool,
+    /// Install strace on the runners (the matrix has a `trace` cell).
+    pub strace: bool,
 }
 
 /// The Kubernetes-only settings.
@@ -75,6 +77,7 @@ struct View<'a> {
     rev: Option<&'a str>,
     runs_on: &'a str,
     expect_fixed: bool,
+    strace: bool,
     name: &'a str,
     image: &'a str,
     configmap: Option<String>,
@@ -154,6 +157,7 @@ pub fn github(spec: &Spec, gh: &Github) -> Result<String, CiError> {
     let view = View {
         runs_on: &gh.runs_on,
         expect_fixed: gh.expect_fixed,
+        strace: gh.strace,
         ..view(spec, bundle_path, spec.seed)
     };
     render("github-workflow.yml", &view)
@@ -208,6 +212,7 @@ fn view(spec: &Spec, bundle_path: String, seed: Option<u64>) -> View<'_> {
         rev: spec.rev.as_deref(),
         runs_on: "",
         expect_fixed: false,
+        strace: false,
         name: "",
         image: "",
         configmap: None,
@@ -290,6 +295,7 @@ mod tests {
                 repo_path: Some("bugs/it's.zip".into()),
                 runs_on: "ubuntu-latest".into(),
                 expect_fixed: true,
+                strace: true,
             },
         )
         .unwrap();
@@ -313,6 +319,7 @@ mod tests {
         assert!(text.contains("--runs 4 --proxy 'none,slow:300'"), "{text}");
         assert!(text.contains("--rev v0.1.0 bugpack"), "{text}");
         assert!(text.contains("--expect-fixed"), "{text}");
+        assert!(text.contains("apt-get install -y strace"), "{text}");
     }
 
     #[test]

@@ -632,6 +632,10 @@ pub(crate) struct CiReplay {
     pub(crate) shards: u32,
     /// `replay`'s own flags for the matrix, checked, in `replay`'s spelling.
     pub(crate) replay_args: Vec<String>,
+    /// Units of work in the matrix (a warm cell is one): more shards sit idle.
+    pub(crate) units: u64,
+    /// The matrix has a `trace` cell, which needs strace where it runs.
+    pub(crate) strace: bool,
     pub(crate) seed: Option<u64>,
     pub(crate) bundle_url: Option<String>,
     pub(crate) source: String,
@@ -677,6 +681,15 @@ impl CiReplay {
             return Err(usage("--jobs must be at least 1"));
         }
         let (timing, proxy, cache) = axes(&args.timing, &args.proxy, &args.cache)?;
+        let cells = bugpack::replay::matrix::cells(&timing, &proxy, &cache);
+        let units: u64 = cells
+            .iter()
+            .map(|c| match c.cache {
+                bugpack::replay::matrix::Cache::Warm => 1,
+                bugpack::replay::matrix::Cache::Cold => u64::from(runs),
+            })
+            .sum();
+        let strace = timing.contains(&bugpack::replay::matrix::Timing::Trace);
         let mut replay_args = vec!["--runs".to_owned(), runs.to_string()];
         let join = |items: Vec<String>| items.join(",");
         if !timing.is_empty() {
@@ -745,6 +758,8 @@ impl CiReplay {
             bundle: args.bundle,
             shards: args.shards,
             replay_args,
+            units,
+            strace,
             seed: args.seed,
             bundle_url: args.bundle_url,
             source,

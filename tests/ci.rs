@@ -207,6 +207,7 @@ fn the_workflow_passes_actionlint_and_githubs_schema() {
             "20s",
             "--expect-fixed",
         ])
+        .args(["--timing", "none,trace"])
         .run()
         .success()
         .stdout_has(".github/workflows/bugpack-replay.yml: 4 shards of bugs/seeded.zip");
@@ -230,6 +231,10 @@ fn the_workflow_passes_actionlint_and_githubs_schema() {
         "cargo +stable install --locked --git {SOURCE} --rev v0.1.0 bugpack"
     )));
     assert!(text.contains("--expect-fixed"), "{text}");
+    assert!(
+        text.contains("sudo apt-get install -y strace"),
+        "trace cells need strace\n{text}"
+    );
     // The checkers do catch mistakes: a broken copy fails both.
     let broken = sb.write(
         "broken.yml",
@@ -826,7 +831,15 @@ fn ci_refuses_what_it_cannot_write() {
     sb.bugpack()
         .args(gh(&["--shards", "3", "--force"]))
         .run()
-        .success();
+        .success()
+        .stderr_lacks("nothing to run");
+    sb.bugpack()
+        .args(gh(&["--shards", "5", "--cache", "warm", "-o", "-"]))
+        .run()
+        .success()
+        .stderr_has(
+            "5 shards for 1 units of work (a warm cell is one): 4 shards will have nothing to run",
+        );
     let text = fs::read_to_string(sb.path(".github/workflows/bugpack-replay.yml")).unwrap();
     assert!(text.contains("shard: [0, 1, 2]"), "{text}");
     // A rejected bundle is exit 3, and nothing is written.

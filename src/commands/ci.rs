@@ -44,6 +44,14 @@ fn check_bundle(settings: &CiReplay) -> Result<Checked> {
 }
 
 fn spec(settings: &CiReplay, checked: &Checked, seed: Option<u64>) -> Spec {
+    if u64::from(settings.shards) > settings.units {
+        tracing::warn!(
+            "{} shards for {} units of work (a warm cell is one): {} shards will have nothing to run",
+            settings.shards,
+            settings.units,
+            u64::from(settings.shards) - settings.units
+        );
+    }
     Spec {
         scenario: checked.scenario.clone(),
         shards: settings.shards,
@@ -89,6 +97,7 @@ pub(crate) fn github(settings: &CiGithub, ui: &Ui) -> Result<Status> {
             repo_path,
             runs_on: settings.runs_on.clone(),
             expect_fixed: settings.expect_fixed,
+            strace: replay.strace,
         },
     )
     .map_err(|e| usage(e.to_string()))?;
