@@ -501,7 +501,8 @@ pub(crate) struct CiReplayArgs {
     #[arg(long, value_name = "URL")]
     pub(crate) bundle_url: Option<String>,
 
-    /// The git repository to install bugpack from [default: bugpack's own repository]
+    /// The git repository to install bugpack from with `cargo install --locked --git`
+    /// [default: the `repository` in bugpack's Cargo.toml; required when it names none]
     #[arg(long, value_name = "URL")]
     pub(crate) bugpack_source: Option<String>,
 
