@@ -70,6 +70,12 @@ pub(crate) enum Command {
     Issue(IssueArgs),
     /// Write a capture profile (and with --github a GitHub issue form)
     Init(InitArgs),
+    /// Work with replay reports: merge the reports of a sharded replay
+    #[command(subcommand)]
+    Report(ReportCommand),
+    /// Write CI configuration that runs a replay in shards (GitHub Actions, Kubernetes)
+    #[command(subcommand)]
+    Ci(CiCommand),
     /// (internal) Make a run's namespaces and start its supervisor
     #[command(name = "__sandbox", hide = true)]
     Sandbox(SandboxArgs),
@@ -265,6 +271,18 @@ pub(crate) struct ReplayArgs {
     #[arg(long)]
     pub(crate) until_repro: bool,
 
+    /// Run only one shard of the matrix: INDEX/COUNT, INDEX counting from 0
+    ///
+    /// 0/4, 1/4, 2/4 and 3/4 together run every run of the matrix exactly once,
+    /// each with the seed it has in the whole replay (give them all the same
+    /// --seed). INDEX counts from 0 like Kubernetes' $JOB_COMPLETION_INDEX and
+    /// GitHub's strategy.job-index. A warm cell is never split. Merge the
+    /// shards' --json reports with `bugpack report merge`. Not with
+    /// --until-repro: shards cannot stop each other.
+    #[allow(clippy::doc_markdown)] // help text, not rustdoc
+    #[arg(long, value_name = "INDEX/COUNT")]
+    pub(crate) shard: Option<String>,
+
     /// Succeed only when the bug reproduces in no run (for CI regression tests)
     #[arg(long)]
     pub(crate) expect_fixed: bool,
@@ -393,4 +411,158 @@ pub(crate) struct InitArgs {
     /// Overwrite existing files without asking
     #[arg(long)]
     pub(crate) force: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ReportCommand {
+    /// Merge the JSON reports of a sharded replay into one report
+    ///
+    /// The reports must come from one replay: the same bundle (SHA-256) or
+    /// scenario directory (digest of its files), matrix, runs, timeout, seed
+    /// and bugpack version, and no shard twice. Missing shards are allowed
+    /// with a warning, and the merged report names them. A file may also be
+    /// a log holding reports between `-----BEGIN BUGPACK REPORT-----` and
+    /// `-----END BUGPACK REPORT-----` lines (`bugpack ci k8s` pods print
+    /// theirs so). Exits as replay does: 0 reproduced, 1 not reproduced.
+    Merge(MergeArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct MergeArgs {
+    /// The shards' JSON reports (or logs holding them)
+    #[arg(value_name = "FILE", required = true)]
+    pub(crate) files: Vec<PathBuf>,
+
+    /// Write the merged report as JSON to FILE, or `-` for stdout
+    #[arg(long, value_name = "FILE|-")]
+    pub(crate) json: Option<PathBuf>,
+
+    /// Write the merged report as Markdown to FILE, or `-` for stdout
+    #[arg(long, value_name = "FILE|-")]
+    pub(crate) markdown: Option<PathBuf>,
+
+    /// Succeed only when the bug reproduced in no run, no run errored and no shard is missing
+    #[arg(long)]
+    pub(crate) expect_fixed: bool,
+}
+
+#[allow(clippy::doc_markdown)] // help text, not rustdoc
+#[derive(Debug, Subcommand)]
+pub(crate) enum CiCommand {
+    /// Write a GitHub Actions workflow that replays a bundle in N shards
+    ///
+    /// A build job installs bugpack once (`cargo install --locked --git
+    /// SOURCE`); a matrix job replays each shard (`--shard INDEX/N`, with the
+    /// workflow run's id as the shared seed unless --seed is given) and uploads
+    /// its JSON report; a final job merges them with `bugpack report merge`
+    /// and posts the Markdown to the job summary.
+    Github(GithubArgs),
+    /// Write a Kubernetes Indexed Job (and the bundle's ConfigMap) that replays a bundle in N shards
+    ///
+    /// Each pod runs shard $JOB_COMPLETION_INDEX/N and prints its JSON report
+    /// between marker lines; merge them with `bugpack report merge` on the
+    /// pods' logs (see the README).
+    K8s(K8sArgs),
+}
+
+/// What every generated configuration replays, and how.
+#[allow(clippy::doc_markdown)] // help text, not rustdoc
+#[derive(Debug, Args)]
+pub(crate) struct CiReplayArgs {
+    /// The bundle to replay (checked now; its SHA-256 is pinned when fetched from --bundle-url)
+    pub(crate) bundle: PathBuf,
+
+    /// How many shards to split the replay into
+    #[arg(long, value_name = "N")]
+    pub(crate) shards: u32,
+
+    /// Runs per cell of the matrix [default: 3]
+    #[arg(long, value_name = "N")]
+    pub(crate) runs: Option<u32>,
+
+    /// Timing conditions: none,slow,jitter,cpu1,load,trace
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub(crate) timing: Vec<String>,
+
+    /// Proxy conditions: none,pass,cache,rfc,slow[:MS],flaky[:P]
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub(crate) proxy: Vec<String>,
+
+    /// Cache conditions: cold,warm
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub(crate) cache: Vec<String>,
+
+    /// Per-run time limit, overriding the scenario's (e.g. 10s, 1m)
+    #[arg(long, value_name = "DUR")]
+    pub(crate) timeout: Option<String>,
+
+    /// Runs at once within each shard [default: the machine's CPUs]
+    #[arg(long, value_name = "N")]
+    pub(crate) jobs: Option<u32>,
+
+    /// The seed every shard shares [github default: the workflow run's id; k8s default: chosen now]
+    #[arg(long, value_name = "N")]
+    pub(crate) seed: Option<u64>,
+
+    /// Fetch the bundle from URL (checked against its SHA-256) instead of the repository or a ConfigMap
+    #[arg(long, value_name = "URL")]
+    pub(crate) bundle_url: Option<String>,
+
+    /// The git repository to install bugpack from with `cargo install --locked --git`
+    /// [default: the `repository` in bugpack's Cargo.toml; required when it names none]
+    #[arg(long, value_name = "URL")]
+    pub(crate) bugpack_source: Option<String>,
+
+    /// A tag, branch or commit of --bugpack-source to install [default: its default branch]
+    #[arg(long, value_name = "REV")]
+    pub(crate) bugpack_rev: Option<String>,
+
+    /// Overwrite the output file if it exists
+    #[arg(long)]
+    pub(crate) force: bool,
+
+    #[command(flatten)]
+    pub(crate) limits: LimitArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct GithubArgs {
+    #[command(flatten)]
+    pub(crate) replay: CiReplayArgs,
+
+    /// Where to write the workflow, or `-` for stdout [default: .github/workflows/bugpack-replay.yml at the repository root]
+    #[arg(short, long, value_name = "FILE|-")]
+    pub(crate) output: Option<PathBuf>,
+
+    /// The runner label of every job
+    #[arg(long, value_name = "LABEL", default_value = "ubuntu-latest")]
+    pub(crate) runs_on: String,
+
+    /// The merge job succeeds only when the bug reproduced nowhere (a regression check)
+    #[arg(long)]
+    pub(crate) expect_fixed: bool,
+}
+
+#[allow(clippy::doc_markdown)] // help text, not rustdoc
+#[derive(Debug, Args)]
+pub(crate) struct K8sArgs {
+    #[command(flatten)]
+    pub(crate) replay: CiReplayArgs,
+
+    /// Where to write the manifests, or `-` for stdout
+    #[arg(
+        short,
+        long,
+        value_name = "FILE|-",
+        default_value = "bugpack-replay.k8s.yaml"
+    )]
+    pub(crate) output: PathBuf,
+
+    /// The Job's name (the ConfigMap is NAME-bundle)
+    #[arg(long, value_name = "NAME", default_value = "bugpack-replay")]
+    pub(crate) name: String,
+
+    /// The pods' image: with bugpack on PATH, or cargo to build it at start, plus whatever the scenario runs
+    #[arg(long, value_name = "IMAGE", default_value = "rust:1-bookworm")]
+    pub(crate) image: String,
 }

@@ -6,6 +6,7 @@
 
 pub mod bundle;
 pub mod capture;
+pub mod ci;
 pub mod error;
 pub mod issue;
 pub mod proxy;
@@ -14,5 +15,6 @@ pub mod replay;
 pub mod report;
 pub mod scenario;
 pub mod schema;
+pub mod shard;
 pub mod sign;
 pub mod yaml;

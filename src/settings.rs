@@ -392,6 +392,7 @@ pub(crate) struct Replay {
     pub(crate) until_repro: bool,
     pub(crate) expect_fixed: bool,
     pub(crate) seed: u64,
+    pub(crate) shard: Option<bugpack::shard::Shard>,
     pub(crate) keep: bool,
     pub(crate) net: Option<bugpack::replay::sandbox::Net>,
     pub(crate) yes: bool,
@@ -403,7 +404,6 @@ pub(crate) struct Replay {
 
 impl Replay {
     pub(crate) fn resolve(args: cli::ReplayArgs) -> Result<Self> {
-        use bugpack::replay::matrix::{Cache, Timing};
         use bugpack::replay::sandbox::Net;
 
         let source = if args.source.is_dir() {
@@ -440,39 +440,19 @@ impl Replay {
                 })
             })
             .transpose()?;
-        let timing = args
-            .timing
-            .iter()
-            .map(|t| {
-                Timing::parse(t.trim()).ok_or_else(|| {
-                    usage(format!(
-                        "--timing {t:?}: choose from none, slow, jitter, cpu1, load, trace"
-                    ))
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let cache = args
-            .cache
-            .iter()
-            .map(|c| {
-                Cache::parse(c.trim())
-                    .ok_or_else(|| usage(format!("--cache {c:?}: choose cold or warm")))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let proxy: Vec<String> = args
-            .proxy
-            .iter()
-            .map(|p| {
-                let p = p.trim();
-                if p == "none" {
-                    return Ok(p.to_owned());
-                }
-                // Normalised through the mode's own text: `slow:300` reads `slow`.
-                p.parse::<bugpack::proxy::Mode>()
-                    .map(|m| m.to_string())
-                    .map_err(|e| usage(format!("--proxy: {e}")))
-            })
-            .collect::<Result<_>>()?;
+        let (timing, proxy, cache) = axes(&args.timing, &args.proxy, &args.cache)?;
+        let shard = args
+            .shard
+            .as_deref()
+            .map(bugpack::shard::Shard::parse)
+            .transpose()
+            .map_err(usage)?;
+        if shard.is_some() && args.until_repro {
+            return Err(usage(
+                "--until-repro cannot be used with --shard: shards run apart and cannot stop each other, \
+                 and a merged report would count runs that stopped at different points; drop one of them",
+            ));
+        }
         let net = match args.net {
             None => None,
             Some(cli::NetMode::None) => Some(Net::None),
@@ -519,6 +499,7 @@ impl Replay {
             until_repro: args.until_repro,
             expect_fixed: args.expect_fixed,
             seed,
+            shard,
             keep: args.keep,
             net,
             yes: args.yes,
@@ -527,6 +508,51 @@ impl Replay {
             rlimits,
         })
     }
+}
+
+/// The three axis lists of `replay` (and `ci`), each value checked.
+pub(crate) fn axes(
+    timing: &[String],
+    proxy: &[String],
+    cache: &[String],
+) -> Result<(
+    Vec<bugpack::replay::matrix::Timing>,
+    Vec<String>,
+    Vec<bugpack::replay::matrix::Cache>,
+)> {
+    use bugpack::replay::matrix::{Cache, Timing};
+
+    let timing = timing
+        .iter()
+        .map(|t| {
+            Timing::parse(t.trim()).ok_or_else(|| {
+                usage(format!(
+                    "--timing {t:?}: choose from none, slow, jitter, cpu1, load, trace"
+                ))
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let cache = cache
+        .iter()
+        .map(|c| {
+            Cache::parse(c.trim())
+                .ok_or_else(|| usage(format!("--cache {c:?}: choose cold or warm")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let proxy: Vec<String> = proxy
+        .iter()
+        .map(|p| {
+            let p = p.trim();
+            if p == "none" {
+                return Ok(p.to_owned());
+            }
+            // Normalised through the mode's own text: `slow:300` reads `slow`.
+            p.parse::<bugpack::proxy::Mode>()
+                .map(|m| m.to_string())
+                .map_err(|e| usage(format!("--proxy: {e}")))
+        })
+        .collect::<Result<_>>()?;
+    Ok((timing, proxy, cache))
 }
 
 /// `bugpack keygen`.
@@ -565,6 +591,209 @@ impl Sign {
             limits: limits(&args.limits)?,
             bundle: args.bundle,
             key: args.key,
+        })
+    }
+}
+
+/// `bugpack report merge`.
+#[derive(Debug)]
+pub(crate) struct Merge {
+    pub(crate) files: Vec<PathBuf>,
+    pub(crate) json: Option<Sink>,
+    pub(crate) markdown: Option<Sink>,
+    pub(crate) expect_fixed: bool,
+}
+
+impl Merge {
+    pub(crate) fn resolve(args: cli::MergeArgs) -> Result<Self> {
+        let json = Sink::from_arg(args.json);
+        let markdown = Sink::from_arg(args.markdown);
+        if json == Some(Sink::Stdout) && markdown == Some(Sink::Stdout) {
+            return Err(usage(
+                "--json - and --markdown - cannot both write to stdout; give one a file",
+            ));
+        }
+        Ok(Self {
+            files: args.files,
+            json,
+            markdown,
+            expect_fixed: args.expect_fixed,
+        })
+    }
+}
+
+/// Where `ci` installs bugpack from by default: Cargo.toml's `repository`.
+const BUGPACK_REPOSITORY: &str = env!("CARGO_PKG_REPOSITORY");
+
+/// What `bugpack ci github` and `bugpack ci k8s` both replay.
+#[derive(Debug)]
+pub(crate) struct CiReplay {
+    pub(crate) bundle: PathBuf,
+    pub(crate) shards: u32,
+    /// `replay`'s own flags for the matrix, checked, in `replay`'s spelling.
+    pub(crate) replay_args: Vec<String>,
+    /// Units of work in the matrix (a warm cell is one): more shards sit idle.
+    pub(crate) units: u64,
+    /// The matrix has a `trace` cell, which needs strace where it runs.
+    pub(crate) strace: bool,
+    pub(crate) seed: Option<u64>,
+    pub(crate) bundle_url: Option<String>,
+    pub(crate) source: String,
+    pub(crate) rev: Option<String>,
+    pub(crate) force: bool,
+    pub(crate) limits: Limits,
+}
+
+/// `bugpack ci github`.
+#[derive(Debug)]
+pub(crate) struct CiGithub {
+    pub(crate) replay: CiReplay,
+    /// `None`: the default path at the repository root.
+    pub(crate) output: Option<Sink>,
+    pub(crate) runs_on: String,
+    pub(crate) expect_fixed: bool,
+}
+
+/// `bugpack ci k8s`.
+#[derive(Debug)]
+pub(crate) struct CiK8s {
+    pub(crate) replay: CiReplay,
+    pub(crate) output: Sink,
+    pub(crate) name: String,
+    pub(crate) image: String,
+}
+
+impl CiReplay {
+    fn resolve(args: cli::CiReplayArgs, max_shards: u32, engine: &str) -> Result<Self> {
+        use bugpack::ci::check_text;
+
+        if args.shards == 0 || args.shards > max_shards {
+            return Err(usage(format!(
+                "--shards {}: {engine} runs from 1 to {max_shards} shards",
+                args.shards
+            )));
+        }
+        let runs = args.runs.unwrap_or(3);
+        if runs == 0 {
+            return Err(usage("--runs must be at least 1"));
+        }
+        if args.jobs == Some(0) {
+            return Err(usage("--jobs must be at least 1"));
+        }
+        let (timing, proxy, cache) = axes(&args.timing, &args.proxy, &args.cache)?;
+        let cells = bugpack::replay::matrix::cells(&timing, &proxy, &cache);
+        let units: u64 = cells
+            .iter()
+            .map(|c| match c.cache {
+                bugpack::replay::matrix::Cache::Warm => 1,
+                bugpack::replay::matrix::Cache::Cold => u64::from(runs),
+            })
+            .sum();
+        let strace = timing.contains(&bugpack::replay::matrix::Timing::Trace);
+        let mut replay_args = vec!["--runs".to_owned(), runs.to_string()];
+        let join = |items: Vec<String>| items.join(",");
+        if !timing.is_empty() {
+            replay_args.push("--timing".into());
+            replay_args.push(join(timing.iter().map(ToString::to_string).collect()));
+        }
+        if !proxy.is_empty() {
+            replay_args.push("--proxy".into());
+            replay_args.push(join(proxy));
+        }
+        if !cache.is_empty() {
+            replay_args.push("--cache".into());
+            replay_args.push(join(cache.iter().map(ToString::to_string).collect()));
+        }
+        if let Some(t) = &args.timeout {
+            bugpack::scenario::parse_duration("--timeout", t.trim())
+                .map_err(|_| usage(format!("--timeout {t:?}: use a duration such as 10s or 2m")))?;
+            replay_args.push("--timeout".into());
+            replay_args.push(t.trim().to_owned());
+        }
+        if let Some(j) = args.jobs {
+            replay_args.push("--jobs".into());
+            replay_args.push(j.to_string());
+        }
+        if let Some(url) = &args.bundle_url {
+            check_text("--bundle-url", url).map_err(|e| usage(e.to_string()))?;
+            let rest = url
+                .strip_prefix("https://")
+                .or_else(|| url.strip_prefix("http://"));
+            let host = rest.map(|r| r.split(['/', '?', '#']).next().unwrap_or_default());
+            match host {
+                None | Some("") => {
+                    return Err(usage(format!(
+                        "--bundle-url {url:?}: give an http:// or https:// URL"
+                    )));
+                }
+                Some(h) if h.contains('@') => {
+                    return Err(usage(
+                        "--bundle-url: the URL carries credentials, which would be written into the generated file; use a URL that needs none",
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        let source = match args.bugpack_source {
+            Some(s) => s,
+            None if !BUGPACK_REPOSITORY.is_empty() => BUGPACK_REPOSITORY.to_owned(),
+            None => {
+                return Err(usage(
+                    "this bugpack was built without a repository URL to install from; pass --bugpack-source GIT_URL",
+                ));
+            }
+        };
+        check_text("--bugpack-source", &source).map_err(|e| usage(e.to_string()))?;
+        if let Some(rev) = &args.bugpack_rev {
+            check_text("--bugpack-rev", rev).map_err(|e| usage(e.to_string()))?;
+        }
+        if !args.bundle.is_file() {
+            return Err(usage(format!(
+                "{}: no such bundle; give the bundle (.zip) to replay",
+                args.bundle.display()
+            )));
+        }
+        Ok(Self {
+            limits: limits(&args.limits)?,
+            bundle: args.bundle,
+            shards: args.shards,
+            replay_args,
+            units,
+            strace,
+            seed: args.seed,
+            bundle_url: args.bundle_url,
+            source,
+            rev: args.bugpack_rev,
+            force: args.force,
+        })
+    }
+}
+
+impl CiGithub {
+    pub(crate) fn resolve(args: cli::GithubArgs) -> Result<Self> {
+        bugpack::ci::check_text("--runs-on", &args.runs_on).map_err(|e| usage(e.to_string()))?;
+        Ok(Self {
+            replay: CiReplay::resolve(
+                args.replay,
+                bugpack::ci::GITHUB_MAX_SHARDS,
+                "a GitHub Actions matrix",
+            )?,
+            output: Sink::from_arg(args.output),
+            runs_on: args.runs_on,
+            expect_fixed: args.expect_fixed,
+        })
+    }
+}
+
+impl CiK8s {
+    pub(crate) fn resolve(args: cli::K8sArgs) -> Result<Self> {
+        bugpack::ci::check_k8s_name(&args.name).map_err(|e| usage(e.to_string()))?;
+        bugpack::ci::check_text("--image", &args.image).map_err(|e| usage(e.to_string()))?;
+        Ok(Self {
+            replay: CiReplay::resolve(args.replay, bugpack::ci::K8S_MAX_SHARDS, "an Indexed Job")?,
+            output: Sink::from_arg(Some(args.output)).unwrap_or(Sink::Stdout),
+            name: args.name,
+            image: args.image,
         })
     }
 }

@@ -12,8 +12,10 @@ mod support;
 
 mod axes;
 mod capture;
+mod ci;
 mod cli;
 mod reader;
 mod redaction;
 mod replay;
+mod shard;
 mod signing;

@@ -2,9 +2,11 @@
 //! resolved settings and returns a [`Status`]; errors travel up to `main`.
 
 mod capture;
+mod ci;
 mod inspect;
 mod keygen;
 mod replay;
+mod report;
 mod sign;
 mod verify;
 
@@ -59,6 +61,15 @@ pub(crate) fn run(command: Command, ui: &Ui) -> Result<Status> {
         Command::Sign(args) => sign::run(&settings::Sign::resolve(args)?, ui),
         Command::Issue(_) => Err(Unavailable("`bugpack issue`").into()),
         Command::Init(_) => Err(Unavailable("`bugpack init`").into()),
+        Command::Report(crate::cli::ReportCommand::Merge(args)) => {
+            report::merge(&settings::Merge::resolve(args)?, ui)
+        }
+        Command::Ci(crate::cli::CiCommand::Github(args)) => {
+            ci::github(&settings::CiGithub::resolve(args)?, ui)
+        }
+        Command::Ci(crate::cli::CiCommand::K8s(args)) => {
+            ci::k8s(&settings::CiK8s::resolve(args)?, ui)
+        }
     }
 }
 

@@ -21,6 +21,7 @@ use crate::terminal::{Ui, printable};
 pub(crate) fn run(settings: &Replay, ui: &Ui) -> Result<Status> {
     // Keep the extracted bundle alive for the whole replay.
     let mut _extracted = None;
+    let mut scenario_sha256 = None;
     let (label, file, files, bundle_sha256, signature) = match &settings.source {
         ReplaySource::Bundle(path) => {
             let mut bundle = Bundle::open(path, &settings.limits)?;
@@ -55,6 +56,10 @@ pub(crate) fn run(settings: &Replay, ui: &Ui) -> Result<Status> {
                 std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
             let file = ScenarioFile::parse(&bytes)
                 .map_err(|e| usage(format!("{} {e}", path.display())))?;
+            scenario_sha256 = Some(
+                bugpack::shard::tree_sha256(dir)
+                    .with_context(|| format!("cannot read {}", dir.display()))?,
+            );
             (
                 dir.display().to_string(),
                 file,
@@ -84,6 +89,8 @@ pub(crate) fn run(settings: &Replay, ui: &Ui) -> Result<Status> {
         jobs: settings.jobs,
         cells,
         seed: settings.seed,
+        shard: settings.shard,
+        scenario_sha256,
         until_repro: settings.until_repro,
         keep: settings.keep,
         isolation,
@@ -104,7 +111,10 @@ pub(crate) fn run(settings: &Replay, ui: &Ui) -> Result<Status> {
         signal_hook::flag::register(signal, Arc::clone(&interrupted))
             .context("cannot watch for Ctrl-C")?;
     }
-    let report = if ui.interactive && !ui.quiet {
+    if let Some(shard) = settings.shard {
+        tracing::info!("running shard {shard} of the matrix (shards count from 0)");
+    }
+    let mut report = if ui.interactive && !ui.quiet {
         let bar = Bar::new();
         let r = replay::replay(&plan, &interrupted, &bar);
         bar.0.finish_and_clear();
@@ -112,6 +122,15 @@ pub(crate) fn run(settings: &Replay, ui: &Ui) -> Result<Status> {
     } else {
         replay::replay(&plan, &interrupted, &replay::Silent)?
     };
+    if let Some(shard) = settings.shard
+        && report.runs() == 0
+        && !report.interrupted
+    {
+        // More shards than units of work: this one had nothing to run, which
+        // is no error; its report still says which shard it was.
+        tracing::warn!("shard {shard} has no runs: the matrix has fewer units of work than shards");
+        report.verdict = Verdict::NotReproduced;
+    }
     write_outputs(settings, &report, ui)?;
     if report.interrupted {
         return Err(anyhow::anyhow!(
@@ -207,7 +226,7 @@ fn write_outputs(settings: &Replay, report: &Report, ui: &Ui) -> Result<()> {
     Ok(())
 }
 
-fn emit(sink: &Sink, bytes: &[u8]) -> Result<()> {
+pub(super) fn emit(sink: &Sink, bytes: &[u8]) -> Result<()> {
     match sink {
         Sink::Stdout => {
             let mut out = std::io::stdout().lock();

@@ -59,6 +59,10 @@ pub struct Plan {
     pub timeout: Duration,
     pub cells: Vec<Cell>,
     pub seed: u64,
+    /// Run only this shard's part of the matrix ([`crate::shard`]).
+    pub shard: Option<crate::shard::Shard>,
+    /// The scenario directory's digest, when the source is a directory.
+    pub scenario_sha256: Option<String>,
     pub until_repro: bool,
     pub keep: bool,
     pub isolation: Isolation,
@@ -144,7 +148,15 @@ pub fn replay(
             }
         })
         .collect();
-    progress.start(u64::from(plan.runs) * plan.cells.len() as u64);
+    let work = shard_work(plan, work);
+    let counted: u64 = work
+        .iter()
+        .map(|w| match w {
+            Work::Run { .. } => 1,
+            Work::Warm { .. } => u64::from(plan.runs),
+        })
+        .sum();
+    progress.start(counted);
     let next = AtomicUsize::new(0);
     let found = AtomicBool::new(false);
     let results: Mutex<Vec<(usize, RunResult)>> = Mutex::new(Vec::new());
@@ -240,6 +252,15 @@ pub fn replay(
         verdict: Report::verdict_of(&cells),
         bundle_sha256: plan.bundle_sha256.clone(),
         seed: plan.seed,
+        scenario_sha256: plan.scenario_sha256.clone(),
+        matrix: Some(crate::shard::MatrixInfo {
+            cells: u32::try_from(plan.cells.len()).unwrap_or(u32::MAX),
+            runs: plan.runs,
+            total_runs: u64::from(plan.runs) * plan.cells.len() as u64,
+            timeout_ms: millis(plan.timeout),
+        }),
+        shard: plan.shard,
+        merged: None,
         isolation: IsolationInfo {
             namespaces: plan.isolation.namespaces,
             net: plan.isolation.net.as_str().to_owned(),
@@ -249,6 +270,27 @@ pub fn replay(
         duration_ms: millis(started.elapsed()),
         cells,
     })
+}
+
+/// The part of the work list that the plan's shard runs (all of it unsharded).
+fn shard_work(plan: &Plan, work: Vec<Work>) -> Vec<Work> {
+    use crate::shard::Unit;
+    let Some(shard) = plan.shard else {
+        return work;
+    };
+    let warm: Vec<bool> = plan.cells.iter().map(|c| c.cache == Cache::Warm).collect();
+    let mine: std::collections::HashSet<Unit> = shard
+        .units(&crate::shard::units(&warm, plan.runs), plan.runs)
+        .into_iter()
+        .collect();
+    work.into_iter()
+        .filter(|w| {
+            mine.contains(&match *w {
+                Work::Run { cell, index } => Unit::Run { cell, index },
+                Work::Warm { cell } => Unit::Warm { cell },
+            })
+        })
+        .collect()
 }
 
 /// A warm cell's shared home and proxy cache.

@@ -5,6 +5,7 @@
 //! renamed. Statistics live in [`stats`].
 
 pub mod markdown;
+pub mod merge;
 pub mod stats;
 pub mod table;
 
@@ -28,6 +29,19 @@ pub struct Report {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bundle_sha256: Option<String>,
     pub seed: u64,
+    /// The SHA-256 of a scenario directory's files, when the source is one
+    /// ([`crate::shard::tree_sha256`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scenario_sha256: Option<String>,
+    /// The matrix asked for, which every shard of one replay shares.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matrix: Option<crate::shard::MatrixInfo>,
+    /// The part of a split replay this report holds (`--shard`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<crate::shard::Shard>,
+    /// A merged report's shards, present and missing (`bugpack report merge`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged: Option<merge::MergeInfo>,
     pub isolation: IsolationInfo,
     /// True when Ctrl-C or SIGTERM stopped the replay early.
     pub interrupted: bool,

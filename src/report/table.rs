@@ -72,6 +72,19 @@ pub fn summary(report: &Report) -> String {
     if report.interrupted {
         text.push_str("; interrupted, partial results");
     }
+    if let Some(shard) = &report.shard {
+        text.push_str(&format!("; shard {shard} only"));
+    }
+    if let Some(m) = &report.merged
+        && !m.missing.is_empty()
+    {
+        text.push_str(&format!(
+            "; {} of {} shards missing ({}), partial results",
+            m.missing.len(),
+            m.count,
+            super::merge::list(&m.missing)
+        ));
+    }
     text
 }
 

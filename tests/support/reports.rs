@@ -19,10 +19,45 @@ pub struct JReport {
     #[serde(default)]
     pub bundle_sha256: Option<String>,
     pub seed: u64,
+    #[serde(default)]
+    pub scenario_sha256: Option<String>,
+    #[serde(default)]
+    pub matrix: Option<JMatrix>,
+    #[serde(default)]
+    pub shard: Option<JShard>,
+    #[serde(default)]
+    pub merged: Option<JMerged>,
     pub isolation: JIsolation,
     pub interrupted: bool,
     pub duration_ms: u64,
     pub cells: Vec<JCell>,
+}
+
+/// The matrix a replay was asked for (every shard of one replay shares it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JMatrix {
+    pub cells: u32,
+    pub runs: u32,
+    pub total_runs: u64,
+    pub timeout_ms: u64,
+}
+
+/// `--shard INDEX/COUNT`, INDEX counting from 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JShard {
+    pub index: u32,
+    pub count: u32,
+}
+
+/// A merged report's shards.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JMerged {
+    pub count: u32,
+    pub present: Vec<u32>,
+    pub missing: Vec<u32>,
 }
 
 #[derive(Debug, Deserialize)]
