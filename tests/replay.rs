@@ -1076,7 +1076,9 @@ fn procfs_tells_different_waits_apart_per_thread() {
         "{python:#}"
     );
     // Every thread's kernel stack, where this machine lets us read them.
-    let kernel_stacks = python["kernel_stacks"].as_object().map_or(0, |m| m.len());
+    let kernel_stacks = python["kernel_stacks"]
+        .as_object()
+        .map_or(0, serde_json::Map::len);
     if fs::read_to_string("/proc/self/stack").is_ok() {
         assert_eq!(kernel_stacks, 3, "{python:#}");
     } else {
@@ -1404,16 +1406,13 @@ fn without_a_terminal_there_is_no_progress_bar() {
         .args(["replay", &s, "--yes", "--runs", "2"])
         .run()
         .success();
-    assert_eq!(
-        out.stderr, "",
-        "nothing but errors on stderr without a terminal"
-    );
-    assert!(!out.stdout.contains("runs,"), "{}", out.stdout);
-    assert!(
-        !out.stdout.contains('\x1b') && !out.stdout.contains('\r'),
-        "{:?}",
-        out.stdout
-    );
+    // stderr may carry a warning (no namespaces here), never a bar.
+    for (name, text) in [("stderr", &out.stderr), ("stdout", &out.stdout)] {
+        assert!(
+            !text.contains("runs,") && !text.contains('\r') && !text.contains('\x1b'),
+            "a progress bar on {name} without a terminal: {text:?}"
+        );
+    }
 }
 
 #[test]
