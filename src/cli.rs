@@ -311,7 +311,8 @@ pub(crate) struct ReplayArgs {
     #[arg(long, value_name = "FILE|-")]
     pub(crate) markdown: Option<PathBuf>,
 
-    /// Address-space limit of every process of a run (e.g. 4GiB; default: none)
+    /// Address-space limit of every process of a run (e.g. 4GiB, or `none`)
+    /// [default: half the machine's RAM, at least 4GiB]
     #[arg(long, value_name = "SIZE")]
     pub(crate) limit_memory: Option<String>,
 

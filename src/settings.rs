@@ -470,12 +470,19 @@ impl Replay {
                 .ok_or_else(|| usage(format!("{flag} {text:?}: use a size such as 1GiB")))
         };
         let rlimits = bugpack::replay::supervisor::Rlimits {
-            address_space: args
-                .limit_memory
-                .as_deref()
-                .map(|t| size("--limit-memory", t))
-                .transpose()?
-                .unwrap_or(0),
+            // 0 leaves the limit as bugpack's own.
+            address_space: match args.limit_memory.as_deref().map(str::trim) {
+                None => bugpack::replay::supervisor::Rlimits::default_address_space(),
+                Some("none" | "unlimited") => 0,
+                Some(t) => match size("--limit-memory", t)? {
+                    0 => {
+                        return Err(usage(
+                            "--limit-memory 0: give a size, or `none` for no limit",
+                        ));
+                    }
+                    n => n,
+                },
+            },
             open_files: args.limit_files,
             processes: args.limit_procs,
             file_size: size("--limit-file-size", &args.limit_file_size)?,

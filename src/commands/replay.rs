@@ -133,9 +133,15 @@ pub(crate) fn run(settings: &Replay, ui: &Ui) -> Result<Status> {
     }
     write_outputs(settings, &report, ui)?;
     if report.interrupted {
+        if report.runs() == 0 {
+            return Err(anyhow::anyhow!(
+                "interrupted before any run finished; nothing to report"
+            ));
+        }
+        let runs = report.runs();
         return Err(anyhow::anyhow!(
-            "interrupted after {} runs; the report above holds what finished",
-            report.runs()
+            "interrupted after {runs} {}; the report holds what finished",
+            if runs == 1 { "run" } else { "runs" }
         ));
     }
     Ok(match (report.verdict, settings.expect_fixed) {

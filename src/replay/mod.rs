@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use nix::sys::signal::Signal;
 
-use crate::report::{Axes, CellReport, IsolationInfo, Report, RunResult};
+use crate::report::{Axes, CellReport, FirstReproduction, IsolationInfo, Report, RunResult};
 use crate::scenario::{Readiness, Scenario};
 use matrix::{Cache, Cell};
 use outcome::{Ending, Outcome};
@@ -39,6 +39,9 @@ const TAIL_BYTES: u64 = 4096;
 /// The port of a run's first service when the run has a network namespace
 /// of its own; below the kernel's ephemeral range, so nothing else takes it.
 const FIRST_SERVICE_PORT: u16 = 20_000;
+/// The longest a debugger may take to print one process's stacks; generous,
+/// since a loaded machine makes gdb slow to attach.
+const STACK_LIMIT: Duration = Duration::from_secs(8);
 /// The longest runtimes get to print their stacks after SIGQUIT/SIGABRT.
 const DUMP_GRACE: Duration = Duration::from_secs(3);
 /// The PATH every step gets.
@@ -160,23 +163,30 @@ pub fn replay(
     let next = AtomicUsize::new(0);
     let found = AtomicBool::new(false);
     let results: Mutex<Vec<(usize, RunResult)>> = Mutex::new(Vec::new());
-    let failure: Mutex<Option<anyhow::Error>> = Mutex::new(None);
+    let first: Mutex<Option<FirstReproduction>> = Mutex::new(None);
     let stop =
         || interrupted.load(Ordering::SeqCst) || (plan.until_repro && found.load(Ordering::SeqCst));
     let record = |cell: usize, result: RunResult| {
-        if result.outcome == Outcome::Reproduced {
-            found.store(true, Ordering::SeqCst);
-        }
         progress.finished(&plan.cells[cell], &result);
-        if let Ok(mut r) = results.lock() {
-            r.push((cell, result));
+        let Ok(mut all) = results.lock() else {
+            return;
+        };
+        let reproduced = result.outcome == Outcome::Reproduced;
+        let index = result.index;
+        all.push((cell, result));
+        if reproduced {
+            found.store(true, Ordering::SeqCst);
+            if let Ok(mut first) = first.lock()
+                && first.is_none()
+            {
+                *first = Some(FirstReproduction {
+                    axes: plan.cells[cell].axes(),
+                    index,
+                    runs: u32::try_from(all.len()).unwrap_or(u32::MAX),
+                    elapsed_ms: millis(started.elapsed()),
+                });
+            }
         }
-    };
-    let fail = |e: anyhow::Error| {
-        if let Ok(mut f) = failure.lock() {
-            f.get_or_insert(e);
-        }
-        interrupted.store(true, Ordering::SeqCst);
     };
     std::thread::scope(|scope| {
         for _ in 0..plan.jobs.max(1) {
@@ -188,23 +198,30 @@ pub fn replay(
                     };
                     match item {
                         Work::Run { cell, index } => {
-                            match run_one(
-                                plan,
-                                root.path(),
-                                cell,
-                                index,
-                                &Shared::default(),
-                                interrupted,
-                            ) {
-                                Ok(Some(result)) => record(cell, result),
-                                Ok(None) => return,
-                                Err(e) => return fail(e),
+                            let shared = Shared::default();
+                            match run_one(plan, root.path(), cell, index, &shared, interrupted) {
+                                Some(result) => record(cell, result),
+                                None => return,
                             }
                         }
                         Work::Warm { cell } => {
                             let shared = match warm_dirs(plan, root.path(), cell) {
                                 Ok(s) => s,
-                                Err(e) => return fail(e),
+                                Err(e) => {
+                                    // Every run of the cell would have
+                                    // needed them: each is an error.
+                                    for index in 0..plan.runs {
+                                        record(
+                                            cell,
+                                            prepare_failed(
+                                                index,
+                                                run_seed(plan.seed, cell, index),
+                                                &e,
+                                            ),
+                                        );
+                                    }
+                                    continue;
+                                }
                             };
                             for index in std::iter::once(WARM_UP).chain(0..plan.runs) {
                                 if stop() {
@@ -212,10 +229,9 @@ pub fn replay(
                                 }
                                 match run_one(plan, root.path(), cell, index, &shared, interrupted)
                                 {
-                                    Ok(Some(_)) if index == WARM_UP => {}
-                                    Ok(Some(result)) => record(cell, result),
-                                    Ok(None) => return,
-                                    Err(e) => return fail(e),
+                                    Some(_) if index == WARM_UP => {}
+                                    Some(result) => record(cell, result),
+                                    None => return,
                                 }
                             }
                         }
@@ -224,9 +240,6 @@ pub fn replay(
             });
         }
     });
-    if let Some(e) = failure.into_inner().ok().flatten() {
-        return Err(e);
-    }
     if plan.keep {
         // The user asked to keep the runs: leave the directory in place.
         let _ = root.keep();
@@ -268,6 +281,7 @@ pub fn replay(
         },
         interrupted: interrupted.load(Ordering::SeqCst),
         duration_ms: millis(started.elapsed()),
+        first_reproduction: first.into_inner().ok().flatten(),
         cells,
     })
 }
@@ -309,8 +323,9 @@ fn warm_dirs(plan: &Plan, root: &Path, cell: usize) -> anyhow::Result<Shared> {
     })
 }
 
-/// One run: prepare, sandbox, follow, judge, clean up. `Ok(None)` when
-/// interrupted before it could finish (it is not counted).
+/// One run: prepare, sandbox, follow, judge, clean up. `None` when
+/// interrupted before it could finish (it is not counted). A run that cannot
+/// be prepared (a full disk, say) is an `error` result; the replay goes on.
 fn run_one(
     plan: &Plan,
     root: &Path,
@@ -318,7 +333,7 @@ fn run_one(
     index: u32,
     shared: &Shared,
     interrupted: &AtomicBool,
-) -> anyhow::Result<Option<RunResult>> {
+) -> Option<RunResult> {
     let seed = run_seed(plan.seed, cell, index);
     let name = if index == WARM_UP {
         format!("cell{cell}-warmup")
@@ -338,13 +353,19 @@ fn run_one(
     if !plan.keep {
         let _ = fs::remove_dir_all(&dir);
     }
-    let mut result = result?;
-    if let Some(r) = &mut result
-        && plan.keep
-    {
-        r.dir = Some(dir.display().to_string());
+    let mut result = match result {
+        Ok(r) => r?,
+        Err(e) => prepare_failed(index, seed, &e),
+    };
+    if plan.keep && dir.exists() {
+        result.dir = Some(dir.display().to_string());
     }
-    Ok(result)
+    Some(result)
+}
+
+/// The result of a run that could not be prepared.
+fn prepare_failed(index: u32, seed: u64, e: &anyhow::Error) -> RunResult {
+    RunResult::error(index, seed, format!("cannot prepare the run: {e:#}"))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -358,19 +379,8 @@ fn run_in(
     interrupted: &AtomicBool,
 ) -> anyhow::Result<Option<RunResult>> {
     let base = |outcome, reason: String| RunResult {
-        index,
         outcome,
-        reason,
-        exit_code: None,
-        signal: None,
-        duration_ms: 0,
-        seed,
-        matched: None,
-        diagnostics: None,
-        stderr_tail: None,
-        stdout_tail: None,
-        axes_detail: BTreeMap::new(),
-        dir: None,
+        ..RunResult::error(index, seed, reason)
     };
     // A condition this machine cannot give is an error for its cell, never
     // a silent `none`.
@@ -536,6 +546,7 @@ fn run_in(
             (Ending::Hang, None, None, millis(elapsed), Some(diagnostics))
         }
     };
+    let (diagnostics, omitted) = diagnostics.map_or((None, 0), |(d, n)| (Some(d), n));
     let stdout = layout.logs.join("run.out");
     let stderr = layout.logs.join("run.err");
     let judgement = outcome::judge(&plan.scenario.expect, judged_ending, &stdout, &stderr);
@@ -546,6 +557,7 @@ fn run_in(
     r.duration_ms = duration_ms;
     r.matched = judgement.matched;
     r.diagnostics = diagnostics;
+    r.diagnostics_omitted = (omitted > 0).then(|| u32::try_from(omitted).unwrap_or(u32::MAX));
     r.axes_detail = axes::run_detail(
         cell,
         timing_detail,
@@ -562,11 +574,12 @@ fn run_in(
 /// At a hang: what every process does, then ask runtimes for their stacks
 /// (SIGQUIT to JVMs, SIGABRT to all: Python's faulthandler and Go dump every
 /// thread on it) and give them until they have exited, or [`DUMP_GRACE`], to print.
-fn hang_diagnostics(sandbox: &Sandbox) -> Vec<procfs::ProcessReport> {
+/// Returns the processes described and how many more there were.
+fn hang_diagnostics(sandbox: &Sandbox) -> (Vec<procfs::ProcessReport>, usize) {
     sandbox.hold();
     let procs = sandbox.processes();
-    let mut reports = procfs::diagnose(&procs);
-    procfs::add_stacks(&mut reports, 3, Duration::from_secs(4));
+    let (mut reports, omitted) = procfs::diagnose(&procs, procfs::MAX_PROCESSES);
+    procfs::add_stacks(&mut reports, 3, STACK_LIMIT);
     // A debugger stopped at its time limit can leave its target stopped,
     // and a stopped process never acts on the signals below.
     sandbox.signal_all(Signal::SIGCONT);
@@ -592,7 +605,7 @@ fn hang_diagnostics(sandbox: &Sandbox) -> Vec<procfs::ProcessReport> {
         sandbox.signal_all(Signal::SIGCONT);
         std::thread::sleep(Duration::from_millis(20));
     }
-    reports
+    (reports, omitted)
 }
 
 /// A run's directories.

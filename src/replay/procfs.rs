@@ -12,6 +12,12 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+/// The most processes a hang report describes; a fork bomb's thousands are
+/// counted, not listed.
+pub const MAX_PROCESSES: usize = 100;
+/// The most threads of one process whose kernel stacks are kept.
+pub const MAX_THREAD_STACKS: usize = 64;
+
 /// One process, from `/proc/PID/stat`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Proc {
@@ -100,12 +106,14 @@ pub struct ProcessReport {
     /// What the main thread is blocked in, where `/proc` tells.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waiting_on: Option<String>,
-    /// How many threads wait on what, for multi-threaded processes.
+    /// How many threads wait on what kind of thing (`reading pipe`,
+    /// `waiting on a futex`...), for multi-threaded processes.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub threads_waiting: BTreeMap<String, u64>,
-    /// The kernel stack of the main thread, when readable.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kernel_stack: Option<String>,
+    /// The kernel stack of each thread (by host thread id), when readable
+    /// (root only); at most [`MAX_THREAD_STACKS`] threads.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub kernel_stacks: BTreeMap<i32, String>,
     /// Thread stacks from py-spy or gdb, when installed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stacks: Option<String>,
@@ -135,13 +143,23 @@ impl ProcessReport {
     }
 }
 
-/// Describes each of `procs` at this moment.
-pub fn diagnose(procs: &[Proc]) -> Vec<ProcessReport> {
+/// Describes the processes of `procs` at this moment, at most `max` of them
+/// (live ones before zombies, in the order given); returns the reports and
+/// how many processes were left out.
+pub fn diagnose(procs: &[Proc], max: usize) -> (Vec<ProcessReport>, usize) {
     let now_ticks = uptime_ticks();
     let hz = clock_ticks();
+    // Every process counts as a pipe holder, even those not described.
     let pipes = pipe_holders(procs);
-    let mut out = Vec::with_capacity(procs.len());
-    for p in procs {
+    let mut picked: Vec<usize> = (0..procs.len())
+        .filter(|&i| procs[i].state != 'Z')
+        .collect();
+    picked.extend((0..procs.len()).filter(|&i| procs[i].state == 'Z'));
+    picked.truncate(max);
+    picked.sort_unstable();
+    let omitted = procs.len() - picked.len();
+    let mut out = Vec::with_capacity(picked.len());
+    for p in picked.into_iter().map(|i| &procs[i]) {
         let cmdline = fs::read(format!("/proc/{}/cmdline", p.pid))
             .map(|b| {
                 b.split(|&c| c == 0)
@@ -165,34 +183,23 @@ pub fn diagnose(procs: &[Proc]) -> Vec<ProcessReport> {
         });
         let mut threads_waiting = BTreeMap::new();
         let mut waiting_on = None;
-        if let Ok(tasks) = fs::read_dir(format!("/proc/{}/task", p.pid)) {
-            let mut tids: Vec<i32> = tasks
-                .filter_map(Result::ok)
-                .filter_map(|e| e.file_name().to_str()?.parse().ok())
-                .collect();
-            tids.sort_unstable();
-            for tid in tids {
-                let Some(what) = blocked_in(p.pid, tid, &pipes) else {
-                    continue;
-                };
-                if tid == p.pid {
-                    waiting_on = Some(what.clone());
-                }
-                if p.threads > 1 {
-                    *threads_waiting.entry(generic(&what)).or_insert(0) += 1;
-                }
+        let mut kernel_stacks = BTreeMap::new();
+        for tid in task_ids(p.pid) {
+            if kernel_stacks.len() < MAX_THREAD_STACKS
+                && let Some(stack) = kernel_stack(p.pid, tid)
+            {
+                kernel_stacks.insert(tid, stack);
+            }
+            let Some(blocked) = blocked_in(p.pid, tid, &pipes) else {
+                continue;
+            };
+            if p.threads > 1 {
+                *threads_waiting.entry(blocked.kind).or_insert(0) += 1;
+            }
+            if tid == p.pid {
+                waiting_on = Some(blocked.text);
             }
         }
-        let kernel_stack = fs::read_to_string(format!("/proc/{}/task/{}/stack", p.pid, p.pid))
-            .ok()
-            .map(|s| {
-                s.lines()
-                    .take(12)
-                    .map(|l| l.split_whitespace().last().unwrap_or(l))
-                    .collect::<Vec<_>>()
-                    .join(" < ")
-            })
-            .filter(|s| !s.is_empty());
         out.push(ProcessReport {
             pid: p.pid,
             ns_pid: ns_pid(p.pid),
@@ -204,11 +211,36 @@ pub fn diagnose(procs: &[Proc]) -> Vec<ProcessReport> {
             threads: p.threads,
             waiting_on,
             threads_waiting,
-            kernel_stack,
+            kernel_stacks,
             stacks: None,
         });
     }
-    out
+    (out, omitted)
+}
+
+/// The thread ids of `pid`, in order.
+fn task_ids(pid: i32) -> Vec<i32> {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    let mut tids: Vec<i32> = tasks
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    tids.sort_unstable();
+    tids
+}
+
+/// A thread's kernel stack as `fn < caller < ...`, when readable (root only).
+fn kernel_stack(pid: i32, tid: i32) -> Option<String> {
+    let text = fs::read_to_string(format!("/proc/{pid}/task/{tid}/stack")).ok()?;
+    let stack = text
+        .lines()
+        .take(12)
+        .map(|l| l.split_whitespace().last().unwrap_or(l))
+        .collect::<Vec<_>>()
+        .join(" < ");
+    (!stack.is_empty()).then_some(stack)
 }
 
 /// Adds thread stacks from py-spy (Python) or gdb (anything else), when
@@ -219,27 +251,23 @@ pub fn add_stacks(reports: &mut [ProcessReport], max: usize, limit: Duration) {
     if py_spy.is_none() && gdb.is_none() {
         return;
     }
-    let picked: Vec<usize> = reports
+    // Only processes a tool can say something about count towards `max`.
+    let picked: Vec<(usize, Vec<String>)> = reports
         .iter()
         .enumerate()
         .filter(|(_, r)| r.state.starts_with('S') || r.state.starts_with('D'))
-        .map(|(i, _)| i)
-        .take(max)
-        .collect();
-    let handles: Vec<_> = picked
-        .into_iter()
-        .map(|i| {
-            let pid = reports[i].pid.to_string();
-            let python = reports[i].command.contains("python");
-            let argv: Option<Vec<String>> = match (&py_spy, &gdb) {
+        .filter_map(|(i, r)| {
+            let pid = r.pid.to_string();
+            let python = r.command.contains("python");
+            let argv = match (&py_spy, &gdb) {
                 (Some(spy), _) if python => {
-                    Some(vec![spy.clone(), "dump".into(), "--pid".into(), pid])
+                    vec![spy.clone(), "dump".into(), "--pid".into(), pid]
                 }
                 // Python's own faulthandler dump (on SIGABRT) names Python
                 // frames, where gdb would only show the interpreter's C stack,
                 // and a ptrace attach racing that signal can lose the dump.
-                (None, _) if python => None,
-                (_, Some(gdb)) => Some(vec![
+                (None, _) if python => return None,
+                (_, Some(gdb)) => vec![
                     gdb.clone(),
                     "-batch".into(),
                     "-nx".into(),
@@ -247,14 +275,16 @@ pub fn add_stacks(reports: &mut [ProcessReport], max: usize, limit: Duration) {
                     pid,
                     "-ex".into(),
                     "thread apply all bt 16".into(),
-                ]),
-                _ => None,
+                ],
+                _ => return None,
             };
-            (
-                i,
-                std::thread::spawn(move || argv.and_then(|a| run_bounded(&a, limit))),
-            )
+            Some((i, argv))
         })
+        .take(max)
+        .collect();
+    let handles: Vec<_> = picked
+        .into_iter()
+        .map(|(i, argv)| (i, std::thread::spawn(move || run_bounded(&argv, limit))))
         .collect();
     for (i, h) in handles {
         if let Ok(Some(text)) = h.join() {
@@ -339,8 +369,16 @@ fn pipe_holders(procs: &[Proc]) -> HashMap<String, Vec<(i32, String)>> {
     map
 }
 
+/// What a thread is blocked in: the full description, and its kind without
+/// pids, inodes or file descriptors, to count threads by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Blocked {
+    text: String,
+    kind: String,
+}
+
 /// What thread `tid` of `pid` is blocked in, from its `syscall` file.
-fn blocked_in(pid: i32, tid: i32, pipes: &HashMap<String, Vec<(i32, String)>>) -> Option<String> {
+fn blocked_in(pid: i32, tid: i32, pipes: &HashMap<String, Vec<(i32, String)>>) -> Option<Blocked> {
     let text = fs::read_to_string(format!("/proc/{pid}/task/{tid}/syscall")).ok()?;
     let mut parts = text.split_whitespace();
     let nr: i64 = parts.next()?.parse().ok()?;
@@ -352,14 +390,11 @@ fn blocked_in(pid: i32, tid: i32, pipes: &HashMap<String, Vec<(i32, String)>>) -
         .filter_map(|a| u64::from_str_radix(a.trim_start_matches("0x"), 16).ok())
         .collect();
     let (name, kind) = syscall_name(nr)?;
-    let fd_target = |fd: u64| {
-        fs::read_link(format!("/proc/{pid}/fd/{fd}"))
-            .map_or_else(|_| format!("fd {fd}"), |t| t.to_string_lossy().into_owned())
-    };
     Some(match kind {
         Kind::Fd(verb) => {
             let fd = args.first().copied().unwrap_or(0);
-            let target = fd_target(fd);
+            let target = fs::read_link(format!("/proc/{pid}/fd/{fd}"))
+                .map_or_else(|_| format!("fd {fd}"), |t| t.to_string_lossy().into_owned());
             let mut text = format!("{verb} {target} (fd {fd})");
             if let Some(holders) = pipes.get(&target) {
                 let others: Vec<String> = holders
@@ -373,15 +408,27 @@ fn blocked_in(pid: i32, tid: i32, pipes: &HashMap<String, Vec<(i32, String)>>) -
                     text.push_str(&format!(", also open in {}", others.join(", ")));
                 }
             }
-            text
+            Blocked {
+                text,
+                kind: format!("{verb} {}", target_kind(&target)),
+            }
         }
-        Kind::Plain(what) => format!("{what} ({name})"),
+        Kind::Plain(what) => Blocked {
+            text: format!("{what} ({name})"),
+            kind: what.to_owned(),
+        },
     })
 }
 
-/// A description without pids and inodes, to count threads by.
-fn generic(what: &str) -> String {
-    what.split([' ', ',']).take(2).collect::<Vec<_>>().join(" ")
+/// What a file descriptor's target is, without its inode: `pipe`,
+/// `socket`, `anon_inode:[eventfd]`, `a file`.
+fn target_kind(target: &str) -> String {
+    match target.split_once(":[") {
+        Some((kind @ ("pipe" | "socket"), _)) => kind.to_owned(),
+        Some(_) => target.to_owned(),
+        None if target.starts_with('/') => "a file".to_owned(),
+        None => "a file descriptor".to_owned(),
+    }
 }
 
 enum Kind {
@@ -492,6 +539,29 @@ mod tests {
     }
 
     #[test]
+    fn waits_are_counted_by_kind_without_inodes() {
+        assert_eq!(target_kind("pipe:[123]"), "pipe");
+        assert_eq!(target_kind("socket:[99]"), "socket");
+        assert_eq!(target_kind("anon_inode:[eventfd]"), "anon_inode:[eventfd]");
+        assert_eq!(target_kind("/tmp/fifo"), "a file");
+        assert_eq!(target_kind("fd 7"), "a file descriptor");
+    }
+
+    #[test]
+    fn the_process_cap_keeps_live_processes_first_and_counts_the_rest() {
+        let me = read(i32::try_from(std::process::id()).unwrap()).unwrap();
+        let zombie = Proc {
+            state: 'Z',
+            ..me.clone()
+        };
+        let procs = vec![zombie.clone(), me.clone(), zombie, me];
+        let (reports, omitted) = diagnose(&procs, 2);
+        assert_eq!(omitted, 2);
+        assert_eq!(reports.len(), 2);
+        assert!(reports.iter().all(|r| !r.state.starts_with('Z')));
+    }
+
+    #[test]
     fn a_pipe_writer_is_diagnosed_as_such() {
         use std::process::{Command, Stdio};
         // A child writes more than a pipe holds; nobody reads.
@@ -508,7 +578,7 @@ mod tests {
                 .into_iter()
                 .chain(read(pid))
                 .collect();
-            let reports = diagnose(&procs);
+            let (reports, _) = diagnose(&procs, MAX_PROCESSES);
             found = reports.into_iter().find(|r| {
                 r.waiting_on
                     .as_deref()

@@ -90,6 +90,24 @@ pub struct Rlimits {
     pub file_size: u64,
 }
 
+impl Rlimits {
+    /// The address-space limit a run gets unless told otherwise: half the
+    /// machine's memory, and at least 4 GiB so that runtimes that reserve
+    /// large arenas up front (JVMs, Go) still start.
+    pub fn default_address_space() -> u64 {
+        const FLOOR: u64 = 4 << 30;
+        let total = std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|text| {
+                let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+                let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+                kib.checked_mul(1024)
+            })
+            .unwrap_or(0);
+        (total / 2).max(FLOOR)
+    }
+}
+
 /// What the supervisor tells the engine, one JSON object per line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "kebab-case")]

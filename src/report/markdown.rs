@@ -3,7 +3,7 @@
 use std::io::{self, Write};
 
 use super::Report;
-use super::table::{HEADERS, row, summary};
+use super::table::{HEADERS, first_reproduction, row, summary};
 
 /// Renders the Markdown: a verdict line, the table, what each cell's
 /// conditions did, and a line tying the result to the bundle it came from.
@@ -15,6 +15,10 @@ pub fn render(report: &Report, out: &mut dyn Write) -> io::Result<()> {
         report.scenario.replace('`', "'"),
         summary(report)
     )?;
+    if let Some(line) = first_reproduction(report) {
+        writeln!(out)?;
+        writeln!(out, "{}.", capitalise(&line))?;
+    }
     writeln!(out)?;
     writeln!(out, "| {} |", HEADERS.join(" | "))?;
     writeln!(out, "|{}|", HEADERS.map(|_| "---").join("|"))?;
@@ -46,4 +50,11 @@ pub fn render(report: &Report, out: &mut dyn Write) -> io::Result<()> {
         )?,
     }
     Ok(())
+}
+
+fn capitalise(text: &str) -> String {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map_or_else(String::new, |c| c.to_uppercase().chain(chars).collect())
 }

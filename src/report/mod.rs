@@ -46,7 +46,23 @@ pub struct Report {
     /// True when Ctrl-C or SIGTERM stopped the replay early.
     pub interrupted: bool,
     pub duration_ms: u64,
+    /// The first run that reproduced, in the order runs finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_reproduction: Option<FirstReproduction>,
     pub cells: Vec<CellReport>,
+}
+
+/// When the bug first showed: which run, after how many, how long in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FirstReproduction {
+    /// The cell of the run.
+    pub axes: Axes,
+    /// The run's index in its cell.
+    pub index: u32,
+    /// How many runs had finished, this one included.
+    pub runs: u32,
+    /// From the start of the replay to the end of this run.
+    pub elapsed_ms: u64,
 }
 
 /// `reproduced`, `not-reproduced` or `error`.
@@ -123,9 +139,13 @@ pub struct RunResult {
     /// The output line that matched `expect.output`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub matched: Option<String>,
-    /// At a hang: the run's processes and what they waited on.
+    /// At a hang: the run's processes and what they waited on (at most
+    /// [`crate::replay::procfs::MAX_PROCESSES`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub diagnostics: Option<Vec<ProcessReport>>,
+    /// How many more processes there were than `diagnostics` lists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diagnostics_omitted: Option<u32>,
     /// The end of the run step's stderr (reproduced and errored runs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stderr_tail: Option<String>,
@@ -138,6 +158,28 @@ pub struct RunResult {
     /// The run's directory, with `--keep`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dir: Option<String>,
+}
+
+impl RunResult {
+    /// A run that ended in an error before it could be judged.
+    pub fn error(index: u32, seed: u64, reason: String) -> Self {
+        Self {
+            index,
+            outcome: Outcome::Error,
+            reason,
+            exit_code: None,
+            signal: None,
+            duration_ms: 0,
+            seed,
+            matched: None,
+            diagnostics: None,
+            diagnostics_omitted: None,
+            stderr_tail: None,
+            stdout_tail: None,
+            axes_detail: BTreeMap::new(),
+            dir: None,
+        }
+    }
 }
 
 impl CellReport {

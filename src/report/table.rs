@@ -3,8 +3,13 @@
 
 use std::io::{self, Write};
 
-use super::{CellReport, Report, Verdict};
+use super::{CellReport, Report, RunResult, Verdict, stats};
 use crate::replay::outcome::Outcome;
+
+/// The most processes of a hung run the table lists.
+const SHORT_PROCESSES: usize = 8;
+/// The widest a reason gets in a table cell.
+const REASON_WIDTH: usize = 48;
 
 /// Column headers.
 pub const HEADERS: [&str; 8] = [
@@ -36,8 +41,64 @@ pub fn row(cell: &CellReport) -> [String; 8] {
             |[lo, hi]| format!("{}–{}", pct(lo), pct(hi)),
         ),
         cell.median_ms.map_or_else(|| "-".to_owned(), duration),
-        cell.reason.clone().unwrap_or_default(),
+        stats::commonest(
+            cell.results
+                .iter()
+                .map(reason_label)
+                .collect::<Vec<_>>()
+                .iter()
+                .map(String::as_str),
+        )
+        .map(|r| shorten(&r, REASON_WIDTH))
+        .unwrap_or_default(),
     ]
+    .map(|c| printable(&c))
+}
+
+/// A run's reason with its detail: `hang`, `exit 3`, `killed by SIGSEGV`,
+/// `output "the matched line"`, or an error's cause.
+pub fn reason_label(run: &RunResult) -> String {
+    match (run.outcome, run.reason.as_str()) {
+        (Outcome::Reproduced, "exit") => match (run.exit_code, &run.signal) {
+            (Some(code), _) => format!("exit {code}"),
+            (None, Some(signal)) => format!("killed by {signal}"),
+            (None, None) => "exit".to_owned(),
+        },
+        (Outcome::Reproduced, "output") => match &run.matched {
+            Some(line) => format!("output \"{}\"", shorten(line.trim(), 32)),
+            None => "output".to_owned(),
+        },
+        _ => run.reason.clone(),
+    }
+}
+
+/// `text`, cut to `max` characters with an ellipsis.
+fn shorten(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let mut cut: String = text.chars().take(max.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
+/// Text from a run (its output, its command lines) with control characters
+/// shown as escapes instead of acted on by the terminal.
+pub fn printable(text: &str) -> String {
+    let unsafe_char = |c: char| {
+        c.is_control()
+            || ('\u{202a}'..='\u{202e}').contains(&c)
+            || ('\u{2066}'..='\u{2069}').contains(&c)
+    };
+    text.chars()
+        .map(|c| {
+            if unsafe_char(c) {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// `812 ms`, `10.0 s`, `2m 05s`.
@@ -59,15 +120,18 @@ pub fn summary(report: &Report) -> String {
     let cells_hit = report.cells.iter().filter(|c| c.reproduced > 0).count();
     let mut text = match report.verdict {
         Verdict::Reproduced => format!(
-            "reproduced in {cells_hit} of {} cells ({reproduced} of {} runs)",
+            "reproduced in {cells_hit} of {} cells ({reproduced} of {})",
             report.cells.len(),
-            report.runs()
+            count(report.runs(), "run")
         ),
-        Verdict::NotReproduced => format!("not reproduced in {} runs", report.runs()),
-        Verdict::Error => format!("every run errored ({} runs)", report.runs()),
+        Verdict::NotReproduced => format!("not reproduced in {}", count(report.runs(), "run")),
+        Verdict::Error if report.interrupted && report.runs() == 0 => {
+            return "interrupted before any run finished".to_owned();
+        }
+        Verdict::Error => format!("every run errored ({})", count(report.runs(), "run")),
     };
     if report.errors() > 0 && report.verdict != Verdict::Error {
-        text.push_str(&format!("; {} runs errored", report.errors()));
+        text.push_str(&format!("; {} errored", count(report.errors(), "run")));
     }
     if report.interrupted {
         text.push_str("; interrupted, partial results");
@@ -86,6 +150,29 @@ pub fn summary(report: &Report) -> String {
         ));
     }
     text
+}
+
+/// `1 run`, `3 runs`.
+fn count(n: u32, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+/// When the bug first showed, for a line under the table.
+pub fn first_reproduction(report: &Report) -> Option<String> {
+    let first = report.first_reproduction.as_ref()?;
+    Some(format!(
+        "first reproduced by run {} of {}/{}/{}, after {} and {}",
+        first.index,
+        first.axes.timing,
+        first.axes.proxy,
+        first.axes.cache,
+        count(first.runs, "run"),
+        duration(first.elapsed_ms)
+    ))
 }
 
 /// Renders the table, then the hang diagnostics and errors worth reading.
@@ -124,28 +211,53 @@ pub fn render(report: &Report, color: bool, out: &mut dyn Write) -> io::Result<(
         }
     }
     writeln!(out)?;
-    writeln!(out, "{}: {}", report.scenario, summary(report))?;
+    writeln!(out, "{}: {}", printable(&report.scenario), summary(report))?;
+    if let Some(line) = first_reproduction(report) {
+        writeln!(out, "  {line}")?;
+    }
     for cell in &report.cells {
-        let label = format!(
+        let label = printable(&format!(
             "{}/{}/{}",
             cell.axes.timing, cell.axes.proxy, cell.axes.cache
-        );
+        ));
         if let Some(run) = cell
             .results
             .iter()
             .find(|r| r.diagnostics.as_ref().is_some_and(|d| !d.is_empty()))
         {
             writeln!(out, "  {label} run {} hung; its processes:", run.index)?;
-            for p in run.diagnostics.iter().flatten().take(8) {
-                writeln!(out, "    {}", p.short())?;
+            // Zombies wait on nothing; the JSON keeps them.
+            let live: Vec<_> = run
+                .diagnostics
+                .iter()
+                .flatten()
+                .filter(|p| !p.state.starts_with('Z'))
+                .collect();
+            for p in live.iter().take(SHORT_PROCESSES) {
+                writeln!(out, "    {}", printable(&p.short()))?;
+            }
+            let more = live.len().saturating_sub(SHORT_PROCESSES)
+                + run.diagnostics_omitted.map_or(0, |n| n as usize);
+            if more > 0 {
+                writeln!(out, "    ... and {more} more (see --json)")?;
             }
         }
         if let Some(run) = cell.results.iter().find(|r| r.outcome == Outcome::Error) {
-            writeln!(out, "  {label} run {} errored: {}", run.index, run.reason)?;
+            writeln!(
+                out,
+                "  {label} run {} errored: {}",
+                run.index,
+                printable(&run.reason)
+            )?;
         }
         for run in &cell.results {
             if let Some(dir) = &run.dir {
-                writeln!(out, "  {label} run {} kept in {dir}", run.index)?;
+                writeln!(
+                    out,
+                    "  {label} run {} kept in {}",
+                    run.index,
+                    printable(dir)
+                )?;
             }
         }
     }

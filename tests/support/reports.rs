@@ -30,6 +30,8 @@ pub struct JReport {
     pub isolation: JIsolation,
     pub interrupted: bool,
     pub duration_ms: u64,
+    #[serde(default)]
+    pub first_reproduction: Option<JFirst>,
     pub cells: Vec<JCell>,
 }
 
@@ -58,6 +60,15 @@ pub struct JMerged {
     pub count: u32,
     pub present: Vec<u32>,
     pub missing: Vec<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JFirst {
+    pub axes: BTreeMap<String, String>,
+    pub index: u32,
+    pub runs: u32,
+    pub elapsed_ms: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -103,6 +114,8 @@ pub struct JRun {
     pub matched: Option<String>,
     #[serde(default)]
     pub diagnostics: Option<Vec<serde_json::Value>>,
+    #[serde(default)]
+    pub diagnostics_omitted: Option<u32>,
     #[serde(default)]
     pub stderr_tail: Option<String>,
     #[serde(default)]
