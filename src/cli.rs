@@ -68,8 +68,12 @@ pub(crate) enum Command {
     Sign(SignArgs),
     /// Print the GitHub issue text for a bundle
     Issue(IssueArgs),
-    /// Write a capture profile (and with --github a GitHub issue form)
+    /// Write a capture profile (and with --github a GitHub issue form), or a starter scenario
     Init(InitArgs),
+    /// Print a shell completion script (bash, zsh, fish, powershell)
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff), or write one per command with --dir
+    Man(ManArgs),
     /// (internal) Make a run's namespaces and start its supervisor
     #[command(name = "__sandbox", hide = true)]
     Sandbox(SandboxArgs),
@@ -336,6 +340,11 @@ pub(crate) struct DiffArgs {
     #[arg(long)]
     pub(crate) here: bool,
 
+    /// With --here: the capture profile naming versions, configs and probes
+    /// [default: .bugpack.yaml here or at the repository root]
+    #[arg(long, value_name = "FILE", requires = "here")]
+    pub(crate) profile: Option<PathBuf>,
+
     /// Print the differences as JSON
     #[arg(long)]
     pub(crate) json: bool,
@@ -383,7 +392,40 @@ pub(crate) struct InitArgs {
     #[arg(long)]
     pub(crate) github: bool,
 
+    /// Write a runnable starter scenario of KIND into DIR instead of a profile
+    /// (KIND: http-poll, deadlock, subprocess, race, timeout)
+    #[arg(
+        long,
+        num_args = 2,
+        value_names = ["KIND", "DIR"],
+        conflicts_with = "github"
+    )]
+    pub(crate) scenario: Option<Vec<String>>,
+
     /// Overwrite existing files without asking
     #[arg(long)]
     pub(crate) force: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CompletionsArgs {
+    /// The shell to complete for
+    #[arg(value_name = "SHELL")]
+    pub(crate) shell: CompletionShell,
+}
+
+/// The shells `bugpack completions` writes for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
+    Powershell,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ManArgs {
+    /// Write bugpack.1 and one bugpack-COMMAND.1 per command into DIR
+    #[arg(long, value_name = "DIR")]
+    pub(crate) dir: Option<PathBuf>,
 }

@@ -6,6 +6,7 @@
 
 pub mod bundle;
 pub mod capture;
+pub mod diff;
 pub mod error;
 pub mod issue;
 pub mod proxy;
@@ -15,4 +16,5 @@ pub mod report;
 pub mod scenario;
 pub mod schema;
 pub mod sign;
+pub mod starter;
 pub mod yaml;
