@@ -342,7 +342,7 @@ pub(crate) struct DiffArgs {
 
     /// With --here: the capture profile naming versions, configs and probes
     /// [default: .bugpack.yaml here or at the repository root]
-    #[arg(long, value_name = "FILE", requires = "here")]
+    #[arg(long, value_name = "FILE")]
     pub(crate) profile: Option<PathBuf>,
 
     /// Print the differences as JSON

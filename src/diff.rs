@@ -321,14 +321,18 @@ impl Group {
 
     /// Records `key` if its values differ.
     fn compare(&mut self, key: &str, a: Option<&str>, b: Option<&str>) {
-        if a == b {
-            return;
+        if let (Some(x), Some(y)) = (a, b) {
+            let (ux, uy) = (unnumbered(x), unnumbered(y));
+            if ux == uy {
+                // Equal up to placeholders, which are numbered per bundle:
+                // the secrets behind them may differ or not.
+                if ux != x || uy != y {
+                    self.not_compared.push(key.to_owned());
+                }
+                return;
+            }
         }
-        if let (Some(x), Some(y)) = (a, b)
-            && unnumbered(x) == unnumbered(y)
-        {
-            // Equal up to placeholder numbers: the secrets may differ or not.
-            self.not_compared.push(key.to_owned());
+        if a == b {
             return;
         }
         self.changes.push(Change {

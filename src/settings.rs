@@ -593,6 +593,11 @@ pub(crate) struct Diff {
 impl Diff {
     pub(crate) fn resolve(args: cli::DiffArgs) -> Result<Self> {
         let b = match (args.b, args.here) {
+            (Some(_), false) if args.profile.is_some() => {
+                return Err(usage(
+                    "--profile names what --here gathers; it does nothing with a second bundle",
+                ));
+            }
             (Some(path), false) => DiffOther::Bundle(path),
             (None, true) => here(args.profile.as_deref())?,
             _ => {

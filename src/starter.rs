@@ -54,8 +54,15 @@ pub struct VersionCommand {
     pub command: String,
 }
 
-/// Project files that say which toolchain a project uses, and its version commands.
-const TOOLCHAINS: &[(&[&str], &[(&str, &str)])] = &[
+/// A toolchain: the files that mark a project using it, and its tools'
+/// names and version commands.
+type Toolchain = (
+    &'static [&'static str],
+    &'static [(&'static str, &'static str)],
+);
+
+/// The toolchains `init` recognises.
+const TOOLCHAINS: &[Toolchain] = &[
     (
         &["Cargo.toml"],
         &[("rustc", "rustc --version"), ("cargo", "cargo --version")],

@@ -54,7 +54,7 @@ struct ChangeJson<'a> {
 
 /// B, once opened.
 enum Other<'a> {
-    Bundle(Bundle),
+    Bundle(Box<Bundle>),
     Here(&'a diff::Here, Option<&'a std::path::Path>),
 }
 
@@ -62,7 +62,7 @@ pub(crate) fn run(settings: &Diff, ui: &Ui) -> Result<Status> {
     // Both bundles are checked before anything is gathered or printed.
     let mut bundle_a = Bundle::open(&settings.a, &settings.limits)?;
     let other = match &settings.b {
-        DiffOther::Bundle(path) => Other::Bundle(Bundle::open(path, &settings.limits)?),
+        DiffOther::Bundle(path) => Other::Bundle(Box::new(Bundle::open(path, &settings.limits)?)),
         DiffOther::Here { request, profile } => Other::Here(request, profile.as_deref()),
     };
     let a = Snapshot::from_bundle(&mut bundle_a)?;

@@ -47,10 +47,10 @@ pub(crate) fn run(settings: &Issue, _ui: &Ui) -> Result<Status> {
 fn issue_data(bundle: &mut Bundle) -> Result<IssueData> {
     let manifest = bundle.manifest().clone();
     let steps = match optional(bundle, "steps.md", MAX_STEPS_BYTES)? {
-        Some(bytes) => String::from_utf8_lossy(&bytes)
-            .strip_suffix('\n')
-            .map(str::to_owned)
-            .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned()),
+        Some(bytes) => {
+            let text = String::from_utf8_lossy(&bytes);
+            text.strip_suffix('\n').unwrap_or(&text).to_owned()
+        }
         None => "_The reporter gave no steps._".to_owned(),
     };
     let system: SystemInfo = yaml_entry(bundle, "env/system.yaml")?.unwrap_or_default();
