@@ -155,3 +155,36 @@ fn the_manual_page_renders_and_one_page_per_command_goes_to_dir() {
         .code(2)
         .one_line_error();
 }
+
+#[test]
+fn output_to_a_closed_pipe_is_not_an_error() {
+    let sb = Sandbox::new();
+    sb.write(
+        "ok.zip",
+        crate::support::zipper::BundleSpec::valid().zip().bytes(),
+    );
+    for args in [
+        &["completions", "bash"][..],
+        &["completions", "powershell"],
+        &["man"],
+        &["issue", "ok.zip"],
+        &["diff", "ok.zip", "ok.zip", "--json"],
+        &["diff", "ok.zip", "ok.zip"],
+    ] {
+        // The reading end is closed before bugpack writes a byte.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = Command::new(env!("CARGO_BIN_EXE_bugpack"))
+            .args(args)
+            .current_dir(sb.dir())
+            .stdout(writer)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.is_empty(),
+            "bugpack {args:?} to a closed pipe: {stderr}"
+        );
+        assert_eq!(out.status.code(), Some(0), "bugpack {args:?}");
+    }
+}

@@ -126,8 +126,11 @@ pub(crate) fn run(settings: &Diff, ui: &Ui) -> Result<Status> {
             a: side_a,
             b: side_b,
         };
-        serde_json::to_writer_pretty(&mut out, &json)?;
-        writeln!(out)?;
+        // Serialized first, so that a closed stdout is a plain I/O error
+        // (exit 0 on a broken pipe), not one wrapped by serde_json.
+        let mut text = serde_json::to_vec_pretty(&json)?;
+        text.push(b'\n');
+        out.write_all(&text)?;
     } else {
         render(&mut out, &comparison, &side_a, &side_b, ui)?;
     }
