@@ -68,7 +68,7 @@ pub(crate) enum Command {
     Sign(SignArgs),
     /// Print the GitHub issue text for a bundle
     Issue(IssueArgs),
-    /// Write a capture profile (and with --github a GitHub issue form)
+    /// Write a capture profile (and with --github a GitHub issue form), or a starter scenario
     Init(InitArgs),
     /// Work with replay reports: merge the reports of a sharded replay
     #[command(subcommand)]
@@ -76,6 +76,10 @@ pub(crate) enum Command {
     /// Write CI configuration that runs a replay in shards (GitHub Actions, Kubernetes)
     #[command(subcommand)]
     Ci(CiCommand),
+    /// Print a shell completion script (bash, zsh, fish, powershell)
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff), or write one per command with --dir
+    Man(ManArgs),
     /// (internal) Make a run's namespaces and start its supervisor
     #[command(name = "__sandbox", hide = true)]
     Sandbox(SandboxArgs),
@@ -355,6 +359,11 @@ pub(crate) struct DiffArgs {
     #[arg(long)]
     pub(crate) here: bool,
 
+    /// With --here: the capture profile naming versions, configs and probes
+    /// [default: .bugpack.yaml here or at the repository root]
+    #[arg(long, value_name = "FILE")]
+    pub(crate) profile: Option<PathBuf>,
+
     /// Print the differences as JSON
     #[arg(long)]
     pub(crate) json: bool,
@@ -408,6 +417,16 @@ pub(crate) struct InitArgs {
         help = "Also write a GitHub issue form (.github/ISSUE_TEMPLATE/bug_report.yml)"
     )]
     pub(crate) github: bool,
+
+    /// Write a runnable starter scenario of KIND into DIR instead of a profile
+    /// (KIND: http-poll, deadlock, subprocess, race, timeout)
+    #[arg(
+        long,
+        num_args = 2,
+        value_names = ["KIND", "DIR"],
+        conflicts_with = "github"
+    )]
+    pub(crate) scenario: Option<Vec<String>>,
 
     /// Overwrite existing files without asking
     #[arg(long)]
@@ -566,4 +585,27 @@ pub(crate) struct K8sArgs {
     /// The pods' image: with bugpack on PATH, or cargo to build it at start, plus whatever the scenario runs
     #[arg(long, value_name = "IMAGE", default_value = "rust:1-bookworm")]
     pub(crate) image: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CompletionsArgs {
+    /// The shell to complete for
+    #[arg(value_name = "SHELL")]
+    pub(crate) shell: CompletionShell,
+}
+
+/// The shells `bugpack completions` writes for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
+    Powershell,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ManArgs {
+    /// Write bugpack.1 and one bugpack-COMMAND.1 per command into DIR
+    #[arg(long, value_name = "DIR")]
+    pub(crate) dir: Option<PathBuf>,
 }

@@ -1,8 +1,8 @@
 //! How a failure maps to DESIGN.md's exit codes.
 //!
 //! Code everywhere returns `anyhow::Error` with context; the typed causes that
-//! decide the exit code ([`UsageError`], [`crate::bundle::Rejection`],
-//! [`Unavailable`]) sit somewhere in its chain. [`ErrorKind::of`] finds them,
+//! decide the exit code ([`UsageError`], [`crate::bundle::Rejection`]) sit
+//! somewhere in its chain. [`ErrorKind::of`] finds them,
 //! once, in `main`. Nothing here prints.
 
 use std::fmt;
@@ -30,9 +30,6 @@ impl ErrorKind {
             }
             if cause.is::<crate::bundle::Rejection>() {
                 return Self::Rejected;
-            }
-            if cause.is::<Unavailable>() {
-                return Self::Failure;
             }
             if io_kind(cause) == Some(io::ErrorKind::BrokenPipe) {
                 return Self::BrokenPipe;
@@ -81,23 +78,6 @@ impl std::error::Error for UsageError {}
 pub fn usage(msg: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(UsageError(msg.into()))
 }
-
-/// A subcommand or option that a later version of bugpack fills in: exit 4.
-#[derive(Debug)]
-pub struct Unavailable(pub &'static str);
-
-impl fmt::Display for Unavailable {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} is not available yet in bugpack {}; see the README for what works today",
-            self.0,
-            env!("CARGO_PKG_VERSION")
-        )
-    }
-}
-
-impl std::error::Error for Unavailable {}
 
 #[cfg(test)]
 mod tests {

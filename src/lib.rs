@@ -7,6 +7,7 @@
 pub mod bundle;
 pub mod capture;
 pub mod ci;
+pub mod diff;
 pub mod error;
 pub mod issue;
 pub mod proxy;
@@ -17,4 +18,5 @@ pub mod scenario;
 pub mod schema;
 pub mod shard;
 pub mod sign;
+pub mod starter;
 pub mod yaml;

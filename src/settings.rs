@@ -804,3 +804,192 @@ impl CiK8s {
         })
     }
 }
+
+/// What `bugpack diff` compares A with.
+#[derive(Debug, Clone)]
+pub(crate) enum DiffOther {
+    Bundle(PathBuf),
+    /// This machine, gathered with capture's own code; `profile` is the
+    /// profile that named version commands, configuration files and probes.
+    Here {
+        request: Box<bugpack::diff::Here>,
+        profile: Option<PathBuf>,
+    },
+}
+
+/// `bugpack diff`.
+#[derive(Debug)]
+pub(crate) struct Diff {
+    pub(crate) a: PathBuf,
+    pub(crate) b: DiffOther,
+    pub(crate) json: bool,
+    pub(crate) limits: Limits,
+}
+
+impl Diff {
+    pub(crate) fn resolve(args: cli::DiffArgs) -> Result<Self> {
+        let b = match (args.b, args.here) {
+            (Some(_), false) if args.profile.is_some() => {
+                return Err(usage(
+                    "--profile names what --here gathers; it does nothing with a second bundle",
+                ));
+            }
+            (Some(path), false) => DiffOther::Bundle(path),
+            (None, true) => here(args.profile.as_deref())?,
+            _ => {
+                return Err(usage(
+                    "give a second bundle or --here (this machine), not both",
+                ));
+            }
+        };
+        Ok(Self {
+            limits: limits(&args.limits)?,
+            a: args.a,
+            b,
+            json: args.json,
+        })
+    }
+}
+
+/// `diff --here`: what capture would gather here, from the same profile.
+fn here(profile_path: Option<&std::path::Path>) -> Result<DiffOther> {
+    use bugpack::capture::profile;
+
+    let cwd = std::env::current_dir()
+        .map_err(|e| anyhow::anyhow!("cannot read the current directory: {e}"))?;
+    let loaded = match profile_path {
+        Some(path) => Some(profile::load(path)?),
+        None => profile::find(&cwd).map(|p| profile::load(&p)).transpose()?,
+    };
+    let (prof, base) = match &loaded {
+        Some(l) => (l.profile.clone(), l.base.clone()),
+        None => (profile::Profile::default(), cwd.clone()),
+    };
+    let redact = prof
+        .redact
+        .iter()
+        .map(|rule| match rule {
+            profile::RedactRule::Regex(re) => bugpack::redact::ExtraRule {
+                name: "profile".to_owned(),
+                regex: re.clone(),
+            },
+            profile::RedactRule::Named { name, regex } => bugpack::redact::ExtraRule {
+                name: name.clone(),
+                regex: regex.clone(),
+            },
+        })
+        .collect();
+    let env = std::env::vars_os()
+        .map(|(k, v)| {
+            (
+                k.to_string_lossy().into_owned(),
+                v.to_string_lossy().into_owned(),
+            )
+        })
+        .collect();
+    let request = bugpack::diff::Here {
+        versions: prof.versions.clone().into_iter().collect(),
+        configs: prof.config.iter().map(|p| base.join(p)).collect(),
+        probes: prof.probe.clone(),
+        env_deny: prof.env_deny.clone(),
+        redact,
+        env,
+        cwd,
+        system_root: PathBuf::from("/"),
+    };
+    Ok(DiffOther::Here {
+        request: Box::new(request),
+        profile: loaded.map(|l| l.path),
+    })
+}
+
+/// `bugpack issue`.
+#[derive(Debug)]
+pub(crate) struct Issue {
+    pub(crate) bundle: PathBuf,
+    pub(crate) limits: Limits,
+}
+
+impl Issue {
+    pub(crate) fn resolve(args: cli::IssueArgs) -> Result<Self> {
+        Ok(Self {
+            limits: limits(&args.limits)?,
+            bundle: args.bundle,
+        })
+    }
+}
+
+/// What `bugpack init` writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum InitTarget {
+    /// `.bugpack.yaml` in the current directory, and with `github` the issue form.
+    Profile { github: bool },
+    /// A starter scenario of `kind` copied into `dir`.
+    Scenario { kind: String, dir: PathBuf },
+}
+
+/// `bugpack init`.
+#[derive(Debug)]
+pub(crate) struct Init {
+    pub(crate) target: InitTarget,
+    pub(crate) force: bool,
+}
+
+impl Init {
+    pub(crate) fn resolve(args: cli::InitArgs) -> Result<Self> {
+        let target = match args.scenario {
+            None => InitTarget::Profile {
+                github: args.github,
+            },
+            Some(values) => {
+                let [kind, dir] = <[String; 2]>::try_from(values)
+                    .map_err(|_| usage("--scenario takes a KIND and a DIR"))?;
+                if !bugpack::starter::KINDS.contains(&kind.as_str()) {
+                    return Err(usage(format!(
+                        "--scenario {kind:?}: choose one of {}",
+                        bugpack::starter::KINDS.join(", ")
+                    )));
+                }
+                InitTarget::Scenario {
+                    kind,
+                    dir: PathBuf::from(dir),
+                }
+            }
+        };
+        Ok(Self {
+            target,
+            force: args.force,
+        })
+    }
+}
+
+/// `bugpack completions`.
+#[derive(Debug)]
+pub(crate) struct Completions {
+    pub(crate) shell: clap_complete::Shell,
+}
+
+impl Completions {
+    pub(crate) fn resolve(args: &cli::CompletionsArgs) -> Self {
+        let shell = match args.shell {
+            cli::CompletionShell::Bash => clap_complete::Shell::Bash,
+            cli::CompletionShell::Zsh => clap_complete::Shell::Zsh,
+            cli::CompletionShell::Fish => clap_complete::Shell::Fish,
+            cli::CompletionShell::Powershell => clap_complete::Shell::PowerShell,
+        };
+        Self { shell }
+    }
+}
+
+/// `bugpack man`.
+#[derive(Debug)]
+pub(crate) struct Man {
+    /// Where to write one page per command; stdout (one page) when `None`.
+    pub(crate) dir: Option<PathBuf>,
+}
+
+impl Man {
+    pub(crate) fn resolve(args: cli::ManArgs) -> Self {
+        Self { dir: args.dir }
+    }
+}

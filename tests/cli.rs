@@ -221,25 +221,6 @@ fn help_and_version_are_left_as_clap_writes_them() {
         .stderr_has("Usage: bugpack [OPTIONS] <COMMAND>");
 }
 
-#[test]
-fn commands_not_built_yet_say_so_and_exit_4() {
-    let sb = Sandbox::new();
-    sb.write("a.zip", BundleSpec::valid().zip().bytes());
-    for args in [
-        &["diff", "a.zip", "a.zip"][..],
-        &["issue", "a.zip"],
-        &["init"],
-    ] {
-        sb.bugpack()
-            .args(args)
-            .run()
-            .code(4)
-            .one_line_error()
-            .stderr_has(&format!("`bugpack {}` is not available yet", args[0]));
-    }
-    assert_eq!(sb.listing().len(), 4, "{:?}", sb.listing());
-}
-
 /// With `-v` the error's causes come one a line, each said once (the
 /// joined one-line form would repeat them).
 #[test]

@@ -3,8 +3,13 @@
 
 mod capture;
 mod ci;
+mod completions;
+mod diff;
+mod init;
 mod inspect;
+mod issue;
 mod keygen;
+mod man;
 mod replay;
 mod report;
 mod sign;
@@ -13,7 +18,6 @@ mod verify;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use bugpack::error::Unavailable;
 
 use crate::cli::Command;
 use crate::settings;
@@ -56,11 +60,9 @@ pub(crate) fn run(command: Command, ui: &Ui) -> Result<Status> {
             bugpack::replay::supervisor::main()?;
             Ok(Status::Success)
         }
-        Command::Diff(_) => Err(Unavailable("`bugpack diff`").into()),
+        Command::Diff(args) => diff::run(&settings::Diff::resolve(args)?, ui),
         Command::Keygen(args) => keygen::run(&settings::Keygen::resolve(args)?, ui),
         Command::Sign(args) => sign::run(&settings::Sign::resolve(args)?, ui),
-        Command::Issue(_) => Err(Unavailable("`bugpack issue`").into()),
-        Command::Init(_) => Err(Unavailable("`bugpack init`").into()),
         Command::Report(crate::cli::ReportCommand::Merge(args)) => {
             report::merge(&settings::Merge::resolve(args)?, ui)
         }
@@ -70,6 +72,10 @@ pub(crate) fn run(command: Command, ui: &Ui) -> Result<Status> {
         Command::Ci(crate::cli::CiCommand::K8s(args)) => {
             ci::k8s(&settings::CiK8s::resolve(args)?, ui)
         }
+        Command::Issue(args) => issue::run(&settings::Issue::resolve(args)?, ui),
+        Command::Init(args) => init::run(&settings::Init::resolve(args)?, ui),
+        Command::Completions(args) => completions::run(&settings::Completions::resolve(&args)),
+        Command::Man(args) => man::run(&settings::Man::resolve(args)),
     }
 }
 

@@ -335,6 +335,9 @@ pub fn merge(inputs: &[Input]) -> Result<(Report, Vec<String>), MergeError> {
         scenario_sha256: base.scenario_sha256.clone(),
         matrix: Some(matrix),
         shard: None,
+        // Shards run side by side and never with --until-repro: no run is
+        // "first" across them.
+        first_reproduction: None,
         merged: Some(MergeInfo {
             count,
             present,
