@@ -41,7 +41,9 @@ fn replay(sb: &Sandbox, source: &str, args: &[&str], code: i32) -> JReport {
 fn cell<'a>(r: &'a JReport, timing: &str, proxy: &str) -> &'a JCell {
     r.cells
         .iter()
-        .find(|c| c.axes["timing"] == timing && c.axes["proxy"] == proxy && c.axes["cache"] == "cold")
+        .find(|c| {
+            c.axes["timing"] == timing && c.axes["proxy"] == proxy && c.axes["cache"] == "cold"
+        })
         .unwrap_or_else(|| panic!("no cell {timing}/{proxy}/cold in {r:#?}"))
 }
 
@@ -113,10 +115,9 @@ fn pool_deadlock_hangs_once_the_workflows_fill_the_pool() {
         .unwrap_or_else(|| panic!("no engine in {run:#?}"));
     let waiting = engine["waiting_on"].as_str().unwrap_or_default();
     assert!(waiting.contains("futex"), "{engine:#}");
-    let blocked: u64 = engine["threads_waiting"]
-        .as_object()
-        .map(|w| w.values().filter_map(serde_json::Value::as_u64).sum())
-        .unwrap_or(0);
+    let blocked: u64 = engine["threads_waiting"].as_object().map_or(0, |w| {
+        w.values().filter_map(serde_json::Value::as_u64).sum()
+    });
     assert!(
         blocked >= 3,
         "the main thread and both dispatcher threads wait: {engine:#}"
@@ -164,7 +165,10 @@ fn pipe_deadlock_shows_the_docs_builder_blocked_writing_its_pipe() {
         // ...which is blocked writing a pipe whose other end is the driver's.
         let waiting = docs["waiting_on"].as_str().unwrap_or_default();
         assert!(waiting.starts_with("writing pipe:["), "{docs:#}");
-        let reader = driver["ns_pid"].as_i64().or(driver["pid"].as_i64()).unwrap();
+        let reader = driver["ns_pid"]
+            .as_i64()
+            .or(driver["pid"].as_i64())
+            .unwrap();
         assert!(
             waiting.contains(&format!("also open in pid {reader} fd")),
             "the driver holds the pipe's read end: {docs:#}"
@@ -178,7 +182,12 @@ fn pipe_deadlock_shows_the_docs_builder_blocked_writing_its_pipe() {
     }
 
     // The same build with a log that fits in the pipe buffer passes.
-    let small = variant(&sb, "pipe-deadlock", "DOC_PAGES: \"2000\"", "DOC_PAGES: \"500\"");
+    let small = variant(
+        &sb,
+        "pipe-deadlock",
+        "DOC_PAGES: \"2000\"",
+        "DOC_PAGES: \"500\"",
+    );
     let r = replay(&sb, &small, &["--runs", "2"], 1);
     reproduced(cell(&r, "none", "none"), 0, "");
 
@@ -206,7 +215,10 @@ fn cached_ajax_hangs_only_behind_a_caching_proxy() {
         let proxy = &run.axes_detail["proxy"];
         assert!(proxy["hits"].as_u64().unwrap_or(0) >= 3, "{proxy}");
         let out = run.stdout_tail.as_deref().unwrap_or_default();
-        assert!(out.contains("is PENDING") && !out.contains("SUCCESS"), "{out}");
+        assert!(
+            out.contains("is PENDING") && !out.contains("SUCCESS"),
+            "{out}"
+        );
     }
 
     let fixed = replay(
@@ -271,7 +283,13 @@ fn ack_race_drops_jobs_at_full_speed_and_less_under_a_tracer_or_slowed() {
     let fixed = replay(
         &sb,
         &example("ack-race/fixed"),
-        &["--runs", "2", "--timing", "none,trace,slow", "--expect-fixed"],
+        &[
+            "--runs",
+            "2",
+            "--timing",
+            "none,trace,slow",
+            "--expect-fixed",
+        ],
         0,
     );
     for timing in ["none", "trace", "slow"] {
@@ -295,7 +313,10 @@ fn blocked_pool_sometimes_misses_its_deadline() {
     for run in c.results.iter().filter(|r| r.outcome == "reproduced") {
         assert_eq!(run.exit_code, Some(1), "{run:#?}");
         assert!(
-            run.matched.as_deref().unwrap_or_default().contains("deadline"),
+            run.matched
+                .as_deref()
+                .unwrap_or_default()
+                .contains("deadline"),
             "{run:#?}"
         );
     }
@@ -314,11 +335,22 @@ fn a_captured_example_replays_to_the_same_matrix() {
     let _turn = turn();
     let sb = Sandbox::new();
     sb.bugpack()
-        .args(["capture", "--scenario", &example("cached-ajax"), "-o", "ajax.zip"])
+        .args([
+            "capture",
+            "--scenario",
+            &example("cached-ajax"),
+            "-o",
+            "ajax.zip",
+        ])
         .args(["--title", "the UI polls forever"])
         .run()
         .success();
-    let r = replay(&sb, "ajax.zip", &["--runs", "1", "--proxy", "none,cache"], 0);
+    let r = replay(
+        &sb,
+        "ajax.zip",
+        &["--runs", "1", "--proxy", "none,cache"],
+        0,
+    );
     assert_eq!(r.scenario, "cached-ajax");
     assert!(r.bundle_sha256.is_some(), "{r:#?}");
     reproduced(cell(&r, "none", "none"), 0, "");
