@@ -3,14 +3,11 @@
 //! cannot give becomes an error for its cell.
 
 use std::fs;
-use std::sync::Mutex;
 
-use crate::support::Sandbox;
 use crate::support::reports::{JCell, JReport, replay_json, scenario};
-
-/// Timing conditions act on the whole machine (busy threads, stop/continue
-/// cycles); their tests take turns so that they do not measure each other.
-static TIMING: Mutex<()> = Mutex::new(());
+// Timing conditions act on the whole machine (busy threads, stop/continue
+// cycles); their tests take turns with every test that loads it.
+use crate::support::{MACHINE as TIMING, Sandbox};
 
 /// The outcome counts of the cell with these axes.
 fn cell<'a>(r: &'a JReport, timing: &str, proxy: &str, cache: &str) -> &'a JCell {

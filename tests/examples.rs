@@ -4,20 +4,16 @@
 
 use std::fs;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{MutexGuard, PoisonError};
 
-use crate::support::Sandbox;
 use crate::support::reports::{JCell, JReport, JRun};
+use crate::support::{MACHINE, Sandbox};
 
-/// The examples measure timing (a saturated pool, a deadline) and take
-/// both CPUs for seconds at a time: they take turns, so that none of them
-/// reads another's load as its own condition.
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-fn turn() -> std::sync::MutexGuard<'static, ()> {
-    ONE_AT_A_TIME
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+/// The examples depend on timing (a saturated pool, a deadline) and keep
+/// both CPUs busy for seconds: they take turns with each other and with the
+/// timing axis's tests.
+fn turn() -> MutexGuard<'static, ()> {
+    MACHINE.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The path of `examples/<name>` in this repository.
