@@ -3,16 +3,13 @@
 //! cannot give becomes an error for its cell.
 
 use std::fs;
-use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
-use crate::support::Sandbox;
 use crate::support::reports::{JCell, JReport, replay_json, replay_json_under, scenario};
-
-/// Timing conditions act on the whole machine (busy threads, stop/continue
-/// cycles); their tests take turns so that they do not measure each other,
-/// and with the tests whose `none` cell must answer within a deadline.
-static TIMING: Mutex<()> = Mutex::new(());
+// Timing conditions act on the whole machine (busy threads, stop/continue
+// cycles); their tests take turns with every test that loads it, and with
+// the tests whose `none` cell must answer within a deadline.
+use crate::support::{MACHINE as TIMING, Sandbox};
 
 /// Runs bugpack in a session of its own whose scheduling group, and every
 /// process in it, has the highest priority (as root; elsewhere the command

@@ -16,6 +16,7 @@ mod ci;
 mod cli;
 mod completions;
 mod diff;
+mod examples;
 mod init;
 mod issue;
 mod json;

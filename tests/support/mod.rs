@@ -13,8 +13,14 @@ use std::fs;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Mutex;
 
 use tempfile::TempDir;
+
+/// Tests that load the whole machine or depend on its timing (the timing
+/// axis, the examples) take turns through this lock, so that none of them
+/// measures another's load as its own condition.
+pub static MACHINE: Mutex<()> = Mutex::new(());
 
 /// A test's sandbox: a working directory and a private TMPDIR, both
 /// removed at the end, so a test can tell what a command left behind.
