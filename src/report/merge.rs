@@ -436,6 +436,7 @@ mod tests {
             seed: u64::from(index) * 7,
             matched: None,
             diagnostics: None,
+            diagnostics_omitted: None,
             stderr_tail: None,
             stdout_tail: None,
             axes_detail: BTreeMap::new(),
@@ -483,6 +484,7 @@ mod tests {
                 timeout_ms: 1000,
             }),
             shard: None,
+            first_reproduction: None,
             merged: None,
             isolation: IsolationInfo {
                 namespaces: true,
