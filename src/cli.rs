@@ -153,8 +153,8 @@ pub(crate) struct CaptureArgs {
     pub(crate) profile: Option<PathBuf>,
 
     /// Sign the bundle, with KEY or with bugpack's default key
-    #[arg(long, value_name = "KEY", num_args = 0..=1, default_missing_value = "")]
-    pub(crate) sign: Option<PathBuf>,
+    #[arg(long, value_name = "KEY", num_args = 0..=1)]
+    pub(crate) sign: Option<Option<PathBuf>>,
 
     /// How long COMMAND may run before it counts as a hang [default: 60s]
     #[arg(long, value_name = "DUR")]

@@ -143,7 +143,8 @@ pub(crate) struct Capture {
     pub(crate) output: PathBuf,
     pub(crate) steps: Option<PathBuf>,
     pub(crate) redact: Vec<bugpack::redact::ExtraRule>,
-    pub(crate) sign: Option<PathBuf>,
+    /// `--sign` (the default key) or `--sign KEY`.
+    pub(crate) sign: Option<Option<PathBuf>>,
     pub(crate) dry_run: bool,
     pub(crate) profile: Option<PathBuf>,
 }
@@ -199,17 +200,27 @@ impl Capture {
         probes.extend(prof.probe.iter().cloned());
         for url in &probes {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
+                // The URL itself may carry credentials: name its scheme only.
+                let scheme = url.split_once("://").map_or("no scheme", |(s, _)| s);
                 return Err(usage(format!(
-                    "--probe {url:?}: give an http:// or https:// URL"
+                    "--probe: give an http:// or https:// URL (this one has {})",
+                    if scheme == "no scheme" {
+                        scheme.to_owned()
+                    } else {
+                        format!("{scheme}://")
+                    }
                 )));
             }
         }
         let mut env_deny = args.env_deny.clone();
         env_deny.extend(prof.env_deny.iter().cloned());
-        for re in &args.redact {
+        for (i, re) in args.redact.iter().enumerate() {
+            // The pattern may spell out the secret it hides: not echoed.
             regex::bytes::Regex::new(re).map_err(|e| {
                 usage(format!(
-                    "--redact {re:?}: not a valid regular expression: {}",
+                    "--redact (number {} of {}): not a valid regular expression: {}",
+                    i + 1,
+                    args.redact.len(),
                     regex_why(&e)
                 ))
             })?;
@@ -280,6 +291,22 @@ impl Capture {
                 "-o {}: is a directory; name a file such as bug.zip",
                 output.display()
             )));
+        }
+        if let Some(dir) = output.parent().filter(|p| !p.as_os_str().is_empty())
+            && !dir.is_dir()
+        {
+            return Err(usage(format!(
+                "-o {}: the directory {} does not exist; create it or write elsewhere",
+                output.display(),
+                dir.display()
+            )));
+        }
+        if let Some(title) = &args.title
+            && title.trim().is_empty()
+        {
+            return Err(usage(
+                "--title is empty; give a one-line title, or leave the flag out",
+            ));
         }
         let env: std::collections::BTreeMap<String, String> = std::env::vars_os()
             .map(|(k, v)| {

@@ -551,3 +551,563 @@ fn probes_record_what_intermediaries_say() {
     );
     assert_eq!(net.matches("status: 200").count(), 2, "{net}");
 }
+
+/// Starts `bugpack` in the sandbox as the harness would, without waiting:
+/// for tests that signal it while it works.
+fn spawn(sb: &Sandbox, args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_bugpack"))
+        .args(args)
+        .current_dir(sb.dir())
+        .env("TMPDIR", sb.tmp())
+        .env("HOME", sb.home())
+        .env_remove("XDG_CONFIG_HOME")
+        .env_remove("SOURCE_DATE_EPOCH")
+        .env_remove("NO_COLOR")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits until `ready` holds; a guard against a hung test, not a timing check.
+fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !ready() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gave up waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// Whether process `pid` (read from a pid file) has ended: gone, or a zombie.
+fn ended(pid_file: &std::path::Path) -> bool {
+    let pid = fs::read_to_string(pid_file).unwrap();
+    let stat = fs::read_to_string(format!("/proc/{}/stat", pid.trim())).unwrap_or_default();
+    stat.is_empty() || stat.contains(") Z ")
+}
+
+/// Sends `signal` to a spawned bugpack and checks the interrupted ending:
+/// exit 4, the one line, and nothing left in the sandbox but `before`.
+fn interrupt(
+    sb: &Sandbox,
+    child: std::process::Child,
+    signal: nix::sys::signal::Signal,
+    before: &[String],
+) {
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+    nix::sys::signal::kill(pid, signal).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert_eq!(stderr, "error: interrupted; nothing written\n");
+    assert_eq!(
+        sb.listing(),
+        before,
+        "an interrupted capture left files behind"
+    );
+}
+
+#[test]
+fn an_interrupt_while_the_command_runs_stops_its_whole_tree_and_writes_nothing() {
+    let sb = Sandbox::new();
+    let marks = tempfile::tempdir().unwrap();
+    let pid_file = marks.path().join("daemon.pid");
+    sb.write(
+        "serve.sh",
+        format!(
+            // The daemon double-forks: its parent is gone, it left the group.
+            "(setsid sleep 301 & echo $! > {0}.tmp && mv {0}.tmp {0})\necho serving\nsleep 300\n",
+            pid_file.display()
+        ),
+    );
+    let before = sb.listing();
+    let child = spawn(
+        &sb,
+        &[
+            "capture",
+            "-o",
+            "bug.zip",
+            "--include",
+            "serve.sh",
+            "--",
+            "sh",
+            "serve.sh",
+        ],
+    );
+    wait_until("the command to start its daemon", || pid_file.exists());
+    interrupt(&sb, child, nix::sys::signal::Signal::SIGINT, &before);
+    assert!(
+        ended(&pid_file),
+        "the setsid grandchild outlived the capture"
+    );
+}
+
+#[test]
+fn an_interrupt_while_gathering_writes_nothing() {
+    // A probe to a server that accepts and never answers holds the capture
+    // in a blocking read; SIGTERM must still end it at once.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let sb = Sandbox::new();
+    let before = sb.listing();
+    let url = format!("http://127.0.0.1:{port}/status");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bugpack"));
+    let child = {
+        for var in ["http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"] {
+            cmd.env_remove(var);
+        }
+        cmd.args(["capture", "-o", "bug.zip", "--probe", &url])
+            .current_dir(sb.dir())
+            .env("TMPDIR", sb.tmp())
+            .env("HOME", sb.home())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (_held, _) = listener.accept().unwrap();
+    interrupt(&sb, child, nix::sys::signal::Signal::SIGTERM, &before);
+}
+
+#[test]
+fn an_interrupt_while_writing_leaves_no_partial_bundle() {
+    let sb = Sandbox::new();
+    let mut random = vec![0u8; 40 << 20];
+    fs::File::open("/dev/urandom")
+        .unwrap()
+        .read_exact(&mut random)
+        .unwrap();
+    sb.write("a.bin", &random);
+    random.reverse();
+    sb.write("b.bin", &random);
+    drop(random);
+    let before = sb.listing();
+    let child = spawn(
+        &sb,
+        &[
+            "capture",
+            "-o",
+            "bug.zip",
+            "--include",
+            "a.bin",
+            "--include",
+            "b.bin",
+        ],
+    );
+    // The bundle is written in a private directory beside the output:
+    // once it appears, the writer is at work.
+    wait_until("the writer to start", || {
+        fs::read_dir(sb.dir())
+            .unwrap()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with(".bug.zip."))
+    });
+    interrupt(&sb, child, nix::sys::signal::Signal::SIGINT, &before);
+}
+
+#[test]
+fn a_hang_stops_grandchildren_that_left_the_process_group() {
+    let sb = Sandbox::new();
+    let marks = tempfile::tempdir().unwrap();
+    let pid_file = marks.path().join("daemon.pid");
+    sb.write(
+        "h.sh",
+        format!(
+            // The daemon double-forks: its parent is gone, it left the group.
+            "(setsid sleep 302 & echo $! > {0}.tmp && mv {0}.tmp {0})\nsleep 300\n",
+            pid_file.display()
+        ),
+    );
+    sb.bugpack()
+        .args([
+            "capture",
+            "-o",
+            "bug.zip",
+            "--timeout",
+            "2s",
+            "--include",
+            "h.sh",
+            "--",
+            "sh",
+            "h.sh",
+        ])
+        .run()
+        .success()
+        .stdout_has("hung");
+    assert!(ended(&pid_file), "`setsid sleep 302` survived the timeout");
+    assert!(entry(&sb.path("bug.zip"), "scenario/scenario.yaml").contains("hang: true"));
+}
+
+#[test]
+fn fifos_and_devices_are_refused_before_they_can_block() {
+    let sb = Sandbox::new();
+    let st = Command::new("mkfifo")
+        .arg(sb.path("pipe"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    bad_capture(&sb, &["--log", "pipe"], 2, "FIFO");
+    bad_capture(&sb, &["--config", "pipe"], 2, "FIFO");
+    bad_capture(&sb, &["--include", "pipe"], 2, "FIFO");
+    bad_capture(&sb, &["--log", "/dev/zero"], 2, "is a device");
+}
+
+#[test]
+fn a_missing_output_directory_and_an_empty_title_are_usage_errors() {
+    let sb = Sandbox::new();
+    let before = sb.listing();
+    sb.bugpack()
+        .args(["capture", "-o", "no-such-dir/x.zip"])
+        .run()
+        .code(2)
+        .one_line_error()
+        .stderr_has("the directory no-such-dir does not exist")
+        .stderr_lacks(".partial");
+    bad_capture(&sb, &["--title", ""], 2, "--title is empty");
+    bad_capture(&sb, &["--title", "  "], 2, "--title is empty");
+    assert_eq!(sb.listing(), before);
+}
+
+#[test]
+fn bare_sign_uses_the_default_key() {
+    let sb = Sandbox::new();
+    let xdg = sb.home().join("xdg");
+    sb.bugpack()
+        .env("XDG_CONFIG_HOME", &xdg)
+        .args(["keygen"])
+        .run()
+        .success();
+    let out = sb
+        .bugpack()
+        .env("XDG_CONFIG_HOME", &xdg)
+        .args(["capture", "--sign", "-o", "bug.zip", "--title", "signed"])
+        .run()
+        .success()
+        .stdout_has("signed  SHA256:");
+    assert!(names(&sb.path("bug.zip")).contains(&"bugpack.yaml.sig".to_owned()));
+    let fingerprint = out
+        .stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("signed  "))
+        .unwrap()
+        .to_owned();
+    sb.bugpack()
+        .args(["verify", "bug.zip", "--key"])
+        .arg(xdg.join("bugpack/id_ed25519.pub"))
+        .run()
+        .success()
+        .stdout_has(&fingerprint);
+    // `--sign KEY` names the key; a missing one is a usage error.
+    fs::remove_file(sb.path("bug.zip")).unwrap();
+    fs::remove_file(sb.path("bug.zip.md")).unwrap();
+    bad_capture(&sb, &["--sign", "no-such-key"], 2, "no-such-key");
+}
+
+#[test]
+fn a_script_included_from_outside_the_directory_replays() {
+    let sb = Sandbox::new();
+    sb.write("../tools/x.sh", "echo 'disk on fire' >&2\nexit 3\n");
+    let root = sb.dir().parent().unwrap().to_path_buf();
+    sb.bugpack()
+        .args([
+            "capture",
+            "-o",
+            "bug.zip",
+            "--include",
+            "../tools/x.sh",
+            "--",
+            "sh",
+            "../tools/x.sh",
+        ])
+        .run()
+        .success()
+        .stdout_has("exited 3");
+    let bundle = sb.path("bug.zip");
+    for (name, _) in entries(&bundle) {
+        assert!(
+            !name.contains(root.file_name().unwrap().to_str().unwrap()),
+            "{name} holds a host path"
+        );
+    }
+    let scenario = entry(&bundle, "scenario/scenario.yaml");
+    assert!(scenario.contains("run: sh x.sh"), "{scenario}");
+    assert_eq!(
+        entry(&bundle, "scenario/x.sh"),
+        "echo 'disk on fire' >&2\nexit 3\n"
+    );
+    let out = sb
+        .bugpack()
+        .args(["replay", "bug.zip", "--yes", "--runs", "1", "--json", "-"])
+        .run()
+        .success();
+    let report: crate::support::reports::JReport = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(report.verdict, "reproduced");
+    assert_eq!(report.cells[0].results[0].exit_code, Some(3));
+}
+
+#[test]
+fn paths_keep_their_layout_relative_to_the_repository_and_never_the_host() {
+    let sb = Sandbox::new();
+    let root = sb.dir().parent().unwrap().to_path_buf();
+    let st = Command::new("git")
+        .args(["init", "-q"])
+        .current_dir(&root)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    sb.write("../tools/x.sh", "exit 5\n");
+    sb.write("../conf/app.ini", "[a]\nb = 1\n");
+    sb.write("input.txt", "data\n");
+    let outside = tempfile::tempdir().unwrap();
+    fs::create_dir_all(outside.path().join("etc/one")).unwrap();
+    fs::create_dir_all(outside.path().join("etc/two")).unwrap();
+    fs::write(outside.path().join("etc/one/app.ini"), "one = 1\n").unwrap();
+    fs::write(outside.path().join("etc/two/app.ini"), "two = 2\n").unwrap();
+    fs::create_dir_all(outside.path().join("var/log/app")).unwrap();
+    fs::write(outside.path().join("var/log/app/web.log"), "GET /\n").unwrap();
+    let input = sb.path("input.txt").display().to_string();
+    let one = outside.path().join("etc/one/app.ini").display().to_string();
+    let two = outside.path().join("etc/two/app.ini").display().to_string();
+    let logs = format!("{}/var/log/*/web.log", outside.path().display());
+    sb.bugpack()
+        .args(["capture", "-o", "bug.zip", "--no-run"])
+        .args(["--include", "../tools/x.sh", "--include", &input])
+        .args([
+            "--config",
+            "../conf/app.ini",
+            "--config",
+            &one,
+            "--config",
+            &two,
+        ])
+        .args(["--log", &logs])
+        .args(["--", "sh", "../tools/x.sh", &input])
+        .run()
+        .success();
+    let bundle = sb.path("bug.zip");
+    let listed = names(&bundle);
+    for name in [
+        "scenario/tools/x.sh",
+        "scenario/input.txt",
+        "config/conf/app.ini",
+        "config/app.ini",
+        "config/app-2.ini",
+        "logs/app/web.log",
+    ] {
+        assert!(
+            listed.iter().any(|n| n == name),
+            "{name} missing from {listed:?}"
+        );
+    }
+    for name in &listed {
+        assert!(
+            !name.contains("bugpack-test-") && !name.contains(".tmp"),
+            "{name} holds a host path"
+        );
+    }
+    assert_eq!(entry(&bundle, "config/app.ini"), "one = 1\n");
+    assert_eq!(entry(&bundle, "config/app-2.ini"), "two = 2\n");
+    let scenario = entry(&bundle, "scenario/scenario.yaml");
+    assert!(
+        scenario.contains("run: sh tools/x.sh input.txt"),
+        "{scenario}"
+    );
+}
+
+#[test]
+fn an_included_path_the_command_hides_in_a_longer_argument_is_refused_before_running() {
+    let sb = Sandbox::new();
+    let marks = tempfile::tempdir().unwrap();
+    let ran = marks.path().join("ran");
+    sb.write("../tools/x.sh", format!("touch {}\n", ran.display()));
+    bad_capture(
+        &sb,
+        &[
+            "--include",
+            "../tools/x.sh",
+            "--",
+            "sh",
+            "-c",
+            "sh ../tools/x.sh",
+        ],
+        2,
+        "names ../tools/x.sh inside the argument",
+    );
+    assert!(!ran.exists(), "the command ran before the refusal");
+}
+
+#[test]
+fn a_command_that_exits_0_gives_no_expectation_and_a_warning() {
+    let sb = Sandbox::new();
+    sb.bugpack()
+        .args(["capture", "-o", "bug.zip", "--", "echo", "all good"])
+        .run()
+        .success()
+        .stderr_has("warning: the command exited 0")
+        .stderr_has("--expect-output REGEX");
+    let scenario = entry(&sb.path("bug.zip"), "scenario/scenario.yaml");
+    assert!(scenario.contains("run: echo 'all good'"), "{scenario}");
+    assert!(!scenario.contains("expect"), "{scenario}");
+    // With an expectation given there is nothing to warn about.
+    sb.bugpack()
+        .args([
+            "capture",
+            "-o",
+            "b2.zip",
+            "--expect-output",
+            "good",
+            "--",
+            "echo",
+            "all good",
+        ])
+        .run()
+        .success()
+        .stderr_lacks("warning");
+}
+
+#[test]
+fn bad_files_inside_directories_and_globs_are_skipped_with_a_warning() {
+    use std::os::unix::ffi::OsStrExt as _;
+    let sb = Sandbox::new();
+    sb.write("conf/ok.ini", "a = 1\n");
+    sb.write("conf/deep/er/nested.ini", "b = 2\n");
+    sb.write("conf/blob.db", b"SQLite format 3\0\x01\x02".as_slice());
+    sb.write("conf/big.ini", vec![b'x'; (1 << 20) + 1]);
+    sb.write("logs/app.log", "started\nready\n");
+    let mut random = vec![0u8; 100 << 10];
+    fs::File::open("/dev/urandom")
+        .unwrap()
+        .read_exact(&mut random)
+        .unwrap();
+    random[500] = 0;
+    sb.write("logs/core.log", &random);
+    fs::write(
+        sb.dir()
+            .join("logs")
+            .join(std::ffi::OsStr::from_bytes(b"bad-\xff.log")),
+        "x\n",
+    )
+    .unwrap();
+    let out = sb
+        .bugpack()
+        .args([
+            "capture",
+            "-o",
+            "bug.zip",
+            "--config",
+            "conf",
+            "--log",
+            "logs/*.log",
+        ])
+        .run()
+        .success();
+    let warnings: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("warning: skipped"))
+        .collect();
+    assert_eq!(warnings.len(), 4, "{}", out.stderr);
+    for (file, why) in [
+        ("conf/blob.db", "binary"),
+        ("conf/big.ini", "over the 1048576 byte limit"),
+        ("logs/core.log", "binary"),
+        ("bad-\u{fffd}.log", "not UTF-8"),
+    ] {
+        assert!(
+            warnings.iter().any(|w| w.contains(file) && w.contains(why)),
+            "no warning for {file} ({why})\n{}",
+            out.stderr
+        );
+    }
+    let listed = names(&sb.path("bug.zip"));
+    let packed: Vec<&String> = listed
+        .iter()
+        .filter(|n| n.starts_with("config/") || n.starts_with("logs/"))
+        .collect();
+    assert_eq!(
+        packed,
+        [
+            "config/conf/deep/er/nested.ini",
+            "config/conf/ok.ini",
+            "logs/logs/app.log"
+        ]
+    );
+    // The dry run lists what it would skip.
+    sb.bugpack()
+        .args([
+            "capture",
+            "--dry-run",
+            "--config",
+            "conf",
+            "--log",
+            "logs/*.log",
+        ])
+        .run()
+        .success()
+        .stdout_has("skipped ")
+        .stdout_has("core.log: binary");
+    // A binary log named on its own is skipped the same way.
+    sb.bugpack()
+        .args(["capture", "-o", "c.zip", "--log", "logs/core.log"])
+        .run()
+        .success()
+        .stderr_has("core.log: binary");
+}
+
+#[test]
+fn an_unreadable_file_in_a_config_directory_is_skipped_but_named_alone_is_an_error() {
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+    let sb = Sandbox::new();
+    sb.write("conf/ok.ini", "a = 1\n");
+    let secret = sb.write("conf/locked.ini", "password = x\n");
+    fs::set_permissions(&secret, fs::Permissions::from_mode(0o000)).unwrap();
+    // Root reads anything: run bugpack as nobody then, in a sandbox nobody may use.
+    let root = fs::metadata(&secret).unwrap().uid() == 0;
+    let run = |args: &[&str]| {
+        let mut cmd = if root {
+            let mut c = Command::new("setpriv");
+            c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+                .arg(env!("CARGO_BIN_EXE_bugpack"));
+            c
+        } else {
+            Command::new(env!("CARGO_BIN_EXE_bugpack"))
+        };
+        cmd.args(args)
+            .current_dir(sb.dir())
+            .env("TMPDIR", sb.tmp())
+            .env("HOME", sb.home())
+            .output()
+            .unwrap()
+    };
+    if root {
+        let top = sb.dir().parent().unwrap().to_path_buf();
+        for dir in [top.clone(), sb.dir(), sb.tmp(), sb.home(), sb.path("conf")] {
+            fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
+        }
+    }
+    let out = run(&["capture", "-o", "bug.zip", "--config", "conf"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("warning: skipped") && stderr.contains("locked.ini: permission denied"),
+        "{stderr}"
+    );
+    let listed = names(&sb.path("bug.zip"));
+    assert!(
+        listed.contains(&"config/conf/ok.ini".to_owned()),
+        "{listed:?}"
+    );
+    assert!(!listed.iter().any(|n| n.contains("locked")), "{listed:?}");
+    let out = run(&["capture", "-o", "b2.zip", "--config", "conf/locked.ini"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.starts_with("error: --config conf/locked.ini: permission denied"),
+        "{stderr}"
+    );
+    assert!(!sb.path("b2.zip").exists());
+}
