@@ -153,6 +153,8 @@ pub(crate) struct CaptureArgs {
     pub(crate) profile: Option<PathBuf>,
 
     /// Sign the bundle, with KEY or with bugpack's default key
+    // clap's shape for a flag whose value is optional: absent, bare, or KEY.
+    #[allow(clippy::option_option)]
     #[arg(long, value_name = "KEY", num_args = 0..=1)]
     pub(crate) sign: Option<Option<PathBuf>>,
 

@@ -143,10 +143,18 @@ pub(crate) struct Capture {
     pub(crate) output: PathBuf,
     pub(crate) steps: Option<PathBuf>,
     pub(crate) redact: Vec<bugpack::redact::ExtraRule>,
-    /// `--sign` (the default key) or `--sign KEY`.
-    pub(crate) sign: Option<Option<PathBuf>>,
+    pub(crate) sign: Option<SignKey>,
     pub(crate) dry_run: bool,
     pub(crate) profile: Option<PathBuf>,
+}
+
+/// Which key `capture --sign` signs with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum SignKey {
+    /// `--sign`: bugpack's own key, else `~/.ssh/id_ed25519`.
+    Default,
+    /// `--sign KEY`.
+    Path(PathBuf),
 }
 
 /// The default per-command timeout of `capture -- COMMAND`.
@@ -341,7 +349,9 @@ impl Capture {
             output,
             steps: args.steps,
             redact,
-            sign: args.sign,
+            sign: args
+                .sign
+                .map(|key| key.map_or(SignKey::Default, SignKey::Path)),
             dry_run: args.dry_run,
             profile: loaded.map(|l| l.path),
         })

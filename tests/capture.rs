@@ -572,7 +572,7 @@ fn spawn(sb: &Sandbox, args: &[&str]) -> std::process::Child {
 
 /// Waits until `ready` holds; a guard against a hung test, not a timing check.
 fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_mins(2);
     while !ready() {
         assert!(
             std::time::Instant::now() < deadline,

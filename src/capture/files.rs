@@ -253,10 +253,10 @@ impl<'a> Packer<'a> {
             let files = if meta.is_dir() {
                 self.walk_or_usage(path, "--include")?
             } else {
-                vec![path.to_path_buf()]
+                vec![(*path).clone()]
             };
             self.included.push(Included {
-                given: path.to_path_buf(),
+                given: (*path).clone(),
                 source: abs,
                 place,
                 is_dir: meta.is_dir(),
@@ -397,8 +397,8 @@ impl<'a> Packer<'a> {
                 format!("{top}/{dir}{stem}-{n}{ext}")
             };
             let folded = entry.to_lowercase();
-            if !self.claimed.contains_key(&folded) {
-                self.claimed.insert(folded, source.to_path_buf());
+            if let std::collections::hash_map::Entry::Vacant(free) = self.claimed.entry(folded) {
+                free.insert(source.to_path_buf());
                 return Some(entry);
             }
             n += 1;
@@ -407,13 +407,11 @@ impl<'a> Packer<'a> {
 
     /// A usage error when the user named `path` (`flag`), else a skip.
     fn refuse_or_skip(&mut self, flag: Option<&str>, path: &Path, why: &str) -> anyhow::Result<()> {
-        match flag {
-            Some(flag) => Err(usage(format!("{flag} {}: {why}", path.to_string_lossy()))),
-            None => {
-                self.skip(path, why);
-                Ok(())
-            }
+        if let Some(flag) = flag {
+            return Err(usage(format!("{flag} {}: {why}", path.to_string_lossy())));
         }
+        self.skip(path, why);
+        Ok(())
     }
 
     fn skip(&mut self, path: &Path, why: &str) {
@@ -510,7 +508,7 @@ fn explicit_metadata(path: &Path, flag: &str) -> anyhow::Result<fs::Metadata> {
         return Err(usage(format!(
             "{flag} {}: {}; pass {what}",
             path.display(),
-            kind_of(&meta.file_type())
+            kind_of(meta.file_type())
         )));
     }
     if meta.is_file()
@@ -525,7 +523,7 @@ fn explicit_metadata(path: &Path, flag: &str) -> anyhow::Result<fs::Metadata> {
     Ok(meta)
 }
 
-fn kind_of(t: &fs::FileType) -> &'static str {
+fn kind_of(t: fs::FileType) -> &'static str {
     if t.is_fifo() {
         "is a FIFO (named pipe)"
     } else if t.is_socket() {
@@ -598,7 +596,7 @@ fn walk(dir: &Path) -> (Vec<PathBuf>, Problems) {
             } else if regular {
                 out.push(path);
             } else if !kind.is_symlink() {
-                problems.push((path, kind_of(&kind).to_owned()));
+                problems.push((path, kind_of(kind).to_owned()));
             }
         }
     }
@@ -703,7 +701,7 @@ fn descend(
         } else if meta.is_file() {
             files.push(path);
         } else if !meta.is_dir() {
-            problems.push((path, kind_of(&meta.file_type()).to_owned()));
+            problems.push((path, kind_of(meta.file_type()).to_owned()));
         }
     }
 }

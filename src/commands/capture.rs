@@ -12,7 +12,7 @@ use bugpack::issue::{self, BundleView};
 use bugpack::redact::Redactor;
 
 use super::Status;
-use crate::settings::Capture;
+use crate::settings::{Capture, SignKey};
 use crate::terminal::{Style, Ui, human_size};
 
 /// GitHub's limit for an issue attachment.
@@ -56,7 +56,13 @@ fn capture(
     request.steps = read_steps(settings.steps.as_deref(), ui, settings.dry_run, interrupt)?;
     // Load the key first: a wrong passphrase should cost nothing.
     let key = match (&settings.sign, settings.dry_run) {
-        (Some(path), false) => Some(interrupt.defer(|| super::sign::load_key(path.as_deref()))?),
+        (Some(which), false) => {
+            let path = match which {
+                SignKey::Default => None,
+                SignKey::Path(p) => Some(p.as_path()),
+            };
+            Some(interrupt.defer(|| super::sign::load_key(path))?)
+        }
         _ => None,
     };
     let staging = interrupt.create(
