@@ -1111,3 +1111,384 @@ fn an_unreadable_file_in_a_config_directory_is_skipped_but_named_alone_is_an_err
     );
     assert!(!sb.path("b2.zip").exists());
 }
+
+/// `env/system.yaml` as DESIGN.md describes it; an unknown (say, volatile)
+/// field fails the test.
+#[derive(Debug, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SystemYaml {
+    os: Option<String>,
+    os_id: Option<String>,
+    os_version: Option<String>,
+    kernel: String,
+    arch: String,
+    cpu_model: Option<String>,
+    cpu_count: u64,
+    cpu_limit: Option<String>,
+    memory_total_mib: u64,
+    memory_limit_mib: Option<u64>,
+    #[serde(default)]
+    locale: std::collections::BTreeMap<String, String>,
+    timezone: Option<String>,
+    container: Option<String>,
+    virtualization: Option<String>,
+    #[serde(default)]
+    proxy: std::collections::BTreeMap<String, String>,
+    shell: Option<String>,
+    #[serde(default)]
+    tools: std::collections::BTreeMap<String, String>,
+}
+
+#[test]
+fn system_yaml_describes_the_machine_and_nothing_that_changes() {
+    let sb = Sandbox::new();
+    sb.write(
+        ".bugpack.yaml",
+        "versions: {greeter: echo greeter 2.0, broken: exit 4}\n",
+    );
+    let capture = |out: &str| {
+        sb.bugpack()
+            .env("LANG", "C.UTF-8")
+            .env("TZ", "Europe/Paris")
+            .env("SHELL", "/bin/zsh")
+            .env("https_proxy", "http://alice:pr0xyPassw0rd@proxy.corp:3128")
+            .args(["capture", "-o", out])
+            .run()
+            .success();
+        entry(&sb.path(out), "env/system.yaml")
+    };
+    let text = capture("a.zip");
+    let system: SystemYaml = serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let uname = |flag: &str| {
+        let out = Command::new("uname").arg(flag).output().unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    assert_eq!(system.kernel, uname("-r"));
+    assert_eq!(system.arch, uname("-m"));
+    assert!(
+        system.cpu_count >= 1 && system.memory_total_mib > 0,
+        "{text}"
+    );
+    if std::path::Path::new("/etc/os-release").exists() {
+        assert!(system.os.is_some() && system.os_id.is_some(), "{text}");
+    }
+    assert_eq!(system.locale["LANG"], "C.UTF-8");
+    assert_eq!(system.timezone.as_deref(), Some("Europe/Paris"));
+    assert_eq!(system.shell.as_deref(), Some("/bin/zsh"));
+    assert_eq!(system.tools["greeter"], "greeter 2.0");
+    assert_eq!(system.tools["broken"], "(exit 4)");
+    let proxy = &system.proxy["https_proxy"];
+    assert!(
+        proxy.contains("proxy.corp:3128") && !proxy.contains("pr0xyPassw0rd"),
+        "{proxy}"
+    );
+    // A second capture a moment later describes the same machine, byte for byte.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_eq!(capture("b.zip"), text);
+}
+
+#[test]
+fn env_deny_drops_variables_whole() {
+    let sb = Sandbox::new();
+    let out = sb
+        .bugpack()
+        .env("CORP_DB_HOST", "db17.corp.internal")
+        .env("CORP_REGION", "north-7")
+        .env("KEEP_ME", "visible")
+        .args(["capture", "-o", "bug.zip", "--env-deny", "CORP_*"])
+        .run()
+        .success()
+        .stdout_has("left out 2 environment variables");
+    assert!(!out.stdout.contains("db17"));
+    let vars = entry(&sb.path("bug.zip"), "env/vars.yaml");
+    let vars: std::collections::BTreeMap<String, String> = serde_yaml::from_str(&vars).unwrap();
+    assert_eq!(vars["KEEP_ME"], "visible");
+    assert!(!vars.keys().any(|k| k.starts_with("CORP_")), "{vars:?}");
+    let raw = fs::read(sb.path("bug.zip")).unwrap();
+    assert!(!raw.windows(4).any(|w| w == b"db17"));
+    bad_capture(&Sandbox::new(), &["--env-deny", "["], 2, "--env-deny");
+}
+
+#[test]
+fn config_files_up_to_the_cap_are_packed_whole() {
+    let sb = Sandbox::new();
+    let edge = "k = v\n".repeat((1 << 20) / 6);
+    let edge = format!("{edge}{}", "x".repeat((1 << 20) - edge.len()));
+    assert_eq!(edge.len(), 1 << 20);
+    sb.write("conf/a/b/c/edge.ini", &edge);
+    sb.write("conf/over.ini", "y".repeat((1 << 20) + 1));
+    sb.bugpack()
+        .args(["capture", "-o", "bug.zip", "--config", "conf"])
+        .run()
+        .success()
+        .stderr_has("conf/over.ini: 1048577 bytes, over the 1048576 byte limit");
+    assert_eq!(
+        entry(&sb.path("bug.zip"), "config/conf/a/b/c/edge.ini"),
+        edge
+    );
+    assert!(
+        !names(&sb.path("bug.zip"))
+            .iter()
+            .any(|n| n.contains("over.ini"))
+    );
+}
+
+/// `git/repo.yaml`, read into its documented shape.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RepoYaml {
+    head: Option<String>,
+    branch: Option<String>,
+    describe: Option<String>,
+    remotes: Vec<serde_yaml::Value>,
+    dirty: bool,
+    #[serde(default)]
+    staged: Vec<String>,
+    #[serde(default)]
+    unstaged: Vec<String>,
+    #[serde(default)]
+    untracked: Vec<String>,
+    #[serde(default)]
+    names_omitted: u64,
+}
+
+fn git(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.com")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.com")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+#[test]
+fn git_status_puts_staged_unstaged_and_untracked_names_apart() {
+    let sb = Sandbox::new();
+    git(&sb.dir(), &["init", "-q", "-b", "trunk"]);
+    sb.write("staged.txt", "1\n");
+    sb.write("unstaged.txt", "1\n");
+    git(&sb.dir(), &["add", "."]);
+    git(&sb.dir(), &["commit", "-q", "-m", "one"]);
+    git(&sb.dir(), &["commit", "-q", "--allow-empty", "-m", "two"]);
+    let head = git(&sb.dir(), &["rev-parse", "HEAD"]);
+    sb.write("staged.txt", "2\n");
+    git(&sb.dir(), &["add", "staged.txt"]);
+    sb.write("unstaged.txt", "2\n");
+    sb.write("new.txt", "new\n");
+    sb.bugpack()
+        .args(["capture", "-o", "bug.zip"])
+        .run()
+        .success();
+    let text = entry(&sb.path("bug.zip"), "git/repo.yaml");
+    let repo: RepoYaml = serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(repo.head.as_deref(), Some(head.as_str()));
+    assert_eq!(repo.branch.as_deref(), Some("trunk"));
+    assert!(repo.dirty);
+    assert_eq!(repo.staged, ["staged.txt"]);
+    assert_eq!(repo.unstaged, ["unstaged.txt"]);
+    // The bundle itself lands in the work tree after the status is read.
+    assert_eq!(repo.untracked, ["new.txt"]);
+    assert!(repo.remotes.is_empty() && repo.describe.is_none() && repo.names_omitted == 0);
+    let diff = entry(&sb.path("bug.zip"), "git/diff.patch");
+    assert!(
+        diff.contains("+2") && diff.contains("staged.txt") && diff.contains("unstaged.txt"),
+        "{diff}"
+    );
+    assert!(!diff.contains("new.txt"), "{diff}");
+}
+
+#[test]
+fn the_profile_is_found_here_then_at_the_repository_root_and_a_flag_overrides_both() {
+    let sb = Sandbox::new();
+    let root = sb.dir().parent().unwrap().to_path_buf();
+    git(&root, &["init", "-q"]);
+    fs::write(
+        root.join(".bugpack.yaml"),
+        "title: from the root profile\nconfig: [rootconf.ini]\n",
+    )
+    .unwrap();
+    fs::write(root.join("rootconf.ini"), "level = root\n").unwrap();
+    let title = |sb: &Sandbox, extra: &[&str]| {
+        let _ = fs::remove_file(sb.path("bug.zip"));
+        sb.bugpack()
+            .args(["-v", "capture", "-o", "bug.zip"])
+            .args(extra)
+            .run()
+            .success()
+            .stderr_has("using the profile");
+        let manifest = entry(&sb.path("bug.zip"), "bugpack.yaml");
+        manifest
+            .lines()
+            .find_map(|l| l.strip_prefix("title: "))
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(title(&sb, &[]), "from the root profile");
+    assert_eq!(
+        entry(&sb.path("bug.zip"), "config/rootconf.ini"),
+        "level = root\n"
+    );
+    sb.write(".bugpack.yaml", "title: from the cwd profile\n");
+    assert_eq!(title(&sb, &[]), "from the cwd profile");
+    sb.write("elsewhere/p.yaml", "title: from the flag\n");
+    assert_eq!(
+        title(&sb, &["--profile", "elsewhere/p.yaml"]),
+        "from the flag"
+    );
+    // The command line still beats the profile.
+    assert_eq!(title(&sb, &["--title", "typed"]), "typed");
+}
+
+#[test]
+fn steps_come_from_stdin() {
+    let sb = Sandbox::new();
+    sb.bugpack()
+        .args(["capture", "-o", "bug.zip", "--steps", "-"])
+        .stdin("1. clicked save\n2. the spinner spun forever\n")
+        .run()
+        .success();
+    let steps = entry(&sb.path("bug.zip"), "steps.md");
+    assert_eq!(steps, "1. clicked save\n2. the spinner spun forever\n");
+    assert!(entry(&sb.path("bug.zip"), "ISSUE.md").contains("2. the spinner spun forever"));
+}
+
+/// Runs a command with stdin, stdout and stderr on a pseudo-terminal.
+const ON_A_TERMINAL: &str = r"
+import os, pty, subprocess, sys
+master, slave = pty.openpty()
+child = subprocess.Popen(sys.argv[1:], stdin=slave, stdout=slave, stderr=slave)
+os.close(slave)
+said = b''
+while True:
+    try:
+        chunk = os.read(master, 65536)
+    except OSError:
+        break
+    if not chunk:
+        break
+    said += chunk
+sys.stdout.buffer.write(said)
+sys.exit(child.wait())
+";
+
+#[test]
+fn on_a_terminal_without_steps_the_editor_opens_the_template() {
+    let sb = Sandbox::new();
+    let editor = sb.write(
+        "../fake-editor.sh",
+        "grep -q '### What I did' \"$1\" || exit 9\nprintf '\\n1. opened the editor\\n' >> \"$1\"\n",
+    );
+    let out = Command::new("python3")
+        .args(["-c", ON_A_TERMINAL, env!("CARGO_BIN_EXE_bugpack")])
+        .args(["capture", "-o", "bug.zip", "--title", "edited"])
+        .current_dir(sb.dir())
+        .env("TMPDIR", sb.tmp())
+        .env("HOME", sb.home())
+        .env_remove("VISUAL")
+        .env("EDITOR", format!("sh {}", editor.display()))
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    let steps = entry(&sb.path("bug.zip"), "steps.md");
+    assert!(
+        steps.contains("### What I did") && steps.contains("1. opened the editor"),
+        "{steps}"
+    );
+    assert!(
+        !steps.contains("<!--"),
+        "guidance comments are removed\n{steps}"
+    );
+    // The editor's file is gone from TMPDIR.
+    assert_eq!(fs::read_dir(sb.tmp()).unwrap().count(), 0);
+}
+
+#[test]
+fn a_bundle_past_25_mb_warns_and_names_its_largest_entries() {
+    let sb = Sandbox::new();
+    let mut random = vec![0u8; 26_000_000];
+    fs::File::open("/dev/urandom")
+        .unwrap()
+        .read_exact(&mut random)
+        .unwrap();
+    sb.write("dump.bin", &random);
+    sb.bugpack()
+        .args(["capture", "-o", "bug.zip", "--include", "dump.bin"])
+        .run()
+        .success()
+        .stderr_has("over GitHub's 25 MB attachment limit; the largest entries: scenario/dump.bin");
+    sb.bugpack()
+        .args(["capture", "-o", "small.zip"])
+        .run()
+        .success()
+        .stderr_lacks("25 MB");
+}
+
+#[test]
+fn the_issue_text_has_an_environment_table_and_the_output_collapsed() {
+    let sb = Sandbox::new();
+    sb.write(
+        "fail.sh",
+        "for i in $(seq 1 40); do echo \"line $i\"; done\necho 'boom' >&2\nexit 2\n",
+    );
+    sb.bugpack()
+        .args([
+            "capture",
+            "-o",
+            "bug.zip",
+            "--title",
+            "Build | fails",
+            "--include",
+            "fail.sh",
+        ])
+        .args(["--", "sh", "fail.sh"])
+        .run()
+        .success();
+    let issue = fs::read_to_string(sb.path("bug.zip.md")).unwrap();
+    assert!(issue.starts_with("## Build | fails\n"), "{issue}");
+    assert!(issue.contains("\n| | |\n|---|---|\n| "), "{issue}");
+    assert!(issue.contains("\n| Kernel | "), "{issue}");
+    assert!(
+        issue.contains("`sh fail.sh` exited with code 2 after"),
+        "{issue}"
+    );
+    let details = issue
+        .split("<details><summary>Last lines of output</summary>")
+        .nth(1)
+        .and_then(|rest| rest.split("</details>").next())
+        .unwrap_or_else(|| panic!("no <details> block\n{issue}"));
+    assert!(
+        details.contains("```text\n--- stderr (last 1 lines)\nboom\n"),
+        "{details}"
+    );
+    assert!(
+        details.contains("--- stdout (last 30 lines)\nline 11\n"),
+        "{details}"
+    );
+    assert!(details.contains("line 40\n```"), "{details}");
+    assert!(!details.contains("line 10\n"), "{details}");
+    let sha = crate::support::zipper::sha256(&fs::read(sb.path("bug.zip")).unwrap());
+    assert!(issue.contains(&format!("SHA-256 `{sha}`")), "{issue}");
+    assert!(
+        issue.contains("```sh\nbugpack verify bug.zip\nbugpack replay bug.zip\n```"),
+        "{issue}"
+    );
+    // Inside the bundle the text cannot name its own hash, nor the id of
+    // the manifest that lists it.
+    let inside = entry(&sb.path("bug.zip"), "ISSUE.md");
+    assert!(inside.contains("The attached bundle holds"), "{inside}");
+    assert!(
+        !inside.contains("SHA-256") && !inside.contains("id `"),
+        "{inside}"
+    );
+    assert!(inside.contains("<details><summary>Last lines of output</summary>"));
+}

@@ -235,7 +235,6 @@ pub fn collect(
     let data = IssueData {
         title,
         created: req.created.clone(),
-        id: String::new(),
         bugpack_version: env!("CARGO_PKG_VERSION").to_owned(),
         steps,
         environment: issue::environment_rows(&system),
@@ -260,8 +259,6 @@ pub fn collect(
 impl Captured {
     /// Adds `ISSUE.md` and the redaction counts: the last step before writing.
     pub fn finish(&mut self, redactor: &mut Redactor) -> anyhow::Result<()> {
-        let manifest = self.writer.manifest()?;
-        self.issue.id = manifest.id;
         let counts = redactor.counts();
         self.issue.redactions = counts.values().sum();
         let text = issue::render(&self.issue).context("cannot render the issue text")?;
