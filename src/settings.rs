@@ -175,18 +175,33 @@ impl Capture {
             Some(l) => (l.profile.clone(), l.base.clone()),
             None => (profile::Profile::default(), cwd.clone()),
         };
-        let from_profile =
-            |items: &[String]| -> Vec<PathBuf> { items.iter().map(|p| base.join(p)).collect() };
-
-        let mut configs = args.configs.clone();
+        // What the command line names must be there; what the profile
+        // names may be missing on this machine (skipped with a warning).
+        let from_profile = |items: &[String]| -> Vec<files::Named<PathBuf>> {
+            items
+                .iter()
+                .map(|p| files::Named::profile(base.join(p)))
+                .collect()
+        };
+        let mut configs: Vec<_> = args
+            .configs
+            .iter()
+            .cloned()
+            .map(files::Named::typed)
+            .collect();
         configs.extend(from_profile(&prof.config));
-        let mut logs = args.logs.clone();
+        let mut logs: Vec<_> = args.logs.iter().cloned().map(files::Named::typed).collect();
         logs.extend(
             prof.logs
                 .iter()
-                .map(|p| base.join(p).to_string_lossy().into_owned()),
+                .map(|p| files::Named::profile(base.join(p).to_string_lossy().into_owned())),
         );
-        let mut includes = args.includes.clone();
+        let mut includes: Vec<_> = args
+            .includes
+            .iter()
+            .cloned()
+            .map(files::Named::typed)
+            .collect();
         includes.extend(from_profile(&prof.include));
         let log_bytes = match args.log_bytes.as_deref().or(prof.log_bytes.as_deref()) {
             Some(text) => parse_size(text).ok_or_else(|| {

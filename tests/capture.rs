@@ -1311,9 +1311,11 @@ fn the_profile_is_found_here_then_at_the_repository_root_and_a_flag_overrides_bo
     let sb = Sandbox::new();
     let root = sb.dir().parent().unwrap().to_path_buf();
     git(&root, &["init", "-q"]);
+    // The profile was written for every machine: what this one lacks is
+    // skipped with a warning, not an error.
     fs::write(
         root.join(".bugpack.yaml"),
-        "title: from the root profile\nconfig: [rootconf.ini]\n",
+        "title: from the root profile\nconfig: [rootconf.ini, missing.ini]\nlogs: ['nolog/*.log']\n",
     )
     .unwrap();
     fs::write(root.join("rootconf.ini"), "level = root\n").unwrap();
@@ -1333,6 +1335,19 @@ fn the_profile_is_found_here_then_at_the_repository_root_and_a_flag_overrides_bo
             .to_owned()
     };
     assert_eq!(title(&sb, &[]), "from the root profile");
+    sb.bugpack()
+        .args(["capture", "-o", "warned.zip"])
+        .run()
+        .success()
+        .stderr_has("missing.ini: no such file or directory (named by the profile)")
+        .stderr_has("nolog/*.log: matches no file (named by the profile)");
+    // Named on the command line, the same paths are errors.
+    bad_capture(
+        &Sandbox::new(),
+        &["--config", "missing.ini"],
+        2,
+        "no such file",
+    );
     assert_eq!(
         entry(&sb.path("bug.zip"), "config/rootconf.ini"),
         "level = root\n"

@@ -26,7 +26,7 @@ use std::path::{Component, Path, PathBuf};
 use anyhow::Context as _;
 
 use crate::bundle::{BundleWriter, SCENARIO_FILE};
-use crate::error::usage;
+use crate::error::{ErrorKind, usage};
 use crate::redact::Redactor;
 
 /// The largest configuration file packed whole.
@@ -37,6 +37,33 @@ pub const MAX_CONFIG_TOTAL: u64 = 32 << 20;
 pub const MAX_INCLUDE_FILE: u64 = 64 << 20;
 /// The default tail kept of each log.
 pub const DEFAULT_LOG_BYTES: u64 = 1 << 20;
+
+/// A path (or glob) to pack, and whether the profile named it rather than
+/// the command line (then one that cannot be packed is skipped with a
+/// warning instead of failing the capture).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Named<T> {
+    pub path: T,
+    pub from_profile: bool,
+}
+
+impl<T> Named<T> {
+    /// A path from the command line.
+    pub fn typed(path: T) -> Self {
+        Self {
+            path,
+            from_profile: false,
+        }
+    }
+
+    /// A path from the profile.
+    pub fn profile(path: T) -> Self {
+        Self {
+            path,
+            from_profile: true,
+        }
+    }
+}
 
 /// A file placed in the bundle, for the capture summary and `--dry-run`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,21 +141,44 @@ impl<'a> Packer<'a> {
     }
 
     /// Packs configuration files and directories under `config/`.
-    pub fn configs(&mut self, paths: &[PathBuf]) -> anyhow::Result<()> {
-        for path in paths {
-            let meta = explicit_metadata(path, "--config")?;
-            let abs = self.absolute(path);
-            let anchor = parent(&abs);
-            if meta.is_dir() {
-                let files = self.walk_or_usage(path, "--config")?;
-                for file in files {
-                    self.config_file(&file, &anchor, None)?;
-                }
-            } else {
-                self.config_file(path, &anchor, Some("--config"))?;
-            }
+    pub fn configs(&mut self, paths: &[Named<PathBuf>]) -> anyhow::Result<()> {
+        for named in paths {
+            let done = self.config_arg(&named.path);
+            self.tolerate(done, named.from_profile)?;
         }
         Ok(())
+    }
+
+    fn config_arg(&mut self, path: &Path) -> anyhow::Result<()> {
+        let meta = explicit_metadata(path, "--config")?;
+        let abs = self.absolute(path);
+        let anchor = parent(&abs);
+        if meta.is_dir() {
+            let files = self.walk_or_usage(path, "--config")?;
+            for file in files {
+                self.config_file(&file, &anchor, None)?;
+            }
+            Ok(())
+        } else {
+            self.config_file(path, &anchor, Some("--config"))
+        }
+    }
+
+    /// A path from the profile that cannot be packed is skipped with a
+    /// warning, not fatal: the profile was written for every machine, and
+    /// this one may lack the file.
+    fn tolerate(&mut self, done: anyhow::Result<()>, from_profile: bool) -> anyhow::Result<()> {
+        match done {
+            Err(e) if from_profile && ErrorKind::of(&e) == ErrorKind::Usage => {
+                let line = self
+                    .redactor
+                    .scrub(&format!("{e:#} (named by the profile)"));
+                tracing::warn!("skipped {line}");
+                self.skipped.push(line);
+                Ok(())
+            }
+            other => other,
+        }
     }
 
     /// One config file; `flag` when the user named it (errors are theirs to fix).
@@ -176,32 +226,37 @@ impl<'a> Packer<'a> {
     }
 
     /// Packs the last `tail` bytes of each log, each argument a path or a glob.
-    pub fn logs(&mut self, patterns: &[String], tail: u64) -> anyhow::Result<()> {
-        for pattern in patterns {
-            if !is_glob(pattern) {
-                let path = Path::new(pattern);
-                let meta = explicit_metadata(path, "--log")?;
-                if meta.is_dir() {
-                    return Err(usage(format!(
-                        "--log {}: is a directory; pass a file or a glob such as {}/*.log",
-                        path.display(),
-                        path.display()
-                    )));
-                }
-                let anchor = parent(&self.absolute(path));
-                self.log_file(path, &anchor, tail, Some("--log"))?;
-                continue;
+    pub fn logs(&mut self, patterns: &[Named<String>], tail: u64) -> anyhow::Result<()> {
+        for named in patterns {
+            let done = self.log_arg(&named.path, tail);
+            self.tolerate(done, named.from_profile)?;
+        }
+        Ok(())
+    }
+
+    fn log_arg(&mut self, pattern: &str, tail: u64) -> anyhow::Result<()> {
+        if !is_glob(pattern) {
+            let path = Path::new(pattern);
+            let meta = explicit_metadata(path, "--log")?;
+            if meta.is_dir() {
+                return Err(usage(format!(
+                    "--log {}: is a directory; pass a file or a glob such as {}/*.log",
+                    path.display(),
+                    path.display()
+                )));
             }
-            let (base, files, problems) = expand(pattern, &self.cwd)?;
-            if files.is_empty() && problems.is_empty() {
-                return Err(usage(format!("--log {pattern}: matches no file")));
-            }
-            for (path, why) in problems {
-                self.skip(&path, &why);
-            }
-            for file in files {
-                self.log_file(&file, &base, tail, None)?;
-            }
+            let anchor = parent(&self.absolute(path));
+            return self.log_file(path, &anchor, tail, Some("--log"));
+        }
+        let (base, files, problems) = expand(pattern, &self.cwd)?;
+        if files.is_empty() && problems.is_empty() {
+            return Err(usage(format!("--log {pattern}: matches no file")));
+        }
+        for (path, why) in problems {
+            self.skip(&path, &why);
+        }
+        for file in files {
+            self.log_file(&file, &base, tail, None)?;
         }
         Ok(())
     }
@@ -236,66 +291,71 @@ impl<'a> Packer<'a> {
     /// Packs files and directories the scenario needs under `scenario/`.
     /// Those inside the current directory go first, so that they keep
     /// their own names (the scenario runs where the capture ran).
-    pub fn includes(&mut self, paths: &[PathBuf]) -> anyhow::Result<()> {
-        let (inside, outside): (Vec<&PathBuf>, Vec<&PathBuf>) = paths
+    pub fn includes(&mut self, paths: &[Named<PathBuf>]) -> anyhow::Result<()> {
+        let (inside, outside): (Vec<&Named<PathBuf>>, Vec<&Named<PathBuf>>) = paths
             .iter()
-            .partition(|p| self.absolute(p).starts_with(&self.cwd));
-        for path in inside.into_iter().chain(outside) {
-            let meta = explicit_metadata(path, "--include")?;
-            let abs = self.absolute(path);
-            let anchor = parent(&abs);
-            let place = if abs == self.cwd {
-                String::new()
-            } else {
-                self.name(path, &anchor)
-                    .map_err(|why| usage(format!("--include {}: {why}", path.display())))?
-            };
-            let files = if meta.is_dir() {
-                self.walk_or_usage(path, "--include")?
-            } else {
-                vec![(*path).clone()]
-            };
-            self.included.push(Included {
-                given: (*path).clone(),
-                source: abs,
-                place,
-                is_dir: meta.is_dir(),
-            });
-            for file in files {
-                let meta = fs::metadata(&file).map_err(|e| {
-                    usage(format!("--include {}: {}", file.display(), read_error(&e)))
-                })?;
-                if meta.len() > MAX_INCLUDE_FILE {
-                    return Err(usage(format!(
-                        "--include {}: {} bytes, over the {} byte limit; include something smaller",
-                        file.display(),
-                        meta.len(),
-                        MAX_INCLUDE_FILE
-                    )));
-                }
-                let name = self
-                    .name(&file, &anchor)
-                    .map_err(|why| usage(format!("--include {}: {why}", file.display())))?;
-                if format!("scenario/{name}") == SCENARIO_FILE {
-                    return Err(usage(format!(
-                        "--include {}: would replace the scenario's own scenario.yaml; use --scenario DIR to pack a scenario",
-                        file.display()
-                    )));
-                }
-                let bytes = read_capped(&file, MAX_INCLUDE_FILE).map_err(|e| {
-                    usage(format!("--include {}: {}", file.display(), read_error(&e)))
-                })?;
-                let executable = meta.permissions().mode() & 0o111 != 0;
-                self.stage(
-                    "scenario",
-                    &name,
-                    &file,
-                    &Body::Whole(&bytes),
-                    meta.len(),
-                    executable,
-                )?;
-            }
+            .partition(|n| self.absolute(&n.path).starts_with(&self.cwd));
+        for named in inside.into_iter().chain(outside) {
+            let done = self.include_arg(&named.path);
+            self.tolerate(done, named.from_profile)?;
         }
+        Ok(())
+    }
+
+    fn include_arg(&mut self, path: &Path) -> anyhow::Result<()> {
+        let meta = explicit_metadata(path, "--include")?;
+        let abs = self.absolute(path);
+        let anchor = parent(&abs);
+        let place = if abs == self.cwd {
+            String::new()
+        } else {
+            self.name(path, &anchor)
+                .map_err(|why| usage(format!("--include {}: {why}", path.display())))?
+        };
+        let files = if meta.is_dir() {
+            self.walk_or_usage(path, "--include")?
+        } else {
+            vec![path.to_path_buf()]
+        };
+        self.included.push(Included {
+            given: path.to_path_buf(),
+            source: abs,
+            place,
+            is_dir: meta.is_dir(),
+        });
+        for file in files {
+            let meta = fs::metadata(&file)
+                .map_err(|e| usage(format!("--include {}: {}", file.display(), read_error(&e))))?;
+            if meta.len() > MAX_INCLUDE_FILE {
+                return Err(usage(format!(
+                    "--include {}: {} bytes, over the {} byte limit; include something smaller",
+                    file.display(),
+                    meta.len(),
+                    MAX_INCLUDE_FILE
+                )));
+            }
+            let name = self
+                .name(&file, &anchor)
+                .map_err(|why| usage(format!("--include {}: {why}", file.display())))?;
+            if format!("scenario/{name}") == SCENARIO_FILE {
+                return Err(usage(format!(
+                    "--include {}: would replace the scenario's own scenario.yaml; use --scenario DIR to pack a scenario",
+                    file.display()
+                )));
+            }
+            let bytes = read_capped(&file, MAX_INCLUDE_FILE)
+                .map_err(|e| usage(format!("--include {}: {}", file.display(), read_error(&e))))?;
+            let executable = meta.permissions().mode() & 0o111 != 0;
+            self.stage(
+                "scenario",
+                &name,
+                &file,
+                &Body::Whole(&bytes),
+                meta.len(),
+                executable,
+            )?;
+        }
+
         Ok(())
     }
 

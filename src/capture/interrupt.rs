@@ -87,6 +87,13 @@ impl Interrupt {
         true
     }
 
+    /// Whether an interrupt has been acted on: then the watcher that called
+    /// [`Interrupt::abort`] reports it and ends the process, and nobody
+    /// else should say anything. Waits while the abort is cleaning up.
+    pub fn aborted(&self) -> bool {
+        self.lock().aborted
+    }
+
     /// Makes something an interrupt must remove (`make` creates it and
     /// returns its path's owner), registering it in the same step, so
     /// that no interrupt can fall between the two.

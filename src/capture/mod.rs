@@ -46,10 +46,10 @@ pub struct Request {
     /// The steps text, when given.
     pub steps: Option<String>,
     pub scenario_dir: Option<PathBuf>,
-    pub configs: Vec<PathBuf>,
-    pub logs: Vec<String>,
+    pub configs: Vec<files::Named<PathBuf>>,
+    pub logs: Vec<files::Named<String>>,
     pub log_bytes: u64,
-    pub includes: Vec<PathBuf>,
+    pub includes: Vec<files::Named<PathBuf>>,
     pub env_deny: Vec<String>,
     /// URLs to fetch twice for `env/network.yaml`.
     pub probes: Vec<String>,

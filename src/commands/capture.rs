@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
-use bugpack::capture::interrupt::Interrupt;
+use bugpack::capture::interrupt::{Interrupt, Interrupted};
 use bugpack::capture::{self, Captured, tree};
 use bugpack::error::{ErrorKind, usage};
 use bugpack::issue::{self, BundleView};
@@ -39,6 +39,15 @@ pub(crate) fn run(settings: Capture, ui: &Ui) -> Result<Status> {
     .map_err(|e| usage(format!("{e}")))?;
     let mut redactor = redactor;
     let result = capture(settings, ui, &interrupt, &mut redactor);
+    if let Err(e) = &result
+        && e.chain().any(|c| c.is::<Interrupted>())
+        && interrupt.aborted()
+    {
+        // The signal watcher has cleaned up and is saying so: one line, once.
+        loop {
+            std::thread::park();
+        }
+    }
     // Errors quote paths, commands and URLs: never print a secret in one.
     result.map_err(|e| scrub_error(e, &redactor))
 }
@@ -209,11 +218,7 @@ fn watch_signals(interrupt: &Arc<Interrupt>, prefix: &'static str) -> Result<()>
         .spawn(move || {
             for _ in signals.forever() {
                 if interrupt.abort() {
-                    let _ = writeln!(
-                        std::io::stderr().lock(),
-                        "{prefix}{}",
-                        capture::interrupt::Interrupted
-                    );
+                    let _ = writeln!(std::io::stderr().lock(), "{prefix}{Interrupted}");
                     std::process::exit(4);
                 }
             }
