@@ -40,7 +40,7 @@ pub(crate) fn run(settings: Capture, ui: &Ui) -> Result<Status> {
     let mut redactor = redactor;
     let result = capture(settings, ui, &interrupt, &mut redactor);
     if let Err(e) = &result
-        && e.chain().any(|c| c.is::<Interrupted>())
+        && e.chain().any(<dyn std::error::Error>::is::<Interrupted>)
         && interrupt.aborted()
     {
         // The signal watcher has cleaned up and is saying so: one line, once.
