@@ -1507,3 +1507,30 @@ fn the_issue_text_has_an_environment_table_and_the_output_collapsed() {
     );
     assert!(inside.contains("<details><summary>Last lines of output</summary>"));
 }
+
+#[test]
+fn a_file_the_command_names_but_the_bundle_lacks_gets_a_note() {
+    let sb = Sandbox::new();
+    sb.write("run.sh", "exit 1\n");
+    sb.bugpack()
+        .args(["capture", "-o", "bug.zip", "--", "sh", "run.sh"])
+        .run()
+        .success()
+        .stdout_has(
+            "note    the command names run.sh, which is not in the bundle; add --include run.sh",
+        );
+    sb.bugpack()
+        .args([
+            "capture",
+            "-o",
+            "b2.zip",
+            "--include",
+            "run.sh",
+            "--",
+            "sh",
+            "run.sh",
+        ])
+        .run()
+        .success()
+        .stdout_lacks("note");
+}

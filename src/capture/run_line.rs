@@ -120,13 +120,16 @@ fn place_of(
     })
 }
 
-/// A note when `arg` is a relative path to a file in the capture's
-/// directory that was not included: replay will not find it.
+/// A note when `arg` names a file in the capture's directory that was not
+/// included: replay will not find it.
 fn missing(arg: &str, cwd: &Path, placed: &[Placed], included: &[Included]) -> Option<String> {
-    if arg.is_empty() || arg.starts_with('-') || outside(Path::new(arg), cwd) {
+    if arg.is_empty() || arg.starts_with('-') || arg.contains('\n') {
         return None;
     }
     let abs = resolve(cwd, Path::new(arg));
+    if !abs.starts_with(cwd) {
+        return None;
+    }
     if abs == cwd || !abs.is_file() {
         return None;
     }
@@ -222,6 +225,14 @@ mod tests {
         .unwrap();
         assert_eq!(run, ["/usr/bin/python3", "-c", "print(1)", "../elsewhere"]);
         assert!(notes.is_empty());
+        // A file in the directory that was not included gets a note.
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("run.sh");
+        std::fs::write(&script, "true\n").unwrap();
+        let abs = script.display().to_string();
+        let (_, notes) = rewrite(&args(&["sh", "run.sh", &abs]), dir.path(), &[], &[]).unwrap();
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        assert!(notes[0].contains("--include run.sh"), "{notes:?}");
         let inc = [Included {
             given: PathBuf::from("/opt"),
             source: PathBuf::from("/opt"),
