@@ -52,7 +52,8 @@ impl Tree {
         format!("{}-{:016x}", std::process::id(), fastrand::u64(..))
     }
 
-    /// The live (not zombie) members of the tree, right now.
+    /// The live (not zombie) members of the tree, right now: our descendants
+    /// that are its root, below its root, or carry its marker.
     pub fn members(&self) -> Vec<Pid> {
         let procs = procfs::all();
         let me = i32::try_from(std::process::id()).unwrap_or(0);
@@ -60,14 +61,12 @@ impl Tree {
         let below_root = below(&procs, root);
         let below_me = below(&procs, me);
         let marker = format!("{MARKER}={}", self.token);
+        // Only our own descendants: once the root has been waited for, its
+        // pid may belong to a stranger.
         procs
             .iter()
-            .filter(|p| p.state != 'Z' && p.pid != me)
-            .filter(|p| {
-                p.pid == root
-                    || below_root.contains(&p.pid)
-                    || (below_me.contains(&p.pid) && carries(p.pid, &marker))
-            })
+            .filter(|p| p.state != 'Z' && below_me.contains(&p.pid))
+            .filter(|p| p.pid == root || below_root.contains(&p.pid) || carries(p.pid, &marker))
             .map(|p| Pid::from_raw(p.pid))
             .collect()
     }
