@@ -1534,3 +1534,19 @@ fn a_file_the_command_names_but_the_bundle_lacks_gets_a_note() {
         .success()
         .stdout_lacks("note");
 }
+
+#[test]
+fn output_that_is_one_endless_line_is_left_out_and_said_so() {
+    let sb = Sandbox::new();
+    sb.bugpack()
+        .args(["capture", "-o", "bug.zip", "--"])
+        .args(["sh", "-c", "head -c 3000000 /dev/zero | tr '\\0' x; exit 1"])
+        .run()
+        .success();
+    let bundle = sb.path("bug.zip");
+    assert_eq!(
+        entry(&bundle, "observed/stdout.log"),
+        "[bugpack: left out the last line, longer than the tail kept and the context read before it]\n"
+    );
+    assert!(entry(&bundle, "observed/result.yaml").contains("stdout_bytes: 3000000"));
+}

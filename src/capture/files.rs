@@ -788,6 +788,9 @@ pub struct Tail {
     pub keep_from: usize,
     /// The source was longer than what is kept.
     pub cut: bool,
+    /// The tail was all one line whose start lies beyond the context read:
+    /// it is left out, since no rule could see it whole.
+    pub left_out: bool,
 }
 
 impl Tail {
@@ -804,6 +807,7 @@ impl Tail {
                 bytes: window,
                 keep_from: 0,
                 cut: false,
+                left_out: false,
             };
         }
         let len = window.len();
@@ -815,13 +819,17 @@ impl Tail {
                 .position(|&b| b == b'\n')
                 .map(|i| i + 1)
         };
+        let mut left_out = false;
         let keep_from = if cut > 0 && window[cut - 1] == b'\n' {
             cut
         } else {
             match window[cut..].iter().position(|&b| b == b'\n') {
                 Some(i) if cut + i + 1 < len => cut + i + 1,
                 _ if line_start.is_some() => cut,
-                _ => len,
+                _ => {
+                    left_out = cut < len;
+                    len
+                }
             }
         };
         let base = line_start.unwrap_or(keep_from).min(keep_from);
@@ -831,6 +839,7 @@ impl Tail {
             bytes,
             keep_from: keep_from - base,
             cut: true,
+            left_out,
         }
     }
 
@@ -842,12 +851,8 @@ impl Tail {
     /// The kept part, redacted with the context before it in view. A tail
     /// whose one line was too long to see whole says so instead.
     pub fn redact(&self, redactor: &mut Redactor, origin: &str) -> Vec<u8> {
-        if self.cut && self.keep_from >= self.bytes.len() {
-            return format!(
-                "[bugpack: left out a last line longer than {} KiB]\n",
-                TAIL_CONTEXT >> 10
-            )
-            .into_bytes();
+        if self.left_out {
+            return b"[bugpack: left out the last line, longer than the tail kept and the context read before it]\n".to_vec();
         }
         redactor.redact_from(origin, &self.bytes, self.keep_from)
     }
