@@ -28,7 +28,7 @@ pub(crate) fn run(settings: Capture, ui: &Ui) -> Result<Status> {
     if let Err(e) = tree::become_subreaper() {
         tracing::debug!("cannot become a child subreaper ({e}); stopping a run may miss daemons");
     }
-    let redactor = Redactor::new(
+    let mut redactor = Redactor::new(
         &settings.redact,
         settings
             .request
@@ -37,7 +37,6 @@ pub(crate) fn run(settings: Capture, ui: &Ui) -> Result<Status> {
             .map(|(k, v)| (k.as_str(), v.as_str())),
     )
     .map_err(|e| usage(format!("{e}")))?;
-    let mut redactor = redactor;
     let result = capture(settings, ui, &interrupt, &mut redactor);
     if let Err(e) = &result
         && e.chain().any(<dyn std::error::Error>::is::<Interrupted>)
