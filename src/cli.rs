@@ -163,8 +163,10 @@ pub(crate) struct CaptureArgs {
     pub(crate) profile: Option<PathBuf>,
 
     /// Sign the bundle, with KEY or with bugpack's default key
-    #[arg(long, value_name = "KEY", num_args = 0..=1, default_missing_value = "")]
-    pub(crate) sign: Option<PathBuf>,
+    // clap's shape for a flag whose value is optional: absent, bare, or KEY.
+    #[allow(clippy::option_option)]
+    #[arg(long, value_name = "KEY", num_args = 0..=1)]
+    pub(crate) sign: Option<Option<PathBuf>>,
 
     /// How long COMMAND may run before it counts as a hang [default: 60s]
     #[arg(long, value_name = "DUR")]

@@ -1,8 +1,8 @@
 //! The GitHub issue text for a bundle, rendered from `templates/issue.md`.
 //!
 //! Capture renders it twice: into the bundle as `ISSUE.md` (which cannot
-//! name the bundle's own hash) and beside the bundle as `<output>.md` (which
-//! does). The values come from the redacted entries, never from raw input,
+//! name the bundle's own hash, nor the manifest's id, which covers it) and
+//! beside the bundle as `<output>.md` (which names the bundle and its hash). The values come from the redacted entries, never from raw input,
 //! so the text can no more leak a secret than the bundle can.
 
 use std::sync::OnceLock;
@@ -21,7 +21,6 @@ const TAIL_LINES: usize = 30;
 pub struct IssueData {
     pub title: String,
     pub created: String,
-    pub id: String,
     pub bugpack_version: String,
     pub steps: String,
     pub environment: Vec<(String, String)>,
@@ -210,7 +209,6 @@ mod tests {
         IssueData {
             title: "Build hangs".into(),
             created: "2026-11-22T10:00:00Z".into(),
-            id: "0".repeat(32),
             bugpack_version: "0.1.0".into(),
             steps: "1. run make".into(),
             environment: vec![("OS".into(), "Debian | 12".into())],
@@ -263,12 +261,18 @@ mod tests {
     }
 
     #[test]
-    fn without_a_bundle_it_names_the_id() {
+    fn without_a_bundle_it_claims_no_name_or_hash() {
+        // Inside the bundle the text cannot know the bundle's hash, nor the
+        // manifest's id (which covers this very text).
         let mut d = data();
         d.bundle = None;
         d.observed = None;
         let text = render(&d).unwrap();
-        assert!(text.contains(&format!("id `{}`", "0".repeat(32))), "{text}");
+        assert!(text.contains("The attached bundle holds"), "{text}");
+        assert!(
+            !text.contains("id `") && !text.contains("SHA-256"),
+            "{text}"
+        );
         assert!(!text.contains("What happened"));
     }
 

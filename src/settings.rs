@@ -143,9 +143,18 @@ pub(crate) struct Capture {
     pub(crate) output: PathBuf,
     pub(crate) steps: Option<PathBuf>,
     pub(crate) redact: Vec<bugpack::redact::ExtraRule>,
-    pub(crate) sign: Option<PathBuf>,
+    pub(crate) sign: Option<SignKey>,
     pub(crate) dry_run: bool,
     pub(crate) profile: Option<PathBuf>,
+}
+
+/// Which key `capture --sign` signs with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum SignKey {
+    /// `--sign`: bugpack's own key, else `~/.ssh/id_ed25519`.
+    Default,
+    /// `--sign KEY`.
+    Path(PathBuf),
 }
 
 /// The default per-command timeout of `capture -- COMMAND`.
@@ -166,18 +175,33 @@ impl Capture {
             Some(l) => (l.profile.clone(), l.base.clone()),
             None => (profile::Profile::default(), cwd.clone()),
         };
-        let from_profile =
-            |items: &[String]| -> Vec<PathBuf> { items.iter().map(|p| base.join(p)).collect() };
-
-        let mut configs = args.configs.clone();
+        // What the command line names must be there; what the profile
+        // names may be missing on this machine (skipped with a warning).
+        let from_profile = |items: &[String]| -> Vec<files::Named<PathBuf>> {
+            items
+                .iter()
+                .map(|p| files::Named::profile(base.join(p)))
+                .collect()
+        };
+        let mut configs: Vec<_> = args
+            .configs
+            .iter()
+            .cloned()
+            .map(files::Named::typed)
+            .collect();
         configs.extend(from_profile(&prof.config));
-        let mut logs = args.logs.clone();
+        let mut logs: Vec<_> = args.logs.iter().cloned().map(files::Named::typed).collect();
         logs.extend(
             prof.logs
                 .iter()
-                .map(|p| base.join(p).to_string_lossy().into_owned()),
+                .map(|p| files::Named::profile(base.join(p).to_string_lossy().into_owned())),
         );
-        let mut includes = args.includes.clone();
+        let mut includes: Vec<_> = args
+            .includes
+            .iter()
+            .cloned()
+            .map(files::Named::typed)
+            .collect();
         includes.extend(from_profile(&prof.include));
         let log_bytes = match args.log_bytes.as_deref().or(prof.log_bytes.as_deref()) {
             Some(text) => parse_size(text).ok_or_else(|| {
@@ -199,17 +223,27 @@ impl Capture {
         probes.extend(prof.probe.iter().cloned());
         for url in &probes {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
+                // The URL itself may carry credentials: name its scheme only.
+                let scheme = url.split_once("://").map_or("no scheme", |(s, _)| s);
                 return Err(usage(format!(
-                    "--probe {url:?}: give an http:// or https:// URL"
+                    "--probe: give an http:// or https:// URL (this one has {})",
+                    if scheme == "no scheme" {
+                        scheme.to_owned()
+                    } else {
+                        format!("{scheme}://")
+                    }
                 )));
             }
         }
         let mut env_deny = args.env_deny.clone();
         env_deny.extend(prof.env_deny.iter().cloned());
-        for re in &args.redact {
+        for (i, re) in args.redact.iter().enumerate() {
+            // The pattern may spell out the secret it hides: not echoed.
             regex::bytes::Regex::new(re).map_err(|e| {
                 usage(format!(
-                    "--redact {re:?}: not a valid regular expression: {}",
+                    "--redact (number {} of {}): not a valid regular expression: {}",
+                    i + 1,
+                    args.redact.len(),
                     regex_why(&e)
                 ))
             })?;
@@ -281,6 +315,22 @@ impl Capture {
                 output.display()
             )));
         }
+        if let Some(dir) = output.parent().filter(|p| !p.as_os_str().is_empty())
+            && !dir.is_dir()
+        {
+            return Err(usage(format!(
+                "-o {}: the directory {} does not exist; create it or write elsewhere",
+                output.display(),
+                dir.display()
+            )));
+        }
+        if let Some(title) = &args.title
+            && title.trim().is_empty()
+        {
+            return Err(usage(
+                "--title is empty; give a one-line title, or leave the flag out",
+            ));
+        }
         let env: std::collections::BTreeMap<String, String> = std::env::vars_os()
             .map(|(k, v)| {
                 (
@@ -314,7 +364,9 @@ impl Capture {
             output,
             steps: args.steps,
             redact,
-            sign: args.sign,
+            sign: args
+                .sign
+                .map(|key| key.map_or(SignKey::Default, SignKey::Path)),
             dry_run: args.dry_run,
             profile: loaded.map(|l| l.path),
         })

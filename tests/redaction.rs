@@ -74,6 +74,12 @@ const SECRETS: &[(&str, &str)] = &[
     ("custom rule", "zeus-internal-7731"),
     ("cli flag", "flag-pa55w0rd-4455"),
     ("echoed by the command", "printed-by-command-5566"),
+    ("x-api-key header", "xApiKeyHeaderValue-2468"),
+    ("api-key with a dash", "dashApiKeyValue-1357"),
+    ("short pass name", "dbPassShortName-9753"),
+    (".netrc password", "netrcPassw0rdValue-8642"),
+    ("file name", "ghp_F1leNameT0kenValue0123456789abcdefgh"),
+    ("cli flag value", "cliFlagSecretValue-1122"),
 ];
 
 fn secret(label: &str) -> &'static str {
@@ -121,11 +127,28 @@ fn no_secret_reaches_the_bundle_or_the_terminal() {
     sb.write(
         "conf/.env",
         format!(
-            "PASSWORD={}\nSLACK_USER={}\n",
+            "PASSWORD={}\nSLACK_USER={}\nDB_PASS={}\n",
             s(".env password"),
-            s("slack user")
+            s("slack user"),
+            s("short pass name")
         ),
     );
+    sb.write(
+        "conf/api.conf",
+        format!(
+            "X-API-Key: {}\napi-key = {}\n",
+            s("x-api-key header"),
+            s("api-key with a dash")
+        ),
+    );
+    sb.write(
+        "conf/.netrc",
+        format!(
+            "machine api.example.com login bot password {}\n",
+            s(".netrc password")
+        ),
+    );
+    sb.write(&format!("conf/{}.ini", s("file name")), "[x]\ny = 1\n");
     sb.write(
         "logs/http.log",
         format!(
@@ -225,6 +248,7 @@ fn no_secret_reaches_the_bundle_or_the_terminal() {
             "run.sh",
         ])
         .args(["--redact", "zeus-internal-[0-9]+", "--", "sh", "run.sh"])
+        .args(["--token", s("cli flag value")])
         .run()
         .success();
 
@@ -277,4 +301,192 @@ fn no_secret_reaches_the_bundle_or_the_terminal() {
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Every entry and the raw zip bytes lack `secret`.
+fn nowhere_in(bundle: &std::path::Path, secret: &str) {
+    let raw = fs::read(bundle).unwrap();
+    assert!(
+        !contains(&raw, secret.as_bytes()),
+        "{secret} is in the raw zip bytes"
+    );
+    for (name, data) in entries(bundle) {
+        assert!(
+            !contains(&data, secret.as_bytes()),
+            "{secret} survived in {name}:\n{}",
+            String::from_utf8_lossy(&data)
+        );
+    }
+}
+
+/// Output whose last 1 MiB (the tail capture keeps) starts two bytes into
+/// `password=<secret>`: a naive cut would keep `ssword=<secret>`, which no
+/// rule recognises.
+fn cut_inside_a_key_name(secret: &str) -> String {
+    const TAIL: usize = 1 << 20;
+    let head = format!("{}\n", "x".repeat(100));
+    let key = format!("password={secret}\n");
+    let total = TAIL + head.len() + 2;
+    let mut out = head + &key;
+    let line = format!("{}\n", "y".repeat(99));
+    while out.len() + line.len() <= total {
+        out.push_str(&line);
+    }
+    let rest = total - out.len();
+    if rest > 0 {
+        out.push_str(&"z".repeat(rest - 1));
+        out.push('\n');
+    }
+    assert_eq!(out.len(), total);
+    out
+}
+
+#[test]
+fn a_tail_cut_inside_a_key_name_leaks_nothing() {
+    let sb = Sandbox::new();
+    let secret = "LeakedSecret99";
+    sb.write("out.txt", cut_inside_a_key_name(secret));
+    // One line longer than the tail: the cut splits the key name too, and
+    // the line's start is within the context read before the cut.
+    let long = "LongLineSecret77";
+    let key = format!("password={long}");
+    let line = format!(
+        "{} {key} {}\n",
+        "a".repeat(50),
+        "b".repeat((1 << 20) - key.len())
+    );
+    sb.write("long.txt", &line);
+    sb.bugpack()
+        .args([
+            "capture",
+            "-o",
+            "bug.zip",
+            "--",
+            "sh",
+            "-c",
+            "cat out.txt; cat long.txt >&2; exit 1",
+        ])
+        .run()
+        .success();
+    let bundle = sb.path("bug.zip");
+    nowhere_in(&bundle, secret);
+    nowhere_in(&bundle, long);
+    let stdout = crate::capture::entry(&bundle, "observed/stdout.log");
+    assert!(
+        stdout.starts_with("yyyy"),
+        "the tail starts at a line: {}",
+        &stdout[..40]
+    );
+    let stderr = crate::capture::entry(&bundle, "observed/stderr.log");
+    assert!(stderr.contains("[REDACTED:password:"), "{}", &stderr[..80]);
+    assert!(stderr.ends_with("bbb\n"));
+
+    // A log tail, the same way.
+    let log_secret = "LogTailSecret55";
+    let text = format!("first\npassword={log_secret}\nfiller line one\nfiller line two\n");
+    let cut = text.find("password").unwrap() + 2;
+    sb.write("app.log", &text);
+    let tail = text.len() - cut;
+    sb.bugpack()
+        .args([
+            "capture",
+            "-o",
+            "log.zip",
+            "--log",
+            "app.log",
+            "--log-bytes",
+            &tail.to_string(),
+        ])
+        .run()
+        .success();
+    nowhere_in(&sb.path("log.zip"), log_secret);
+    assert_eq!(
+        crate::capture::entry(&sb.path("log.zip"), "logs/app.log"),
+        "filler line one\nfiller line two\n"
+    );
+}
+
+#[test]
+fn bugpacks_own_words_never_print_a_secret() {
+    use std::io::{BufRead as _, BufReader, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        for stream in listener.incoming().take(2) {
+            let mut stream = stream.unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            while reader.read_line(&mut line).unwrap() > 2 {
+                line.clear();
+            }
+            stream
+                .write_all(b"HTTP/1.1 500 Oops\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                .unwrap();
+        }
+    });
+    let token = "ghp_Cl1ArgT0kenValue0123456789abcdefghij";
+    let env_secret = "envOnlySecretValue-3141";
+    let probe_password = "pr0bePassw0rdValue";
+    let cli_password = "cliPassw0rd99";
+    let sb = Sandbox::new();
+    let url = format!("http://probe:{probe_password}@127.0.0.1:{port}/status");
+    let mut run = sb.bugpack();
+    for var in ["http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"] {
+        run = run.env_remove(var);
+    }
+    let out = run
+        .env("MY_APP_TOKEN", env_secret)
+        .args(["-vv", "capture", "-o", "bug.zip", "--probe", &url, "--"])
+        .args(["sh", "-c", "echo \"$MY_APP_TOKEN\"; exit 3", "sh"])
+        .args([
+            &format!("--password={cli_password}"),
+            token,
+            "--api-key",
+            "cliApiK3y-7788",
+        ])
+        .run()
+        .success()
+        .stderr_has("running `");
+    server.join().unwrap();
+    for secret in [
+        token,
+        env_secret,
+        probe_password,
+        cli_password,
+        "cliApiK3y-7788",
+    ] {
+        assert!(
+            !out.stdout.contains(secret),
+            "{secret} in stdout\n{}",
+            out.stdout
+        );
+        assert!(
+            !out.stderr.contains(secret),
+            "{secret} in stderr\n{}",
+            out.stderr
+        );
+        nowhere_in(&sb.path("bug.zip"), secret);
+    }
+
+    // Errors quote what the user typed: never the secret in it.
+    for (args, needle) in [
+        (vec!["--", token], "no such command"),
+        (
+            vec!["--probe", "ftp://u:ftpPassw0rdValue@files/x"],
+            "--probe",
+        ),
+        (vec!["--redact", "cliPassw0rd99("], "--redact"),
+        (vec!["--log", &format!("logs/{token}.log")], "no such file"),
+    ] {
+        let out = sb
+            .bugpack()
+            .args(["-vv", "capture", "-o", "x.zip"])
+            .args(&args)
+            .run()
+            .code(2)
+            .stderr_has(needle);
+        for secret in [token, "ftpPassw0rdValue", "cliPassw0rd99"] {
+            assert!(!out.stderr.contains(secret), "{secret} in\n{}", out.stderr);
+        }
+    }
 }

@@ -8,15 +8,18 @@
 
 pub mod files;
 pub mod git;
+pub mod interrupt;
 pub mod network;
 pub mod observe;
 pub mod profile;
+pub mod run_line;
 pub mod system;
+pub mod tree;
 pub mod vars;
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -26,10 +29,16 @@ use crate::error::usage;
 use crate::issue::{self, IssueData, ScenarioView};
 use crate::redact::Redactor;
 use crate::scenario::{ExitSpec, ExpectFile, ScenarioFile};
+use interrupt::Interrupt;
 use observe::{Ending, Observed};
 
-/// What the user asked to capture, resolved from flags and profile.
-#[derive(Debug, Clone)]
+/// The most characters in a title (the manifest's limit).
+const MAX_TITLE: usize = 300;
+
+/// What the user asked to capture, resolved from flags and profile. Its
+/// `Debug` leaves out what may hold secrets (the command, the environment,
+/// the steps, the probe URLs).
+#[derive(Clone)]
 pub struct Request {
     pub title: Option<String>,
     /// RFC 3339 UTC.
@@ -37,10 +46,10 @@ pub struct Request {
     /// The steps text, when given.
     pub steps: Option<String>,
     pub scenario_dir: Option<PathBuf>,
-    pub configs: Vec<PathBuf>,
-    pub logs: Vec<String>,
+    pub configs: Vec<files::Named<PathBuf>>,
+    pub logs: Vec<files::Named<String>>,
     pub log_bytes: u64,
-    pub includes: Vec<PathBuf>,
+    pub includes: Vec<files::Named<PathBuf>>,
     pub env_deny: Vec<String>,
     /// URLs to fetch twice for `env/network.yaml`.
     pub probes: Vec<String>,
@@ -57,6 +66,28 @@ pub struct Request {
     pub system_root: PathBuf,
 }
 
+impl fmt::Debug for Request {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Request")
+            .field("created", &self.created)
+            .field("scenario_dir", &self.scenario_dir)
+            .field("configs", &self.configs)
+            .field("logs", &self.logs)
+            .field("log_bytes", &self.log_bytes)
+            .field("includes", &self.includes)
+            .field("env_deny", &self.env_deny)
+            .field("probes", &self.probes.len())
+            .field("versions", &self.versions.len())
+            .field("command_args", &self.command.len())
+            .field("run", &self.run)
+            .field("timeout", &self.timeout)
+            .field("cwd", &self.cwd)
+            .field("env_vars", &self.env.len())
+            .field("system_root", &self.system_root)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A collected capture, ready to write.
 #[derive(Debug)]
 pub struct Captured {
@@ -71,12 +102,13 @@ pub struct Captured {
 }
 
 /// Gathers everything `req` names into a writer, staging redacted copies in
-/// `staging`. `interrupted` stops an observed run early (Ctrl-C).
+/// `staging`. An `interrupt` stops the observed run (and its whole tree)
+/// and the gathering with [`interrupt::Interrupted`].
 pub fn collect(
     req: &Request,
     redactor: &mut Redactor,
     staging: &Path,
-    interrupted: &AtomicBool,
+    interrupt: &Interrupt,
 ) -> anyhow::Result<Captured> {
     let mut notes = Vec::new();
     let title = match &req.title {
@@ -86,18 +118,37 @@ pub fn collect(
         }
         None => "Bug report".to_owned(),
     };
-    let title = redactor.redact_str("bugpack.yaml", &title);
+    // Redacted first, cut after: a placeholder can be longer than its secret.
+    let title: String = redactor
+        .redact_str("bugpack.yaml", &title)
+        .chars()
+        .take(MAX_TITLE)
+        .collect();
+    let title = if title.trim().is_empty() {
+        "Bug report".to_owned()
+    } else {
+        title
+    };
     let mut writer = BundleWriter::new(title.clone(), req.created.clone());
 
     let sources = system::Sources {
         root: &req.system_root,
         env: &req.env,
     };
-    let system = system::describe(&sources, &req.versions, &req.cwd, staging, redactor);
+    let system = system::describe(
+        &sources,
+        &req.versions,
+        &req.cwd,
+        staging,
+        redactor,
+        interrupt,
+    )?;
     writer.add_bytes("env/system.yaml", yaml(&system)?)?;
+    interrupt.check()?;
 
     let network = network::describe(&req.env, &req.probes, redactor);
     writer.add_bytes("env/network.yaml", yaml(&network)?)?;
+    interrupt.check()?;
 
     let deny = vars::Deny::new(&req.env_deny)?;
     let (vars, dropped) = vars::collect(&req.env, &deny, redactor);
@@ -112,18 +163,33 @@ pub fn collect(
         writer.add_bytes("git/repo.yaml", yaml(&state.info)?)?;
         writer.add_bytes("git/diff.patch", state.diff)?;
     }
+    interrupt.check()?;
 
     let mut packer = files::Packer::new(&req.cwd, staging, &mut writer, redactor);
     packer.configs(&req.configs)?;
+    interrupt.check()?;
     packer.logs(&req.logs, req.log_bytes)?;
+    interrupt.check()?;
     let scenario_from_dir = match &req.scenario_dir {
         Some(dir) => Some(pack_scenario_dir(&mut packer, dir)?),
         None => None,
     };
     packer.includes(&req.includes)?;
+    interrupt.check()?;
     let placed = std::mem::take(&mut packer.placed);
     let skipped = std::mem::take(&mut packer.skipped);
+    let included = std::mem::take(&mut packer.included);
     drop(packer);
+
+    // The scenario's command is settled before the run: a path replay
+    // could not follow is refused before anything runs.
+    let run_line = if scenario_from_dir.is_none() && !req.command.is_empty() {
+        let (argv, missing) = run_line::rewrite(&req.command, &req.cwd, &placed, &included)?;
+        notes.extend(missing);
+        Some(observe::shell_line(&argv))
+    } else {
+        None
+    };
 
     let mut observed = None;
     let mut observed_view = None;
@@ -134,26 +200,27 @@ pub fn collect(
             timeout: req.timeout,
             tail_bytes: files::DEFAULT_LOG_BYTES,
         };
-        let o = observe::run(&spec, staging, interrupted)?;
+        let o = observe::run(&spec, staging, interrupt)?;
         let mut record = o.observed;
         record.command = redactor.redact_str("observed/result.yaml", &record.command);
-        let stdout = redactor.redact("observed/stdout.log", &o.stdout_tail);
-        let stderr = redactor.redact("observed/stderr.log", &o.stderr_tail);
+        let stdout = o.stdout_tail.redact(redactor, "observed/stdout.log");
+        let stderr = o.stderr_tail.redact(redactor, "observed/stderr.log");
         observed_view = Some(issue::observed_view(&record, &stdout, &stderr));
         writer.add_bytes("observed/result.yaml", yaml(&record)?)?;
         writer.add_bytes("observed/stdout.log", stdout)?;
         writer.add_bytes("observed/stderr.log", stderr)?;
         observed = Some(record);
     }
+    interrupt.check()?;
 
-    let scenario = match scenario_from_dir {
-        Some(s) => Some(s),
-        None if !req.command.is_empty() => {
-            let s = scenario_from_command(req, observed.as_ref(), &mut notes, redactor)?;
+    let scenario = match (scenario_from_dir, run_line) {
+        (Some(s), _) => Some(s),
+        (None, Some(run)) => {
+            let s = scenario_from_command(req, &run, observed.as_ref(), redactor)?;
             writer.add_bytes(SCENARIO_FILE, s.to_yaml()?)?;
             Some(s)
         }
-        None => None,
+        (None, None) => None,
     };
     if let Some(s) = &scenario {
         writer.set_scenario(s.name.clone());
@@ -168,7 +235,6 @@ pub fn collect(
     let data = IssueData {
         title,
         created: req.created.clone(),
-        id: String::new(),
         bugpack_version: env!("CARGO_PKG_VERSION").to_owned(),
         steps,
         environment: issue::environment_rows(&system),
@@ -193,8 +259,6 @@ pub fn collect(
 impl Captured {
     /// Adds `ISSUE.md` and the redaction counts: the last step before writing.
     pub fn finish(&mut self, redactor: &mut Redactor) -> anyhow::Result<()> {
-        let manifest = self.writer.manifest()?;
-        self.issue.id = manifest.id;
         let counts = redactor.counts();
         self.issue.redactions = counts.values().sum();
         let text = issue::render(&self.issue).context("cannot render the issue text")?;
@@ -236,42 +300,44 @@ fn pack_scenario_dir(packer: &mut files::Packer<'_>, dir: &Path) -> anyhow::Resu
 }
 
 /// The scenario a command becomes: `run:` the command in the capture's
-/// layout, `expect:` what was asked or seen.
+/// layout, `expect:` what was asked, else what was seen. A command that
+/// exited 0 gives no expectation to copy: the scenario then states none
+/// (replay's default: any failure reproduces) and the user is told how to
+/// say what the bug looks like.
 fn scenario_from_command(
     req: &Request,
+    run: &str,
     observed: Option<&Observed>,
-    notes: &mut Vec<String>,
     redactor: &mut Redactor,
 ) -> anyhow::Result<ScenarioFile> {
-    let run = redactor.redact_str(SCENARIO_FILE, &observe::shell_line(&req.command));
+    let run = redactor.redact_str(SCENARIO_FILE, run);
     let asked = req.expect != ExpectFile::default();
     let expect = if asked {
         Some(req.expect.clone())
     } else {
-        observed.map(|o| match (o.ending, o.exit_code) {
-            (Ending::Hang, _) => ExpectFile {
+        observed.and_then(|o| match (o.ending, o.exit_code) {
+            (Ending::Hang, _) => Some(ExpectFile {
                 hang: Some(true),
                 ..ExpectFile::default()
-            },
-            (Ending::Exited, Some(code)) if code != 0 => ExpectFile {
+            }),
+            (Ending::Exited, Some(code)) if code != 0 => Some(ExpectFile {
                 exit: u8::try_from(code)
                     .ok()
                     .map(ExitSpec::Code)
                     .or(Some(ExitSpec::Nonzero)),
                 ..ExpectFile::default()
-            },
-            (Ending::Signaled | Ending::Exited, _) => {
-                if o.ending == Ending::Exited {
-                    notes.push(
-                        "the command exited 0, so the scenario expects a nonzero exit; \
-                             pass --expect-output REGEX if the bug shows in its output"
-                            .to_owned(),
-                    );
-                }
-                ExpectFile {
-                    exit: Some(ExitSpec::Nonzero),
-                    ..ExpectFile::default()
-                }
+            }),
+            (Ending::Signaled, _) => Some(ExpectFile {
+                exit: Some(ExitSpec::Nonzero),
+                ..ExpectFile::default()
+            }),
+            (Ending::Exited, _) => {
+                tracing::warn!(
+                    "the command exited 0, so bugpack cannot tell from its run what the bug looks like; \
+                     the scenario states no expectation and replay counts only a failure or a hang. \
+                     Capture again with --expect-output REGEX, --expect-exit CODE or --expect-hang to say what to look for"
+                );
+                None
             }
         })
     };

@@ -1,12 +1,13 @@
 //! Running the user's command once, the way they see it fail.
 //!
-//! The command runs with `duct` in its own process group, so that at the
-//! timeout (or on Ctrl-C) the whole tree it started is stopped, not only its
-//! first process. Its stdout and stderr go through pipes that a thread per
-//! stream drains at once into a pair of rotating files, so the pipes never
-//! fill (the child never blocks on us) and neither memory nor disk grows past
-//! twice the tail kept, even for a command that prints gigabytes. This
-//! module never interprets the output; it records what happened.
+//! The command runs with `duct` in its own process group, marked as one
+//! [`Tree`], so that at the timeout (or on Ctrl-C) everything it started is
+//! stopped, including grandchildren that left the group with `setsid`. Its
+//! stdout and stderr go through pipes that a thread per stream drains at
+//! once into a pair of rotating files, so the pipes never fill (the child
+//! never blocks on us) and neither memory nor disk grows past twice the
+//! tail kept, even for a command that prints gigabytes. This module never
+//! interprets the output; it records what happened.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -20,17 +21,22 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::signal::{Signal, killpg};
+use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
-/// How long a process group gets between SIGTERM and SIGKILL.
+use super::files::{TAIL_CONTEXT, Tail};
+use super::interrupt::{Interrupt, Interrupted};
+use super::tree::{MARKER, Tree};
+
+/// How long a hung tree gets between SIGTERM and SIGKILL.
 const KILL_GRACE: Duration = Duration::from_secs(2);
 /// How often the run is checked for exit, timeout and interruption.
 const TICK: Duration = Duration::from_millis(10);
 
-/// What to run and how.
-#[derive(Debug, Clone)]
+/// What to run and how. Its `Debug` leaves out the arguments, which may
+/// hold secrets.
+#[derive(Clone)]
 pub struct Spec {
     /// The program and its arguments, run directly (no shell).
     pub argv: Vec<String>,
@@ -38,6 +44,17 @@ pub struct Spec {
     pub timeout: Duration,
     /// How many bytes of the end of each stream to keep.
     pub tail_bytes: u64,
+}
+
+impl std::fmt::Debug for Spec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Spec")
+            .field("args", &self.argv.len())
+            .field("cwd", &self.cwd)
+            .field("timeout", &self.timeout)
+            .field("tail_bytes", &self.tail_bytes)
+            .finish()
+    }
 }
 
 /// How the run ended.
@@ -73,17 +90,18 @@ pub struct Observed {
     pub stderr_truncated: bool,
 }
 
-/// A finished observation: the record, and the tails on disk (not redacted).
+/// A finished observation: the record, and the output tails (not redacted).
 #[derive(Debug)]
 pub struct Observation {
     pub observed: Observed,
-    pub stdout_tail: Vec<u8>,
-    pub stderr_tail: Vec<u8>,
+    pub stdout_tail: Tail,
+    pub stderr_tail: Tail,
 }
 
-/// Runs `spec`, staging output under `staging`. `interrupted` is polled: when
-/// it turns true the process group is stopped and an error returned.
-pub fn run(spec: &Spec, staging: &Path, interrupted: &AtomicBool) -> anyhow::Result<Observation> {
+/// Runs `spec`, staging output under `staging`. The run's tree is
+/// registered with `interrupt` while it lives; once an interrupt arrives
+/// the tree is stopped and [`Interrupted`] returned.
+pub fn run(spec: &Spec, staging: &Path, interrupt: &Interrupt) -> anyhow::Result<Observation> {
     let shown = shell_line(&spec.argv);
     let (program, args) = spec
         .argv
@@ -98,63 +116,78 @@ pub fn run(spec: &Spec, staging: &Path, interrupted: &AtomicBool) -> anyhow::Res
     let err_thread = drain(err_r, err_sink, Arc::clone(&stop));
 
     let started = Instant::now();
-    let handle = duct::cmd(program, args)
-        .dir(&spec.cwd)
-        .stdin_null()
-        .stdout_file(out_w)
-        .stderr_file(err_w)
-        .unchecked()
-        .before_spawn(|cmd| {
-            cmd.process_group(0);
-            Ok(())
-        })
-        .start();
-    let handle = match handle {
+    let token = Tree::new_token();
+    let spawned = interrupt.spawn(|| {
+        let handle = duct::cmd(program, args)
+            .dir(&spec.cwd)
+            .env(MARKER, &token)
+            .stdin_null()
+            .stdout_file(out_w)
+            .stderr_file(err_w)
+            .unchecked()
+            .before_spawn(|cmd| {
+                cmd.process_group(0);
+                Ok(())
+            })
+            .start()
+            .map_err(|e| spawn_error(program, e))?;
+        let root = handle
+            .pids()
+            .first()
+            .and_then(|&p| i32::try_from(p).ok())
+            .map(Pid::from_raw)
+            .context("the command started without a process id")?;
+        Ok((
+            (handle, root),
+            Tree {
+                root,
+                token: token.clone(),
+            },
+        ))
+    });
+    let (handle, root) = match spawned {
         Ok(h) => h,
         Err(e) => {
-            stop.store(true, Ordering::SeqCst);
-            let _ = out_thread.join();
-            let _ = err_thread.join();
-            return Err(spawn_error(program, e));
+            give_up(&stop, out_thread, err_thread);
+            return Err(e);
         }
     };
-    let pgid = handle
-        .pids()
-        .first()
-        .and_then(|&p| i32::try_from(p).ok())
-        .map(Pid::from_raw);
+    let tree = Tree { root, token };
 
     let mut ending = None;
-    let mut status = None;
-    while status.is_none() {
-        if let Some(output) = handle.try_wait().context("cannot wait for the command")? {
-            status = Some(output.status);
-            break;
+    let status = loop {
+        match handle.try_wait() {
+            Ok(Some(output)) => break Some(output.status),
+            Ok(None) => {}
+            Err(e) => {
+                tree.stop(Duration::ZERO);
+                interrupt.finished(&tree);
+                give_up(&stop, out_thread, err_thread);
+                return Err(anyhow::Error::new(e).context(format!("cannot wait for `{shown}`")));
+            }
         }
-        if interrupted.load(Ordering::SeqCst) {
-            stop_group(pgid, &handle);
-            stop.store(true, Ordering::SeqCst);
-            let _ = out_thread.join();
-            let _ = err_thread.join();
-            anyhow::bail!("interrupted; stopped `{shown}` and everything it started");
+        if interrupt.is_set() {
+            tree.stop(KILL_GRACE);
+            let _ = handle.wait();
+            interrupt.finished(&tree);
+            give_up(&stop, out_thread, err_thread);
+            return Err(Interrupted.into());
         }
         if started.elapsed() >= spec.timeout {
             ending = Some(Ending::Hang);
-            stop_group(pgid, &handle);
-            status = handle.wait().ok().map(|o| o.status);
-            break;
+            tree.stop(KILL_GRACE);
+            break handle.wait().ok().map(|o| o.status);
         }
         thread::sleep(TICK);
-    }
+    };
     let duration = started.elapsed();
-    // The command is over; stop anything it left in its group, so that a
+    // The command is over; stop anything it left behind, so that a
     // straggler holding the pipes open cannot keep us waiting.
-    if let Some(pgid) = pgid {
-        let _ = killpg(pgid, Signal::SIGKILL);
-    }
+    tree.stop(Duration::ZERO);
+    interrupt.finished(&tree);
     stop.store(true, Ordering::SeqCst);
-    let (stdout_tail, stdout_bytes, stdout_truncated) = join(out_thread)?;
-    let (stderr_tail, stderr_bytes, stderr_truncated) = join(err_thread)?;
+    let (stdout_tail, stdout_bytes) = join(out_thread)?;
+    let (stderr_tail, stderr_bytes) = join(err_thread)?;
 
     let (exit_code, signal) = match status {
         Some(s) => {
@@ -187,8 +220,8 @@ pub fn run(spec: &Spec, staging: &Path, interrupted: &AtomicBool) -> anyhow::Res
             timeout_ms: u64::try_from(spec.timeout.as_millis()).unwrap_or(u64::MAX),
             stdout_bytes,
             stderr_bytes,
-            stdout_truncated,
-            stderr_truncated,
+            stdout_truncated: stdout_tail.cut,
+            stderr_truncated: stderr_tail.cut,
         },
         stdout_tail,
         stderr_tail,
@@ -196,46 +229,57 @@ pub fn run(spec: &Spec, staging: &Path, interrupted: &AtomicBool) -> anyhow::Res
 }
 
 /// Runs a short command through `sh -c` and returns the first line of its
-/// output, or why there is none. For tool versions: bounded in time and size.
-pub fn first_line(command: &str, cwd: &Path, timeout: Duration, staging: &Path) -> String {
+/// output, or why there is none. For tool versions: bounded in time and
+/// size, and stopped (with an error) by an interrupt.
+pub fn first_line(
+    command: &str,
+    cwd: &Path,
+    timeout: Duration,
+    staging: &Path,
+    interrupt: &Interrupt,
+) -> Result<String, Interrupted> {
     let spec = Spec {
         argv: vec!["sh".into(), "-c".into(), command.into()],
         cwd: cwd.to_path_buf(),
         timeout,
         tail_bytes: 4096,
     };
-    let never = AtomicBool::new(false);
     let dir = match tempfile::tempdir_in(staging) {
         Ok(d) => d,
-        Err(e) => return format!("(not run: {e})"),
+        Err(e) => return Ok(format!("(not run: {e})")),
     };
-    match run(&spec, dir.path(), &never) {
-        Err(e) => format!("(not run: {e:#})"),
-        Ok(o) if o.observed.ending == Ending::Hang => {
-            format!("(no answer within {}s)", timeout.as_secs())
-        }
-        Ok(o) => {
-            let text = if o.stdout_tail.iter().any(|b| !b.is_ascii_whitespace()) {
-                o.stdout_tail
-            } else {
-                o.stderr_tail
-            };
-            let line = String::from_utf8_lossy(&text)
-                .lines()
-                .map(str::trim)
-                .find(|l| !l.is_empty())
-                .unwrap_or("")
-                .chars()
-                .take(200)
-                .collect::<String>();
-            match o.observed.exit_code {
-                Some(0) => line,
-                Some(code) if line.is_empty() => format!("(exit {code})"),
-                Some(code) => format!("{line} (exit {code})"),
-                None => format!("{line} (killed)"),
-            }
-        }
+    let o = match run(&spec, dir.path(), interrupt) {
+        Err(e) if e.is::<Interrupted>() => return Err(Interrupted),
+        Err(e) => return Ok(format!("(not run: {e:#})")),
+        Ok(o) => o,
+    };
+    if o.observed.ending == Ending::Hang {
+        return Ok(format!("(no answer within {}s)", timeout.as_secs()));
     }
+    let text = if o
+        .stdout_tail
+        .kept()
+        .iter()
+        .any(|b| !b.is_ascii_whitespace())
+    {
+        o.stdout_tail.kept()
+    } else {
+        o.stderr_tail.kept()
+    };
+    let line = String::from_utf8_lossy(text)
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("")
+        .chars()
+        .take(200)
+        .collect::<String>();
+    Ok(match o.observed.exit_code {
+        Some(0) => line,
+        Some(code) if line.is_empty() => format!("(exit {code})"),
+        Some(code) => format!("{line} (exit {code})"),
+        None => format!("{line} (killed)"),
+    })
 }
 
 /// The command as one shell-quoted line, for `run:` and for display.
@@ -257,25 +301,7 @@ fn spawn_error(program: &str, e: io::Error) -> anyhow::Error {
     }
 }
 
-/// SIGTERM to the group, a grace period, then SIGKILL.
-fn stop_group(pgid: Option<Pid>, handle: &duct::Handle) {
-    let Some(pgid) = pgid else {
-        let _ = handle.kill();
-        return;
-    };
-    let _ = killpg(pgid, Signal::SIGCONT);
-    let _ = killpg(pgid, Signal::SIGTERM);
-    let deadline = Instant::now() + KILL_GRACE;
-    while Instant::now() < deadline {
-        if matches!(handle.try_wait(), Ok(Some(_))) {
-            break;
-        }
-        thread::sleep(TICK);
-    }
-    let _ = killpg(pgid, Signal::SIGKILL);
-}
-
-type Drained = thread::JoinHandle<io::Result<(Vec<u8>, u64, bool)>>;
+type Drained = thread::JoinHandle<io::Result<(Tail, u64)>>;
 
 /// Drains a pipe into `sink` until EOF, or until `stop` is set and nothing
 /// more arrives (a grandchild may hold the pipe open forever).
@@ -309,28 +335,37 @@ fn drain(reader: os_pipe::PipeReader, mut sink: TailFiles, stop: Arc<AtomicBool>
     })
 }
 
-fn join(thread: Drained) -> anyhow::Result<(Vec<u8>, u64, bool)> {
+/// Stops the readers of a run that will not be recorded.
+fn give_up(stop: &AtomicBool, out: Drained, err: Drained) {
+    stop.store(true, Ordering::SeqCst);
+    let _ = join(out);
+    let _ = join(err);
+}
+
+fn join(thread: Drained) -> anyhow::Result<(Tail, u64)> {
     thread
         .join()
         .map_err(|_| anyhow::anyhow!("the output reader thread failed"))?
         .context("cannot record the command's output")
 }
 
-/// Two files written in turn: when the current one holds `cap` bytes the
-/// other is truncated and takes over, so the last `cap` bytes are always on
-/// disk and no more than `2 * cap` ever are.
+/// Two files written in turn: when the current one holds `cap` bytes (the
+/// tail kept and the context before it) the other is truncated and takes
+/// over, so those bytes are always on disk and no more than `2 * cap` ever are.
 struct TailFiles {
     files: [File; 2],
     paths: [PathBuf; 2],
     current: usize,
     in_current: u64,
+    /// The tail kept.
+    tail: u64,
     cap: u64,
     total: u64,
     rotated: bool,
 }
 
 impl TailFiles {
-    fn new(dir: &Path, stem: &str, cap: u64) -> io::Result<Self> {
+    fn new(dir: &Path, stem: &str, tail: u64) -> io::Result<Self> {
         let open = |i: usize| -> io::Result<(File, PathBuf)> {
             let path = dir.join(format!("{stem}.{i}"));
             let file = OpenOptions::new()
@@ -348,7 +383,8 @@ impl TailFiles {
             paths: [pa, pb],
             current: 0,
             in_current: 0,
-            cap: cap.max(1),
+            tail,
+            cap: tail.saturating_add(TAIL_CONTEXT).max(1),
             total: 0,
             rotated: false,
         })
@@ -374,27 +410,34 @@ impl TailFiles {
         Ok(())
     }
 
-    /// The last `cap` bytes, the total seen, and whether the tail is cut.
-    fn finish(mut self) -> io::Result<(Vec<u8>, u64, bool)> {
+    /// The tail with its context (see [`Tail`]) and the total seen.
+    fn finish(mut self) -> io::Result<(Tail, u64)> {
         let older = 1 - self.current;
-        let mut tail = Vec::new();
+        let mut window = Vec::new();
         if self.rotated {
             let f = &mut self.files[older];
             f.seek(SeekFrom::Start(0))?;
-            f.read_to_end(&mut tail)?;
+            f.read_to_end(&mut window)?;
         }
         let f = &mut self.files[self.current];
         f.seek(SeekFrom::Start(0))?;
-        f.read_to_end(&mut tail)?;
+        f.read_to_end(&mut window)?;
         let cap = usize::try_from(self.cap).unwrap_or(usize::MAX);
-        if tail.len() > cap {
-            tail.drain(..tail.len() - cap);
+        if window.len() > cap {
+            window.drain(..window.len() - cap);
         }
         for p in &self.paths {
             let _ = fs::remove_file(p);
         }
-        let truncated = self.total > tail.len() as u64;
-        Ok((tail, self.total, truncated))
+        let at_start = self.total <= window.len() as u64;
+        let cut = if self.total > self.tail {
+            window
+                .len()
+                .saturating_sub(usize::try_from(self.tail).unwrap_or(usize::MAX))
+        } else {
+            0
+        };
+        Ok((Tail::from_window(window, cut, at_start), self.total))
     }
 }
 
@@ -417,13 +460,13 @@ mod tests {
         let o = run(
             &spec("echo out; echo err >&2; exit 3", 5000),
             dir.path(),
-            &AtomicBool::new(false),
+            &Interrupt::new(),
         )
         .unwrap();
         assert_eq!(o.observed.ending, Ending::Exited);
         assert_eq!(o.observed.exit_code, Some(3));
-        assert_eq!(o.stdout_tail, b"out\n");
-        assert_eq!(o.stderr_tail, b"err\n");
+        assert_eq!(o.stdout_tail.kept(), b"out\n");
+        assert_eq!(o.stderr_tail.kept(), b"err\n");
         assert!(!o.observed.stdout_truncated);
     }
 
@@ -432,7 +475,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let marker = dir.path().join("grandchild.pid");
         let script = format!("sleep 300 & echo $! > {}; wait", marker.display());
-        let o = run(&spec(&script, 300), dir.path(), &AtomicBool::new(false)).unwrap();
+        let o = run(&spec(&script, 300), dir.path(), &Interrupt::new()).unwrap();
         assert_eq!(o.observed.ending, Ending::Hang);
         let pid: i32 = fs::read_to_string(&marker).unwrap().trim().parse().unwrap();
         // The grandchild is gone (or a zombie about to be reaped by init).
@@ -447,15 +490,38 @@ mod tests {
         let o = run(
             &spec("yes line | head -c 5000000; echo END", 20_000),
             dir.path(),
-            &AtomicBool::new(false),
+            &Interrupt::new(),
         )
         .unwrap();
         assert_eq!(o.observed.stdout_bytes, 5_000_004);
-        assert_eq!(o.stdout_tail.len(), 1024);
-        assert!(o.stdout_tail.ends_with(b"line\nEND\n"));
+        // The cut falls on a line boundary here: all 1024 bytes are kept.
+        assert_eq!(o.stdout_tail.kept().len(), 1024);
+        assert!(o.stdout_tail.kept().starts_with(b"line\n"));
+        assert!(o.stdout_tail.kept().ends_with(b"line\nEND\n"));
         assert!(o.observed.stdout_truncated);
         // Nothing left in the staging directory.
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn an_interrupt_stops_the_run_and_its_tree() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("child.pid");
+        let script = format!("sleep 300 & echo $! > {}; wait", marker.display());
+        let interrupt = Interrupt::new();
+        let err = thread::scope(|s| {
+            s.spawn(|| {
+                while !marker.exists() {
+                    thread::sleep(Duration::from_millis(10));
+                }
+                interrupt.set();
+            });
+            run(&spec(&script, 60_000), dir.path(), &interrupt).unwrap_err()
+        });
+        assert!(err.is::<Interrupted>(), "{err:#}");
+        let pid: i32 = fs::read_to_string(&marker).unwrap().trim().parse().unwrap();
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        assert!(stat.is_empty() || stat.contains(") Z "), "{stat}");
     }
 
     #[test]
@@ -465,7 +531,7 @@ mod tests {
             argv: vec!["definitely-not-a-command-xyz".into()],
             ..spec("", 1000)
         };
-        let err = run(&s, dir.path(), &AtomicBool::new(false)).unwrap_err();
+        let err = run(&s, dir.path(), &Interrupt::new()).unwrap_err();
         assert_eq!(
             crate::error::ErrorKind::of(&err),
             crate::error::ErrorKind::Usage
@@ -475,19 +541,24 @@ mod tests {
     #[test]
     fn first_line_of_a_version() {
         let dir = tempfile::tempdir().unwrap();
+        let never = Interrupt::new();
         let line = first_line(
             "echo 'tool 1.2.3'; echo more",
             dir.path(),
             Duration::from_secs(5),
             dir.path(),
-        );
+            &never,
+        )
+        .unwrap();
         assert_eq!(line, "tool 1.2.3");
         let slow = first_line(
             "sleep 10",
             dir.path(),
             Duration::from_millis(200),
             dir.path(),
-        );
+            &never,
+        )
+        .unwrap();
         assert!(slow.contains("no answer"), "{slow}");
     }
 }

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::interrupt::{Interrupt, Interrupted};
 use crate::redact::Redactor;
 
 /// The proxy variables curl, pip, npm and most HTTP libraries honour.
@@ -76,14 +77,15 @@ pub struct Sources<'a> {
     pub env: &'a BTreeMap<String, String>,
 }
 
-/// Describes this machine.
+/// Describes this machine. Only an interrupt stops it.
 pub fn describe(
     src: &Sources<'_>,
     versions: &[(String, String)],
     cwd: &Path,
     staging: &Path,
     redactor: &mut Redactor,
-) -> SystemInfo {
+    interrupt: &Interrupt,
+) -> Result<SystemInfo, Interrupted> {
     let read = |rel: &str| fs::read_to_string(src.root.join(rel)).ok();
     let mut info = SystemInfo::default();
 
@@ -143,7 +145,8 @@ pub fn describe(
             cwd,
             Duration::from_secs(2),
             staging,
-        );
+            interrupt,
+        )?;
         if !v.is_empty() && v != "none" && !v.starts_with('(') {
             info.virtualization = Some(v);
         }
@@ -163,11 +166,12 @@ pub fn describe(
     }
     info.shell = src.env.get("SHELL").cloned();
     for (name, command) in versions {
-        let line = super::observe::first_line(command, cwd, Duration::from_secs(5), staging);
+        let line =
+            super::observe::first_line(command, cwd, Duration::from_secs(5), staging, interrupt)?;
         info.tools
             .insert(name.clone(), redactor.redact_str("env/system.yaml", &line));
     }
-    info
+    Ok(info)
 }
 
 /// `KEY=value` lines of os-release, quotes removed.
@@ -290,7 +294,9 @@ mod tests {
             staging.path(),
             staging.path(),
             &mut redactor,
-        );
+            &Interrupt::new(),
+        )
+        .unwrap();
         assert_eq!(info.os.as_deref(), Some("Debian GNU/Linux 12 (bookworm)"));
         assert_eq!(info.os_version.as_deref(), Some("12"));
         assert_eq!(info.cpu_model.as_deref(), Some("Test CPU @ 3GHz"));
@@ -316,8 +322,25 @@ mod tests {
         };
         let mut redactor = Redactor::new(&[], std::iter::empty()).unwrap();
         let staging = tempfile::tempdir().unwrap();
-        let a = describe(&src, &[], staging.path(), staging.path(), &mut redactor);
-        let b = describe(&src, &[], staging.path(), staging.path(), &mut redactor);
+        let never = Interrupt::new();
+        let a = describe(
+            &src,
+            &[],
+            staging.path(),
+            staging.path(),
+            &mut redactor,
+            &never,
+        )
+        .unwrap();
+        let b = describe(
+            &src,
+            &[],
+            staging.path(),
+            staging.path(),
+            &mut redactor,
+            &never,
+        )
+        .unwrap();
         assert_eq!(a, b);
         let text = serde_yaml::to_string(&a).unwrap();
         assert!(!text.contains("MemFree") && !text.contains("12 kB"));

@@ -1,18 +1,18 @@
 //! `bugpack capture`: gather, redact, write the bundle and the issue text.
 
 use std::io::{IsTerminal as _, Read as _, Write as _};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context as _, Result};
-use bugpack::capture::{self, Captured};
-use bugpack::error::usage;
+use bugpack::capture::interrupt::{Interrupt, Interrupted};
+use bugpack::capture::{self, Captured, tree};
+use bugpack::error::{ErrorKind, usage};
 use bugpack::issue::{self, BundleView};
 use bugpack::redact::Redactor;
 
 use super::Status;
-use crate::settings::Capture;
+use crate::settings::{Capture, SignKey};
 use crate::terminal::{Style, Ui, human_size};
 
 /// GitHub's limit for an issue attachment.
@@ -21,39 +21,76 @@ const GITHUB_ATTACHMENT_LIMIT: u64 = 25_000_000;
 const MAX_STEPS_BYTES: u64 = 1 << 20;
 
 pub(crate) fn run(settings: Capture, ui: &Ui) -> Result<Status> {
+    let interrupt = Arc::new(Interrupt::new());
+    watch_signals(&interrupt, ui.error_prefix())?;
+    // Orphans of the observed command come back to us, so that stopping
+    // its tree reaches grandchildren that called setsid.
+    if let Err(e) = tree::become_subreaper() {
+        tracing::debug!("cannot become a child subreaper ({e}); stopping a run may miss daemons");
+    }
+    let mut redactor = Redactor::new(
+        &settings.redact,
+        settings
+            .request
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str())),
+    )
+    .map_err(|e| usage(format!("{e}")))?;
+    let result = capture(settings, ui, &interrupt, &mut redactor);
+    if let Err(e) = &result
+        && e.chain().any(<dyn std::error::Error>::is::<Interrupted>)
+        && interrupt.aborted()
+    {
+        // The signal watcher has cleaned up and is saying so: one line, once.
+        loop {
+            std::thread::park();
+        }
+    }
+    // Errors quote paths, commands and URLs: never print a secret in one.
+    result.map_err(|e| scrub_error(e, &redactor))
+}
+
+fn capture(
+    settings: Capture,
+    ui: &Ui,
+    interrupt: &Interrupt,
+    redactor: &mut Redactor,
+) -> Result<Status> {
     let mut request = settings.request;
     if let Some(profile) = &settings.profile {
         tracing::info!("using the profile {}", profile.display());
     }
-    request.steps = read_steps(settings.steps.as_deref(), ui, settings.dry_run)?;
+    request.steps = read_steps(settings.steps.as_deref(), ui, settings.dry_run, interrupt)?;
     // Load the key first: a wrong passphrase should cost nothing.
     let key = match (&settings.sign, settings.dry_run) {
-        (Some(path), false) => Some(super::sign::load_key(Some(path))?),
+        (Some(which), false) => {
+            let path = match which {
+                SignKey::Default => None,
+                SignKey::Path(p) => Some(p.as_path()),
+            };
+            Some(interrupt.defer(|| super::sign::load_key(path))?)
+        }
         _ => None,
     };
-    let mut redactor = Redactor::new(
-        &settings.redact,
-        request.env.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-    )
-    .map_err(|e| usage(format!("{e}")))?;
-    let staging = tempfile::Builder::new()
-        .prefix("bugpack-capture-")
-        .tempdir()
-        .context("cannot create a temporary directory")?;
-    let interrupted = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, Arc::clone(&interrupted))
-            .context("cannot watch for Ctrl-C")?;
-    }
+    let staging = interrupt.create(
+        || {
+            tempfile::Builder::new()
+                .prefix("bugpack-capture-")
+                .tempdir()
+                .context("cannot create a temporary directory")
+        },
+        |d| d.path().to_path_buf(),
+    )?;
     if request.run && !request.command.is_empty() {
         tracing::info!(
             "running `{}` (stopped after {})",
-            capture::observe::shell_line(&request.command),
+            redactor.scrub(&capture::observe::shell_line(&request.command)),
             humantime::format_duration(request.timeout)
         );
     }
-    let mut captured = capture::collect(&request, &mut redactor, staging.path(), &interrupted)?;
-    captured.finish(&mut redactor)?;
+    let mut captured = capture::collect(&request, redactor, staging.path(), interrupt)?;
+    captured.finish(redactor)?;
 
     let mut out = std::io::stdout().lock();
     if settings.dry_run {
@@ -61,7 +98,7 @@ pub(crate) fn run(settings: Capture, ui: &Ui) -> Result<Status> {
         dry_run(
             &mut out,
             &captured,
-            &redactor,
+            redactor,
             &settings.output,
             had_command,
             ui,
@@ -74,24 +111,56 @@ pub(crate) fn run(settings: Capture, ui: &Ui) -> Result<Status> {
             None => Ok(Vec::new()),
         }
     };
+    // Everything is written into a private directory beside the output,
+    // then renamed into place at once: an interrupt before that leaves
+    // nothing at the output path, and removes the directory.
+    let (dir, name) = split_output(&settings.output);
+    let private = interrupt.create(
+        || {
+            tempfile::Builder::new()
+                .prefix(&format!(".{name}."))
+                .suffix(".partial")
+                .tempdir_in(&dir)
+                .with_context(|| {
+                    format!("cannot create a temporary directory in {}", dir.display())
+                })
+        },
+        |d| d.path().to_path_buf(),
+    )?;
+    let staged_bundle = private.path().join(&name);
     let written = captured.writer.write(
-        &settings.output,
+        &staged_bundle,
         key.as_ref()
             .map(|_| &signer as bugpack::bundle::writer::Signer<'_>),
     )?;
     let issue_path = issue_path(&settings.output);
     let mut data = captured.issue.clone();
     data.bundle = Some(BundleView {
-        name: settings
-            .output
-            .file_name()
-            .map_or_else(|| "bundle.zip".into(), |n| n.to_string_lossy().into_owned()),
+        name: name.clone(),
         size: human_size(written.size),
         sha256: written.sha256.clone(),
     });
     let text = issue::render(&data).context("cannot render the issue text")?;
     let text = redactor.redact_str("ISSUE.md", &text);
-    write_atomically(&issue_path, text.as_bytes())?;
+    let staged_issue = private.path().join(format!("{name}.md"));
+    std::fs::write(&staged_issue, text.as_bytes())
+        .with_context(|| format!("cannot write {}", issue_path.display()))?;
+    std::fs::set_permissions(
+        &staged_issue,
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )?;
+    interrupt.commit(|| {
+        std::fs::rename(&staged_bundle, &settings.output)
+            .with_context(|| format!("cannot write {}", settings.output.display()))?;
+        if let Err(e) = std::fs::rename(&staged_issue, &issue_path) {
+            let _ = std::fs::remove_file(&settings.output);
+            return Err(
+                anyhow::Error::new(e).context(format!("cannot write {}", issue_path.display()))
+            );
+        }
+        Ok(())
+    })?;
+    drop(private);
 
     let redactions: u64 = written.manifest.redactions.values().sum();
     writeln!(
@@ -112,7 +181,10 @@ pub(crate) fn run(settings: Capture, ui: &Ui) -> Result<Status> {
         writeln!(out, "  run     `{}` {}", o.command, outcome_words(o))?;
     }
     for note in &captured.notes {
-        writeln!(out, "  note    {note}")?;
+        writeln!(out, "  note    {}", redactor.scrub(note))?;
+    }
+    for why in &captured.skipped {
+        writeln!(out, "  skipped {why}")?;
     }
     if written.size > GITHUB_ATTACHMENT_LIMIT {
         let mut files = written.manifest.files.clone();
@@ -132,6 +204,55 @@ pub(crate) fn run(settings: Capture, ui: &Ui) -> Result<Status> {
     Ok(Status::Success)
 }
 
+/// On SIGINT, SIGTERM or SIGHUP: stop the observed command's tree, remove
+/// every temporary file, say so in one line, exit 4, whatever the capture
+/// is doing at the time (it may be blocked in a read or a probe).
+fn watch_signals(interrupt: &Arc<Interrupt>, prefix: &'static str) -> Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
+        .context("cannot watch for Ctrl-C")?;
+    let interrupt = Arc::clone(interrupt);
+    std::thread::Builder::new()
+        .name("signals".to_owned())
+        .spawn(move || {
+            for _ in signals.forever() {
+                if interrupt.abort() {
+                    let _ = writeln!(std::io::stderr().lock(), "{prefix}{Interrupted}");
+                    std::process::exit(4);
+                }
+            }
+        })
+        .context("cannot watch for Ctrl-C")?;
+    Ok(())
+}
+
+/// An error whose text may quote a secret (a command line, a URL, a file
+/// name), rewritten through the redactor; its exit code is kept.
+fn scrub_error(err: anyhow::Error, redactor: &Redactor) -> anyhow::Error {
+    let text = format!("{err:#}");
+    let clean = redactor.scrub(&text);
+    if clean == text {
+        return err;
+    }
+    match ErrorKind::of(&err) {
+        ErrorKind::Usage => usage(clean),
+        _ => anyhow::anyhow!(clean),
+    }
+}
+
+/// The output's directory (`.` for a bare name) and file name.
+fn split_output(output: &Path) -> (PathBuf, String) {
+    let dir = match output.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = output.file_name().map_or_else(
+        || "bundle.zip".to_owned(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    (dir, name)
+}
+
 fn outcome_words(o: &capture::observe::Observed) -> String {
     use capture::observe::Ending;
     match o.ending {
@@ -148,8 +269,14 @@ fn outcome_words(o: &capture::observe::Observed) -> String {
     }
 }
 
-/// `--steps FILE|-`, or on a terminal with neither, `$EDITOR` on the template.
-fn read_steps(steps: Option<&Path>, ui: &Ui, dry_run: bool) -> Result<Option<String>> {
+/// `--steps FILE|-`, or on a terminal with neither, `$EDITOR` on the
+/// template (the editor owns Ctrl-C while it runs).
+fn read_steps(
+    steps: Option<&Path>,
+    ui: &Ui,
+    dry_run: bool,
+    interrupt: &Interrupt,
+) -> Result<Option<String>> {
     match steps {
         Some(p) if p == Path::new("-") => {
             let mut text = String::new();
@@ -168,7 +295,9 @@ fn read_steps(steps: Option<&Path>, ui: &Ui, dry_run: bool) -> Result<Option<Str
                 .min(usize::try_from(MAX_STEPS_BYTES).unwrap_or(usize::MAX))];
             Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
         }
-        None if ui.interactive && !dry_run && std::io::stdout().is_terminal() => edit_steps(),
+        None if ui.interactive && !dry_run && std::io::stdout().is_terminal() => {
+            interrupt.defer(edit_steps)
+        }
         None => Ok(None),
     }
 }
@@ -255,26 +384,4 @@ fn issue_path(output: &Path) -> std::path::PathBuf {
     let mut name = output.as_os_str().to_owned();
     name.push(".md");
     name.into()
-}
-
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".bugpack-")
-        .suffix(".partial")
-        .tempfile_in(dir)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    tmp.write_all(bytes)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    std::fs::set_permissions(
-        tmp.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o644),
-    )?;
-    tmp.persist(path)
-        .map_err(|e| e.error)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
 }

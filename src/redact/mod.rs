@@ -125,7 +125,7 @@ impl Redactor {
         if !literals.is_empty() {
             rules.push(Rule {
                 name: "env".to_owned(),
-                regex: build(&literals.join("|")).map_err(|why| RedactError {
+                regex: build(&bytewise(&literals.join("|"))).map_err(|why| RedactError {
                     name: "env".to_owned(),
                     why,
                 })?,
@@ -136,7 +136,7 @@ impl Redactor {
         for def in BUILTIN_RULES {
             rules.push(Rule {
                 name: def.name.to_owned(),
-                regex: build(def.pattern).map_err(|why| RedactError {
+                regex: build(&bytewise(def.pattern)).map_err(|why| RedactError {
                     name: def.name.to_owned(),
                     why,
                 })?,
@@ -178,9 +178,78 @@ impl Redactor {
 
     /// Redacts `input` bound for bundle entry `origin`.
     pub fn redact(&mut self, origin: &str, input: &[u8]) -> Vec<u8> {
+        self.redact_from(origin, input, 0)
+    }
+
+    /// Redacts `input` with every rule seeing all of it, and returns only
+    /// the redacted text from byte `keep_from` on: a log tail read with some
+    /// context before its cut, so that a secret straddling the cut (a key
+    /// name before it, the value after; a private key block) is still seen
+    /// whole. A secret that straddles `keep_from` itself becomes its
+    /// placeholder; secrets wholly before it are neither kept nor counted.
+    pub fn redact_from(&mut self, origin: &str, input: &[u8], keep_from: usize) -> Vec<u8> {
+        let keep_from = keep_from.min(input.len());
+        let spans = self.spans(input);
+        let mut out = Vec::with_capacity(input.len() - keep_from);
+        let mut at = keep_from;
+        let mut line = 1;
+        let mut line_at = keep_from;
+        for (start, end, index) in spans {
+            if end <= keep_from || (start < at && at > keep_from) {
+                continue;
+            }
+            let shown = start.max(keep_from);
+            line += count_newlines(&input[line_at..shown]);
+            line_at = shown;
+            out.extend_from_slice(&input[at..shown]);
+            let placeholder = self.placeholder(index, &input[start..end]);
+            out.extend_from_slice(placeholder.as_bytes());
+            self.events.push(Redaction {
+                origin: origin.to_owned(),
+                rule: self.rules[index].name.clone(),
+                placeholder,
+                line,
+            });
+            at = end;
+        }
+        out.extend_from_slice(&input[at..]);
+        out
+    }
+
+    /// Text for bugpack's own output (terminal, `-v` logs, error messages):
+    /// secrets replaced, nothing counted or recorded, no placeholder
+    /// numbers handed out (so printing never changes a bundle's bytes).
+    /// A secret the bundle already holds shows its bundle placeholder.
+    pub fn scrub(&self, input: &str) -> String {
+        let bytes = input.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut at = 0;
+        for (start, end, index) in self.spans(bytes) {
+            if start < at {
+                continue;
+            }
+            out.extend_from_slice(&bytes[at..start]);
+            match self.assigned.get(&bytes[start..end]) {
+                Some(p) => out.extend_from_slice(p.as_bytes()),
+                None => {
+                    out.extend_from_slice(
+                        format!("[REDACTED:{}]", self.rules[index].name).as_bytes(),
+                    );
+                }
+            }
+            at = end;
+        }
+        out.extend_from_slice(&bytes[at..]);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    /// Every secret's span `(start, end, rule)`, sorted by start, the
+    /// longest first at each start, then the earlier rule. Overlaps remain;
+    /// callers skip a span that starts inside one already replaced.
+    fn spans(&self, input: &[u8]) -> Vec<(usize, usize, usize)> {
         // Text that already holds placeholders (redacted twice, or a bundle's
         // own output quoted back) keeps them: no match may touch one.
-        let placeholders: Vec<(usize, usize)> = if contains(input, b"[REDACTED:") {
+        let placeholders: Vec<(usize, usize)> = if placeholder_pattern().is_match(input) {
             placeholder_pattern()
                 .find_iter(input)
                 .map(|m| (m.start(), m.end()))
@@ -214,37 +283,8 @@ impl Redactor {
                 spans.push((m.start(), m.end(), index));
             }
         }
-        if spans.is_empty() {
-            return input.to_vec();
-        }
-        // Longest first at each start, then the earlier rule.
         spans.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)).then(a.2.cmp(&b.2)));
-        let mut out = Vec::with_capacity(input.len());
-        let mut at = 0;
-        let mut line = 1;
-        let mut line_at = 0;
-        for (start, end, index) in spans {
-            if start < at {
-                continue;
-            }
-            line += input[line_at..start]
-                .iter()
-                .filter(|&&b| b == b'\n')
-                .count();
-            line_at = start;
-            out.extend_from_slice(&input[at..start]);
-            let placeholder = self.placeholder(index, &input[start..end]);
-            out.extend_from_slice(placeholder.as_bytes());
-            self.events.push(Redaction {
-                origin: origin.to_owned(),
-                rule: self.rules[index].name.clone(),
-                placeholder,
-                line,
-            });
-            at = end;
-        }
-        out.extend_from_slice(&input[at..]);
-        out
+        spans
     }
 
     /// Redacts text.
@@ -311,6 +351,14 @@ fn placeholder_pattern() -> &'static Regex {
     })
 }
 
+/// The built-in rules and secret literals are ASCII: matched byte by byte
+/// (`(?-u)`), their `\b`, `\s` and classes stay within the fast automata
+/// even on binary or non-ASCII input, where Unicode word boundaries would
+/// drop the whole set to a slow engine (seconds per megabyte).
+fn bytewise(pattern: &str) -> String {
+    format!("(?-u:{pattern})")
+}
+
 fn build(pattern: &str) -> Result<Regex, String> {
     RegexBuilder::new(pattern)
         .size_limit(32 << 20)
@@ -331,6 +379,10 @@ fn worth_hunting(value: &str) -> bool {
     v.len() >= MIN_LITERAL
         && rules::plausible_value(v.as_bytes())
         && !v.chars().all(|c| c.is_ascii_digit())
+}
+
+fn count_newlines(bytes: &[u8]) -> usize {
+    bytes.iter().filter(|&&b| b == b'\n').count()
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {

@@ -149,7 +149,9 @@ pub static BUILTIN_RULES: &[RuleDef] = &[
     },
     RuleDef {
         name: "password",
-        pattern: r#"(?i)\b[A-Za-z0-9_.\-]*(?:password|passwd|passphrase|pwd)["']?[ \t]*[:=][ \t]*(?:"([^"\r\n]*)"|'([^'\r\n]*)'|([^\s,;#'"\]\}]+))"#,
+        // `password`, `passwd`, `passphrase`, `pwd` ending a name, and
+        // `pass` as a whole segment of one (`DB_PASS`, `smtp.pass`, not `compass`).
+        pattern: r#"(?i)\b(?:[A-Za-z0-9_.\-]*(?:password|passwd|passphrase|pwd)|(?:[A-Za-z0-9_.\-]*[_.\-])?pass)["']?[ \t]*[:=][ \t]*(?:"([^"\r\n]*)"|'([^'\r\n]*)'|([^\s,;#'"\]\}]+))"#,
         groups: &[1, 2, 3],
         keep_if: Some(plausible_value),
     },
@@ -161,7 +163,23 @@ pub static BUILTIN_RULES: &[RuleDef] = &[
     },
     RuleDef {
         name: "token",
-        pattern: r#"(?i)\b[A-Za-z0-9_.\-]*(?:token|api_?key|apikey|access_?key|secret_?key)["']?[ \t]*[:=][ \t]*(?:"([^"\r\n]*)"|'([^'\r\n]*)'|([^\s,;#'"\]\}]+))"#,
+        pattern: r#"(?i)\b[A-Za-z0-9_.\-]*(?:token|api[_\-]?key|access[_\-]?key|secret[_\-]?key)["']?[ \t]*[:=][ \t]*(?:"([^"\r\n]*)"|'([^'\r\n]*)'|([^\s,;#'"\]\}]+))"#,
+        groups: &[1, 2, 3],
+        keep_if: Some(plausible_value),
+    },
+    RuleDef {
+        name: "netrc",
+        // `.netrc`: `machine h login u password p`, on one line or spread over
+        // several; a `password p` line alone counts too, a sentence does not.
+        pattern: r"(?im)(?:\b(?:machine[ \t]+\S+|default|login[ \t]+\S+|account[ \t]+\S+)[ \t]+(?:(?:login|account)[ \t]+\S+[ \t]+)*password[ \t]+(\S+)|^[ \t]*password[ \t]+(\S+)[ \t]*$)",
+        groups: &[1, 2],
+        keep_if: Some(plausible_value),
+    },
+    RuleDef {
+        name: "cli-flag",
+        // A command-line flag naming a secret, its value the next word:
+        // `--password hunter2`, `-api-key abc` (not `--token-file path`).
+        pattern: r"(?i)(?:^|[\s'\x22])--?[A-Za-z0-9_\-]*(?:password|passwd|passphrase|secret|token|api[_\-]?key)[ \t]+(?:'([^'\r\n]*)'|\x22([^\x22\r\n]*)\x22|([^\s\-'\x22][^\s'\x22]*))",
         groups: &[1, 2, 3],
         keep_if: Some(plausible_value),
     },
@@ -169,7 +187,8 @@ pub static BUILTIN_RULES: &[RuleDef] = &[
 
 /// Names of environment variables whose values are secret, per DESIGN.md:
 /// `*TOKEN*`, `*SECRET*`, `*PASSWORD*`, `*KEY*`, `*CREDENTIAL*`, `*AUTH*`,
-/// `*COOKIE*`, `*SESSION*` (and `*PASSWD*`), case-insensitive. Broad on
+/// `*COOKIE*`, `*SESSION*` (and `*PASSWD*`, and `PASS` as a whole
+/// segment: `DB_PASS`), case-insensitive. Broad on
 /// purpose: `KEYBOARD_LAYOUT` loses its value too, which costs nothing.
 pub fn is_secret_name(name: &str) -> bool {
     let upper = name.to_ascii_uppercase();
@@ -186,4 +205,6 @@ pub fn is_secret_name(name: &str) -> bool {
     ]
     .iter()
     .any(|w| upper.contains(w))
+        // `DB_PASS`, `SMTP_PASS`: `PASS` as a whole segment (not `COMPASS`).
+        || upper.split(['_', '-', '.']).any(|part| part == "PASS")
 }

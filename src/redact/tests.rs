@@ -252,6 +252,103 @@ fn assignments() {
 }
 
 #[test]
+fn api_keys_with_dashes_and_short_pass_names() {
+    gone("token", "X-API-Key: k3y-v4lue-0192\n", "k3y-v4lue-0192");
+    gone(
+        "token",
+        "api-key = dash-key-value-77\n",
+        "dash-key-value-77",
+    );
+    gone("token", "access-key: acc3ss-value-1\n", "acc3ss-value-1");
+    gone("password", "DB_PASS=short-pass-value\n", "short-pass-value");
+    gone(
+        "password",
+        "smtp.pass: mail-pa55-value\n",
+        "mail-pa55-value",
+    );
+    gone("password", "pass = bare-pa55-value\n", "bare-pa55-value");
+    stays("compass = north\nbypass: cache-layer\npassing: yes\nX-API-Version: 3\n");
+    stays("api-keys are rotated monthly\npassenger = alice\n");
+}
+
+#[test]
+fn netrc() {
+    gone(
+        "netrc",
+        "machine api.example.com login bob password n3trc-pa55\n",
+        "n3trc-pa55",
+    );
+    gone(
+        "netrc",
+        "machine api.example.com\n  login bob\n  password n3trc-multi\n",
+        "n3trc-multi",
+    );
+    gone(
+        "netrc",
+        "default login anonymous password guest-pa55-1\n",
+        "guest-pa55-1",
+    );
+    stays("Password reset links expire after one hour\n");
+    stays("the password is checked by the login service\n");
+}
+
+#[test]
+fn secret_flags_on_a_command_line() {
+    gone(
+        "cli-flag",
+        "app --password cliPassw0rd99 --verbose",
+        "cliPassw0rd99",
+    );
+    gone(
+        "cli-flag",
+        "deploy --api-key k-123456789 now",
+        "k-123456789",
+    );
+    gone("cli-flag", "login -token 'quoted-tok-1'", "quoted-tok-1");
+    stays("app --token-file /run/secrets/tok --verbose\n");
+    stays("app --no-password --quiet\n");
+}
+
+#[test]
+fn a_tail_sees_the_secret_its_cut_would_split() {
+    let text = b"one\npassword = hunter2hunter2 and more\nlast line\n";
+    // The cut lands inside the key name: kept text starts at "ssword".
+    let cut = 6;
+    let mut r = redactor();
+    let out = r.redact_from("logs/a.log", text, cut);
+    let out = String::from_utf8(out).unwrap();
+    assert!(out.starts_with("ssword = [REDACTED:password:1]"), "{out}");
+    assert!(out.ends_with("and more\nlast line\n"), "{out}");
+    assert_eq!(r.events().len(), 1);
+    assert_eq!(r.events()[0].line, 1);
+    // A secret wholly before the cut is neither kept nor counted.
+    let mut r = redactor();
+    let out = r.redact_from("t", format!("{GHP}\nafter\n").as_bytes(), GHP.len() + 1);
+    assert_eq!(out, b"after\n");
+    assert!(r.events().is_empty());
+    // A secret the cut splits becomes its placeholder.
+    let mut r = redactor();
+    let out = r.redact_from("t", format!("x {GHP} y").as_bytes(), 10);
+    assert_eq!(out, b"[REDACTED:github-token:1] y");
+}
+
+#[test]
+fn scrubbing_for_the_terminal_records_nothing() {
+    let mut r = redactor();
+    let line = format!("running `app --password=cliPassw0rd99 {GHP}`");
+    let shown = r.scrub(&line);
+    assert!(
+        !shown.contains("cliPassw0rd99") && !shown.contains(GHP),
+        "{shown}"
+    );
+    assert!(shown.contains("[REDACTED:github-token]"), "{shown}");
+    assert!(r.events().is_empty() && r.counts().is_empty());
+    // Once the bundle holds it, the terminal shows the bundle's placeholder.
+    r.redact_str("steps.md", GHP);
+    assert_eq!(r.scrub(GHP), "[REDACTED:github-token:1]");
+}
+
+#[test]
 fn near_misses_that_look_random() {
     stays("commit 4b825dc642cb6eb9a060e54bf8d69288fbee4904");
     stays("id 123e4567-e89b-12d3-a456-426614174000");
@@ -265,13 +362,15 @@ fn env_values_are_hunted_everywhere() {
         ("MY_SERVICE_TOKEN", "very-private-value-42"),
         ("SESSION_ID", "3"),
         ("HOME", "/root"),
+        ("DB_PASSWORD", "pässwörd-ünïcode-1"),
     ];
     let mut r = Redactor::new(&[], env.iter().copied()).unwrap();
     let out = r.redact_str(
         "logs/app.log",
-        "calling api with very-private-value-42 as 3 in /root\n",
+        "calling api with very-private-value-42 as 3 in /root, then pässwörd-ünïcode-1\n",
     );
     assert!(!out.contains("very-private-value-42"), "{out}");
+    assert!(!out.contains("pässwörd"), "{out}");
     assert!(out.contains(" as 3 in /root"), "{out}");
     assert_eq!(
         r.redact_env("env/vars.yaml", "MY_SERVICE_TOKEN", "very-private-value-42"),
@@ -279,7 +378,7 @@ fn env_values_are_hunted_everywhere() {
     );
     assert_eq!(
         r.redact_env("env/vars.yaml", "SESSION_ID", "3"),
-        "[REDACTED:env:2]"
+        "[REDACTED:env:3]"
     );
     assert_eq!(r.redact_env("env/vars.yaml", "HOME", "/root"), "/root");
 }
@@ -385,10 +484,20 @@ fn secret_names() {
         "SSH_AUTH_SOCK",
         "SESSION_COOKIE",
         "GOOGLE_APPLICATION_CREDENTIALS",
+        "DB_PASS",
+        "smtp-pass",
     ] {
         assert!(is_secret_name(name), "{name}");
     }
-    for name in ["HOME", "PATH", "LANG", "EDITOR", "PWD"] {
+    for name in [
+        "HOME",
+        "PATH",
+        "LANG",
+        "EDITOR",
+        "PWD",
+        "COMPASS_DIR",
+        "PASSENGER_ROOT",
+    ] {
         assert!(!is_secret_name(name), "{name}");
     }
 }
