@@ -185,7 +185,9 @@ impl Snapshot {
             &req.cwd,
             staging.path(),
             &mut redactor,
-        );
+            // Nothing to undo on Ctrl-C: the default action ends `diff`.
+            &capture::interrupt::Interrupt::new(),
+        )?;
         let network = capture::network::describe(&req.env, &req.probes, &mut redactor);
         let deny = capture::vars::Deny::new(&req.env_deny)?;
         let (vars, _) = capture::vars::collect(&req.env, &deny, &mut redactor);
@@ -196,10 +198,16 @@ impl Snapshot {
         let mut notes = Vec::new();
         let mut writer = BundleWriter::new("diff", "1970-01-01T00:00:00Z");
         let mut packer = files::Packer::new(&req.cwd, staging.path(), &mut writer, &mut redactor);
-        for path in &req.configs {
-            if let Err(e) = packer.configs(std::slice::from_ref(path)) {
-                notes.push(format!("{e:#}"));
-            }
+        // The profile named these: one that cannot be read is a note, as
+        // it is a warning in a capture.
+        let named: Vec<_> = req
+            .configs
+            .iter()
+            .cloned()
+            .map(files::Named::profile)
+            .collect();
+        if let Err(e) = packer.configs(&named) {
+            notes.push(format!("{e:#}"));
         }
         notes.append(&mut packer.skipped);
         let placed = std::mem::take(&mut packer.placed);

@@ -75,7 +75,6 @@ fn issue_data(bundle: &mut Bundle) -> Result<IssueData> {
     Ok(IssueData {
         title: manifest.title.clone(),
         created: manifest.created.clone(),
-        id: manifest.id.clone(),
         bugpack_version: manifest.bugpack_version.clone(),
         steps,
         environment: issue::environment_rows(&system),
