@@ -113,10 +113,12 @@ pub(crate) fn run(settings: &Replay, ui: &Ui) -> Result<Status> {
         term: std::env::var("TERM").unwrap_or_else(|_| "dumb".to_owned()),
     };
     tracing::info!(
-        "replaying {} ({} cells x {} runs, {} at a time, seed {})",
-        plan.scenario.name,
+        "replaying {} ({} cell{} x {} run{}, {} at a time, seed {})",
+        printable(&plan.scenario.name),
         plan.cells.len(),
+        if plan.cells.len() == 1 { "" } else { "s" },
         plan.runs,
+        if plan.runs == 1 { "" } else { "s" },
         plan.jobs,
         plan.seed
     );

@@ -397,7 +397,10 @@ async fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<ProxyB
 }
 
 /// A request's URL for a log line: whatever the client put before `@` in
-/// the authority (a user name and password) is left out.
+/// the authority (a user name and password) is left out, and so is the
+/// value of every query parameter whose name looks secret (`access_token`,
+/// `api_key`, `X-Amz-Signature`); the rest of the query stays, it tells
+/// one poll from the next.
 struct SafeUri<'a>(&'a http::Uri);
 
 impl fmt::Display for SafeUri<'_> {
@@ -409,13 +412,26 @@ impl fmt::Display for SafeUri<'_> {
         if let Some(authority) = uri.authority() {
             let host = without_userinfo(authority);
             if host.len() < authority.as_str().len() {
-                f.write_str("[REDACTED]@")?;
+                f.write_str("[REDACTED:url-credentials]@")?;
             }
             f.write_str(host)?;
         }
-        if uri.scheme().is_some() || uri.authority().is_none() {
-            if let Some(pq) = uri.path_and_query() {
-                f.write_str(pq.as_str())?;
+        if uri.scheme().is_none() && uri.authority().is_some() {
+            return Ok(());
+        }
+        f.write_str(uri.path())?;
+        if let Some(query) = uri.query() {
+            f.write_str("?")?;
+            for (i, pair) in query.split('&').enumerate() {
+                if i > 0 {
+                    f.write_str("&")?;
+                }
+                match pair.split_once('=') {
+                    Some((name, _)) if secret_parameter(name) => {
+                        write!(f, "{name}=[REDACTED:query]")?;
+                    }
+                    _ => f.write_str(pair)?,
+                }
             }
         }
         Ok(())
@@ -702,7 +718,9 @@ fn storing_reason(
     if headers.contains_key(header::ETAG) || headers.contains_key(header::LAST_MODIFIED) {
         return "stored stale, to be revalidated with its validator (§4.3)".to_owned();
     }
-    "not stored: never fresh and no validator to revalidate with".to_owned()
+    "not stored: no freshness lifetime (no max-age, Expires, or Last-Modified for a heuristic, \
+     RFC 9111 §4.2) and no validator to revalidate with (§4.3)"
+        .to_owned()
 }
 
 /// The stored headers, updated by a 304's (RFC 9111 §4.3.4), except those
@@ -881,6 +899,15 @@ async fn tunnel(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<ProxyB
     Response::new(empty())
 }
 
+/// A query parameter whose value is a credential, by its name.
+fn secret_parameter(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    crate::redact::is_secret_name(name)
+        || lower.contains("signature")
+        || lower == "sig"
+        || lower == "code"
+}
+
 /// `host:port` of an authority, without a `user:password@` before it.
 fn without_userinfo(authority: &http::uri::Authority) -> &str {
     let text = authority.as_str();
@@ -1005,11 +1032,18 @@ mod tests {
         let safe = |u: &str| SafeUri(&u.parse().unwrap()).to_string();
         assert_eq!(
             safe("http://alice:hunter2@example.com:8080/a/b?page=2"),
-            "http://[REDACTED]@example.com:8080/a/b?page=2"
+            "http://[REDACTED:url-credentials]@example.com:8080/a/b?page=2"
+        );
+        assert_eq!(
+            safe("http://h/x?page=2&access_token=abc&X-Amz-Signature=f00&q"),
+            "http://h/x?page=2&access_token=[REDACTED:query]&X-Amz-Signature=[REDACTED:query]&q"
         );
         assert_eq!(safe("http://example.com/x"), "http://example.com/x");
         assert_eq!(safe("example.com:443"), "example.com:443");
-        assert_eq!(safe("u:p@example.com:443"), "[REDACTED]@example.com:443");
+        assert_eq!(
+            safe("u:p@example.com:443"),
+            "[REDACTED:url-credentials]@example.com:443"
+        );
     }
 
     #[test]
