@@ -104,8 +104,10 @@ fn verbose_replay_names_each_run_and_each_request_through_the_proxy() {
         "[none/cache/cold #0] started (seed ",
         // From inside the sandbox: the supervisor's steps and the proxy.
         "[none/cache/cold #0] started service app on port ",
+        " (pid ",
         "[none/cache/cold #0] service app ready after ",
-        "[none/cache/cold #0] started run: sh -c ",
+        "[none/cache/cold #0] started run (pid ",
+        "): sh -c 'curl -s -o /dev/null $BUGPACK_SERVICE_APP_URL/hello; exit 3'",
         "[none/cache/cold #0] reproduced (exit code 3) after ",
     ] {
         assert!(has(needle), "no {needle:?} in\n{}", out.stderr);
@@ -215,6 +217,47 @@ fn quiet_leaves_a_successful_capture_and_replay_silent() {
         .run()
         .code(2)
         .one_line_error();
+}
+
+/// Every other command's report or summary goes under `-q` too, while what
+/// is asked for by name (a dry run's listing) still prints.
+#[test]
+fn quiet_silences_every_report_but_not_what_was_asked_for() {
+    let sb = Sandbox::new();
+    for args in [
+        &["capture", "-o", "a.zip", "--no-run", "--", "true"][..],
+        &["capture", "-o", "b.zip", "--no-run", "--", "false"],
+        &["init"],
+        &["diff", "a.zip", "b.zip"],
+        &["diff", "a.zip", "--here"],
+        &["issue", "a.zip"],
+    ] {
+        let out = sb.bugpack().arg("-q").args(args).run();
+        assert!(
+            out.code == Some(0) || out.code == Some(1),
+            "{args:?}: {out:?}"
+        );
+        assert!(out.stderr.is_empty(), "{args:?}: {}", out.stderr);
+        if args[0] == "issue" {
+            assert!(
+                out.stdout.contains("a.zip"),
+                "{args:?}: the issue text is the answer"
+            );
+        } else {
+            assert_eq!(out.stdout, "", "{args:?}");
+        }
+    }
+    assert!(sb.path(".bugpack.yaml").is_file());
+    // Without -q the same diff speaks.
+    sb.bugpack()
+        .args(["diff", "a.zip", "b.zip"])
+        .run()
+        .stdout_has("a: a.zip");
+    sb.bugpack()
+        .args(["-q", "capture", "-o", "c.zip", "--dry-run", "--", "true"])
+        .run()
+        .success()
+        .stdout_has("nothing was written");
 }
 
 const GREEN_INFO: &str = "\x1b[1;32minfo:\x1b[0m ";

@@ -26,16 +26,15 @@ pub fn scrub(text: &str) -> String {
         .read()
         .unwrap_or_else(PoisonError::into_inner)
         .clone();
-    let redactor = match current {
-        Some(r) => r,
-        None => {
-            let Some(made) = from_environment() else {
-                return "(a log line was left out: its redactor could not be built)".to_owned();
-            };
-            let made = Arc::new(made);
-            let mut slot = LOG_REDACTOR.write().unwrap_or_else(PoisonError::into_inner);
-            Arc::clone(slot.get_or_insert(made))
-        }
+    let redactor = if let Some(r) = current {
+        r
+    } else {
+        let Some(made) = from_environment() else {
+            return "(a log line was left out: its redactor could not be built)".to_owned();
+        };
+        let made = Arc::new(made);
+        let mut slot = LOG_REDACTOR.write().unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(slot.get_or_insert(made))
     };
     redactor.scrub(text)
 }

@@ -146,7 +146,9 @@ impl Isolation {
 
     fn command(&self, probe: bool) -> Command {
         let mut cmd = Command::new(self_exe());
-        if let Some(flag) = verbosity_flag() {
+        // A probe's output is not read: it keeps the default level, and its
+        // error stays the one line `probe` reads.
+        if let Some(flag) = verbosity_flag().filter(|_| !probe) {
             cmd.arg(flag);
         }
         if self.namespaces {

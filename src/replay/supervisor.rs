@@ -291,7 +291,6 @@ pub fn main() -> io::Result<()> {
     let mut reaper = Reaper::default();
     for (index, step) in plan.setup.iter().enumerate() {
         let name = format!("setup-{index}");
-        tracing::info!("started setup[{index}]: sh -c {}", quoted(step));
         let mut child = match spawn(&plan, &name, step, &proxied) {
             Ok(c) => c,
             Err(e) => {
@@ -302,6 +301,11 @@ pub fn main() -> io::Result<()> {
             }
         };
         reaper.track(child.id());
+        tracing::info!(
+            "started setup[{index}] (pid {}): sh -c {}",
+            child.id(),
+            quoted(step)
+        );
         let limit = Duration::from_millis(plan.step_timeout_ms);
         match wait_timeout(&mut child, limit, &mut reaper)? {
             Some(status) if status.success() => {}
@@ -324,11 +328,6 @@ pub fn main() -> io::Result<()> {
     for service in &plan.services {
         let name = format!("service-{}", service.name);
         let port = service.port.to_string();
-        tracing::info!(
-            "started service {} on port {port}: sh -c {}",
-            service.name,
-            quoted(&service.run)
-        );
         let mut child = match spawn(&plan, &name, &service.run, &[("PORT", port.as_str())]) {
             Ok(c) => c,
             Err(e) => {
@@ -339,6 +338,12 @@ pub fn main() -> io::Result<()> {
             }
         };
         reaper.track(child.id());
+        tracing::info!(
+            "started service {} on port {port} (pid {}): sh -c {}",
+            service.name,
+            child.id(),
+            quoted(&service.run)
+        );
         match wait_ready(&plan, service, &mut child, &mut reaper) {
             Ok(()) => emit(&Event::Ready {
                 name: service.name.clone(),
@@ -354,14 +359,6 @@ pub fn main() -> io::Result<()> {
         services.push(child);
     }
     let started = Instant::now();
-    match &plan.strace {
-        Some(trace) => tracing::info!(
-            "started run under strace -f -o {}: sh -c {}",
-            trace.display(),
-            quoted(&plan.run)
-        ),
-        None => tracing::info!("started run: sh -c {}", quoted(&plan.run)),
-    }
     let run = match spawn(&plan, "run", &plan.run, &proxied) {
         Ok(c) => c,
         Err(e) => {
@@ -371,6 +368,20 @@ pub fn main() -> io::Result<()> {
         }
     };
     reaper.track(run.id());
+    if let Some(trace) = &plan.strace {
+        tracing::info!(
+            "started run (pid {}) under strace -f -o {}: sh -c {}",
+            run.id(),
+            trace.display(),
+            quoted(&plan.run)
+        );
+    } else {
+        tracing::info!(
+            "started run (pid {}): sh -c {}",
+            run.id(),
+            quoted(&plan.run)
+        );
+    }
     emit(&Event::RunStarted { pid: run.id() })?;
     // Block until the run step ends, reaping whatever else ends meanwhile
     // (services, orphans): as PID 1 that is our job, and it costs no polling.
@@ -640,7 +651,7 @@ fn http_ready(port: u16, path: &str) -> Result<(), String> {
 
 /// A step's command as `sh -c` receives it, quoted for a log line.
 fn quoted(command: &str) -> String {
-    shlex::try_quote(command).map_or_else(|_| format!("{command:?}"), |q| q.into_owned())
+    shlex::try_quote(command).map_or_else(|_| format!("{command:?}"), std::borrow::Cow::into_owned)
 }
 
 /// A free loopback port, for services (asked of the kernel, then released).
