@@ -211,6 +211,15 @@ impl Sandbox {
             .stdout(Stdio::piped())
             .stderr(stderr);
         let mut child = cmd.spawn().context("cannot start the sandbox")?;
+        tracing::debug!(
+            "[{label}] started the sandbox (pid {}): {}",
+            child.id(),
+            std::iter::once(cmd.get_program())
+                .chain(cmd.get_args())
+                .map(|a| a.to_string_lossy())
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
         let text = serde_json::to_vec(plan)?;
         if let Some(mut stdin) = child.stdin.take() {
             stdin
