@@ -18,7 +18,11 @@ fn main() -> ExitCode {
         Err(err) => return clap_failure(&err),
     };
     let ui = terminal::Ui::new(&cli.global);
-    logging::init(&ui);
+    let sink = match cli.command {
+        cli::Command::Sandbox(_) | cli::Command::Supervise => logging::Sink::Relay,
+        _ => logging::Sink::Terminal,
+    };
+    logging::init(&ui, sink);
     match commands::run(cli.command, &ui) {
         Ok(status) => status.into(),
         Err(err) => {

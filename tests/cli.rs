@@ -236,6 +236,7 @@ fn verbose_errors_list_each_cause_once() {
     assert_eq!(
         lines,
         [
+            "info: reading the bundle bad.zip",
             "error: bad.zip rejected",
             "  caused by: not a zip file: no zip end record (truncated, or another kind of file)"
         ],

@@ -20,6 +20,7 @@ mod examples;
 mod init;
 mod issue;
 mod json;
+mod logging;
 mod reader;
 mod redaction;
 mod replay;

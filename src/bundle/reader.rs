@@ -69,6 +69,7 @@ impl Bundle {
     /// (exit 2), a broken rule a [`Rejection`] (exit 3), anything else exit 4.
     pub fn open(path: &Path, limits: &Limits) -> anyhow::Result<Self> {
         let shown = path.display();
+        tracing::info!("reading the bundle {shown}");
         let mut file = match File::open(path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -86,10 +87,16 @@ impl Bundle {
                 "{shown} is a directory, not a bundle (.zip)"
             )));
         }
-        Self::check(path, &mut file, limits).map_err(|e| match e {
+        let bundle = Self::check(path, &mut file, limits).map_err(|e| match e {
             OpenError::Rejected(r) => anyhow::Error::new(r).context(format!("{shown} rejected")),
             OpenError::Io(e) => anyhow::Error::new(e).context(format!("cannot read {shown}")),
-        })
+        })?;
+        tracing::debug!(
+            "{shown}: {} bytes, {} listed files; its layout, sizes, hashes and manifest pass every check",
+            meta.len(),
+            bundle.manifest.files.len()
+        );
+        Ok(bundle)
     }
 
     fn check(path: &Path, file: &mut File, limits: &Limits) -> Result<Self, OpenError> {
@@ -295,6 +302,7 @@ impl Bundle {
             .filter(|f| wanted(&f.path))
             .cloned()
             .collect();
+        let count = listed.len();
         for f in listed {
             let target = dir.path().join(&f.path);
             if let Some(parent) = target.parent() {
@@ -315,7 +323,14 @@ impl Bundle {
             self.zip
                 .hash_entry(&f.path, f.size, &f.sha256, &mut out)
                 .map_err(|e| self.describe(e))?;
+            tracing::trace!("extracted {} ({} bytes)", f.path, f.size);
         }
+        tracing::debug!(
+            "extracted {} of {}'s entries into {}",
+            count,
+            self.path.display(),
+            dir.path().display()
+        );
         Ok(dir)
     }
 

@@ -416,6 +416,16 @@ impl<'a> Packer<'a> {
             Body::Whole(bytes) => (self.redactor.redact(&entry, bytes), bytes.len()),
             Body::Tail(tail) => (tail.redact(self.redactor, &entry), tail.kept().len()),
         };
+        match body {
+            Body::Whole(_) => tracing::info!(
+                "read {} ({source_bytes} bytes) as {entry}",
+                self.redactor.scrub(&source.to_string_lossy())
+            ),
+            Body::Tail(_) => tracing::info!(
+                "read the last {kept} of {source_bytes} bytes of {} as {entry}",
+                self.redactor.scrub(&source.to_string_lossy())
+            ),
+        }
         self.next_id += 1;
         let staged = self.staging.join(format!("f{:06}", self.next_id));
         fs::write(&staged, &redacted)

@@ -83,6 +83,10 @@ pub fn read(cwd: &Path, redactor: &mut Redactor) -> anyhow::Result<Option<GitSta
     if repo.is_bare() {
         return Ok(None);
     }
+    tracing::info!(
+        "reading the git repository at {}",
+        repo.workdir().unwrap_or_else(|| repo.path()).display()
+    );
     let origin = "git/repo.yaml";
     let mut info = RepoInfo::default();
     let head = repo.head().ok();

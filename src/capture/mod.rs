@@ -200,7 +200,29 @@ pub fn collect(
             timeout: req.timeout,
             tail_bytes: files::DEFAULT_LOG_BYTES,
         };
+        tracing::info!(
+            "running `{}` (stopped after {})",
+            redactor.scrub(&observe::shell_line(&req.command)),
+            humantime::format_duration(req.timeout)
+        );
         let o = observe::run(&spec, staging, interrupt)?;
+        tracing::info!(
+            "the command {}; {} bytes of stdout, {} of stderr",
+            match (o.observed.ending, o.observed.exit_code, &o.observed.signal) {
+                (Ending::Hang, _, _) => format!(
+                    "was still running after {} ms: a hang, stopped with its whole tree",
+                    o.observed.timeout_ms
+                ),
+                (_, Some(code), _) => format!(
+                    "exited with code {code} after {} ms",
+                    o.observed.duration_ms
+                ),
+                (_, None, Some(sig)) => format!("was killed by {sig}"),
+                _ => "ended".to_owned(),
+            },
+            o.observed.stdout_bytes,
+            o.observed.stderr_bytes
+        );
         let mut record = o.observed;
         record.command = redactor.redact_str("observed/result.yaml", &record.command);
         let stdout = o.stdout_tail.redact(redactor, "observed/stdout.log");
@@ -261,6 +283,10 @@ impl Captured {
     pub fn finish(&mut self, redactor: &mut Redactor) -> anyhow::Result<()> {
         let counts = redactor.counts();
         self.issue.redactions = counts.values().sum();
+        if !counts.is_empty() {
+            let per_rule: Vec<String> = counts.iter().map(|(r, n)| format!("{r} {n}")).collect();
+            tracing::debug!("redactions: {}", per_rule.join(", "));
+        }
         let text = issue::render(&self.issue).context("cannot render the issue text")?;
         let text = redactor.redact_str("ISSUE.md", &text);
         self.writer.add_bytes("ISSUE.md", text)?;

@@ -89,6 +89,7 @@ pub fn describe(
         .build()
         .into();
     for url in urls {
+        tracing::info!("probing {} (two GETs)", redactor.scrub(url));
         let attempts = (0..2).map(|_| fetch(&agent, url, redactor)).collect();
         info.probes.push(Probe {
             url: redactor.redact_url(ORIGIN, url),
@@ -116,16 +117,25 @@ fn fetch(agent: &ureq::Agent, url: &str, redactor: &mut Redactor) -> Attempt {
                     );
                 }
             }
+            tracing::debug!(
+                "probe answered {} ({} revealing headers)",
+                response.status().as_u16(),
+                headers.len()
+            );
             Attempt {
                 status: Some(response.status().as_u16()),
                 headers,
                 error: None,
             }
         }
-        Err(e) => Attempt {
-            status: None,
-            headers: BTreeMap::new(),
-            error: Some(redactor.redact_str(ORIGIN, &e.to_string())),
-        },
+        Err(e) => {
+            let error = redactor.redact_str(ORIGIN, &e.to_string());
+            tracing::debug!("probe failed: {error}");
+            Attempt {
+                status: None,
+                headers: BTreeMap::new(),
+                error: Some(error),
+            }
+        }
     }
 }

@@ -86,7 +86,7 @@ pub fn describe(
     redactor: &mut Redactor,
     interrupt: &Interrupt,
 ) -> Result<SystemInfo, Interrupted> {
-    let read = |rel: &str| fs::read_to_string(src.root.join(rel)).ok();
+    let read = |rel: &str| read_fact(src.root, rel);
     let mut info = SystemInfo::default();
 
     if let Some(text) = read("etc/os-release") {
@@ -140,6 +140,7 @@ pub fn describe(
     });
     info.container = container(src);
     if src.root == Path::new("/") {
+        tracing::debug!("running `systemd-detect-virt` for the virtualisation");
         let v = super::observe::first_line(
             "systemd-detect-virt 2>/dev/null || true",
             cwd,
@@ -166,12 +167,28 @@ pub fn describe(
     }
     info.shell = src.env.get("SHELL").cloned();
     for (name, command) in versions {
+        tracing::info!(
+            "running `sh -c {}` for the version of {name}",
+            shlex::try_quote(&redactor.scrub(command)).unwrap_or_default()
+        );
         let line =
             super::observe::first_line(command, cwd, Duration::from_secs(5), staging, interrupt)?;
+        tracing::debug!("{name}: {}", redactor.scrub(&line));
         info.tools
             .insert(name.clone(), redactor.redact_str("env/system.yaml", &line));
     }
     Ok(info)
+}
+
+/// A file under the system root, whole, or `None` when it cannot be read.
+fn read_fact(root: &Path, rel: &str) -> Option<String> {
+    let path = root.join(rel);
+    let text = fs::read_to_string(&path);
+    match &text {
+        Ok(_) => tracing::debug!("read {}", path.display()),
+        Err(e) => tracing::trace!("cannot read {}: {e}", path.display()),
+    }
+    text.ok()
 }
 
 /// `KEY=value` lines of os-release, quotes removed.
@@ -189,7 +206,7 @@ fn os_release(text: &str) -> BTreeMap<String, String> {
 
 /// A CPU quota below the machine's count, from cgroup v2 `cpu.max` or v1 `cfs_quota`.
 fn cpu_limit(src: &Sources<'_>, count: Option<u64>) -> Option<String> {
-    let read = |rel: &str| fs::read_to_string(src.root.join(rel)).ok();
+    let read = |rel: &str| read_fact(src.root, rel);
     let (quota, period) = if let Some(max) = read("sys/fs/cgroup/cpu.max") {
         let mut parts = max.split_whitespace();
         let q = parts.next()?.parse::<f64>().ok()?;

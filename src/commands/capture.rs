@@ -37,6 +37,17 @@ pub(crate) fn run(settings: Capture, ui: &Ui) -> Result<Status> {
             .map(|(k, v)| (k.as_str(), v.as_str())),
     )
     .map_err(|e| usage(format!("{e}")))?;
+    // Log lines get the same rules as the bundle (the user's --redact too).
+    if let Ok(for_logs) = Redactor::new(
+        &settings.redact,
+        settings
+            .request
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str())),
+    ) {
+        bugpack::redact::logs::install(for_logs);
+    }
     let result = capture(settings, ui, &interrupt, &mut redactor);
     if let Err(e) = &result
         && e.chain().any(<dyn std::error::Error>::is::<Interrupted>)
@@ -82,18 +93,12 @@ fn capture(
         },
         |d| d.path().to_path_buf(),
     )?;
-    if request.run && !request.command.is_empty() {
-        tracing::info!(
-            "running `{}` (stopped after {})",
-            redactor.scrub(&capture::observe::shell_line(&request.command)),
-            humantime::format_duration(request.timeout)
-        );
-    }
     let mut captured = capture::collect(&request, redactor, staging.path(), interrupt)?;
     captured.finish(redactor)?;
 
-    let mut out = std::io::stdout().lock();
     if settings.dry_run {
+        // What --dry-run shows is what the user asked for: printed even under -q.
+        let mut out = std::io::stdout().lock();
         let had_command = !request.command.is_empty();
         dry_run(
             &mut out,
@@ -161,7 +166,11 @@ fn capture(
         Ok(())
     })?;
     drop(private);
+    tracing::info!("wrote {}", settings.output.display());
+    tracing::info!("wrote {}", issue_path.display());
 
+    // The summary is a report: `-q` leaves it out (the exit code says it worked).
+    let mut out = ui.report();
     let redactions: u64 = written.manifest.redactions.values().sum();
     writeln!(
         out,
@@ -279,6 +288,7 @@ fn read_steps(
 ) -> Result<Option<String>> {
     match steps {
         Some(p) if p == Path::new("-") => {
+            tracing::info!("reading the steps from stdin");
             let mut text = String::new();
             std::io::stdin()
                 .lock()
@@ -288,6 +298,7 @@ fn read_steps(
             Ok(Some(text))
         }
         Some(p) => {
+            tracing::info!("reading the steps from {}", p.display());
             let bytes =
                 std::fs::read(p).map_err(|e| usage(format!("--steps {}: {e}", p.display())))?;
             let bytes = &bytes[..bytes
@@ -314,6 +325,10 @@ fn edit_steps() -> Result<Option<String>> {
         .context("cannot create a temporary file for the steps")?;
     file.write_all(issue::STEPS_TEMPLATE.as_bytes())?;
     file.flush()?;
+    tracing::info!(
+        "running `{editor}` on the steps template {}",
+        file.path().display()
+    );
     let status = std::process::Command::new("sh")
         .arg("-c")
         .arg(format!("{editor} \"$1\""))

@@ -134,6 +134,7 @@ pub(crate) fn k8s(settings: &CiK8s, ui: &Ui) -> Result<Status> {
     let bytes = if replay.bundle_url.is_some() {
         Vec::new()
     } else {
+        tracing::debug!("embedding {} in the Job", replay.bundle.display());
         std::fs::read(&replay.bundle)
             .with_context(|| format!("cannot read {}", replay.bundle.display()))?
     };
@@ -237,5 +238,6 @@ fn write(sink: &Sink, bytes: &[u8], force: bool) -> Result<()> {
     }
     file.persist(path)
         .with_context(|| format!("cannot write {}", path.display()))?;
+    tracing::info!("wrote {}", path.display());
     Ok(())
 }

@@ -81,6 +81,13 @@ pub(crate) fn run(settings: &Diff, ui: &Ui) -> Result<Status> {
             },
         ),
         Other::Here(request, profile) => {
+            // This machine's log lines get the profile's redaction rules too.
+            if let Ok(for_logs) = bugpack::redact::Redactor::new(
+                &request.redact,
+                request.env.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            ) {
+                bugpack::redact::logs::install(for_logs);
+            }
             if let Some(p) = profile {
                 tracing::info!("using the profile {}", p.display());
             }
@@ -99,8 +106,8 @@ pub(crate) fn run(settings: &Diff, ui: &Ui) -> Result<Status> {
         }
     };
     let comparison = diff::compare(&a, &b);
-    let mut out = std::io::stdout().lock();
     if settings.json {
+        let mut out = std::io::stdout().lock();
         let json = DiffJson {
             bugpack: env!("CARGO_PKG_VERSION"),
             same: comparison.count() == 0,
@@ -132,7 +139,8 @@ pub(crate) fn run(settings: &Diff, ui: &Ui) -> Result<Status> {
         text.push(b'\n');
         out.write_all(&text)?;
     } else {
-        render(&mut out, &comparison, &side_a, &side_b, ui)?;
+        // The grouped report; under -q the exit code alone answers.
+        render(&mut ui.report(), &comparison, &side_a, &side_b, ui)?;
     }
     Ok(if comparison.count() == 0 {
         Status::Success

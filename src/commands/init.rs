@@ -68,11 +68,13 @@ pub(crate) fn run(settings: &Init, ui: &Ui) -> Result<Status> {
     };
 
     let chosen = choose(&files, settings.force, ui)?;
-    let mut out = std::io::stdout().lock();
+    // A summary of what was done: `-q` leaves it out.
+    let mut out = ui.report();
     let mut wrote = 0;
     for ((path, text), write) in files.iter().zip(chosen) {
         if write {
             write_file(path, text.as_bytes())?;
+            tracing::info!("wrote {}", path.display());
             writeln!(out, "{} {}", ui.paint(Style::Good, "wrote"), path.display())?;
             wrote += 1;
         } else {

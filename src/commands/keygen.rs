@@ -45,8 +45,10 @@ pub(crate) fn run(settings: &Keygen, ui: &Ui) -> Result<Status> {
     file.write_all(pem.as_bytes())
         .with_context(|| format!("cannot write {}", private.display()))?;
     let line = key.public_line().context("cannot encode the public key")?;
+    tracing::info!("wrote {}", private.display());
     fs::write(&public, format!("{line}\n"))
         .with_context(|| format!("cannot write {}", public.display()))?;
+    tracing::info!("wrote {}", public.display());
     let mut out = ui.report();
     writeln!(
         out,

@@ -52,6 +52,7 @@ pub(crate) fn run(settings: &Replay, ui: &Ui) -> Result<Status> {
         }
         ReplaySource::Directory(dir) => {
             let path = dir.join("scenario.yaml");
+            tracing::info!("reading {}", path.display());
             let bytes =
                 std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
             let file = ScenarioFile::parse(&bytes)
@@ -78,6 +79,19 @@ pub(crate) fn run(settings: &Replay, ui: &Ui) -> Result<Status> {
     if let Some(w) = warning {
         tracing::warn!("{w}");
     }
+    tracing::debug!(
+        "isolation: {}, network {}, {}",
+        if isolation.namespaces {
+            "user and PID namespaces"
+        } else {
+            "process groups (no namespaces)"
+        },
+        isolation.net.as_str(),
+        isolation.run_as.map_or_else(
+            || "runs as the current user".to_owned(),
+            |(u, g)| format!("runs as uid {u}, gid {g}")
+        )
+    );
     let cells = matrix::cells(&settings.timing, &settings.proxy, &settings.cache);
     let plan = Plan {
         source: label,
@@ -99,10 +113,12 @@ pub(crate) fn run(settings: &Replay, ui: &Ui) -> Result<Status> {
         term: std::env::var("TERM").unwrap_or_else(|_| "dumb".to_owned()),
     };
     tracing::info!(
-        "replaying {} ({} cells x {} runs, {} at a time, seed {})",
-        plan.scenario.name,
+        "replaying {} ({} cell{} x {} run{}, {} at a time, seed {})",
+        printable(&plan.scenario.name),
         plan.cells.len(),
+        if plan.cells.len() == 1 { "" } else { "s" },
         plan.runs,
+        if plan.runs == 1 { "" } else { "s" },
         plan.jobs,
         plan.seed
     );
@@ -116,7 +132,9 @@ pub(crate) fn run(settings: &Replay, ui: &Ui) -> Result<Status> {
     }
     let mut report = if ui.interactive && !ui.quiet {
         let bar = Bar::new();
+        crate::logging::show_bar(&bar.0);
         let r = replay::replay(&plan, &interrupted, &bar);
+        crate::logging::clear_bar();
         bar.0.finish_and_clear();
         r?
     } else {
@@ -245,7 +263,9 @@ pub(super) fn emit(sink: &Sink, bytes: &[u8]) -> Result<()> {
 }
 
 fn write_file(path: &PathBuf, bytes: &[u8]) -> Result<()> {
-    std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
+    std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+    tracing::info!("wrote {}", path.display());
+    Ok(())
 }
 
 /// A progress bar on stderr, for terminals only.

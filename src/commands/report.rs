@@ -58,6 +58,7 @@ pub(crate) fn merge(settings: &Merge, ui: &Ui) -> Result<Status> {
 /// [`BEGIN`] and [`END`] lines.
 fn read_inputs(path: &Path) -> Result<Vec<Input>> {
     let shown = path.display().to_string();
+    tracing::info!("reading {shown}");
     let meta = fs::metadata(path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             usage(format!(
@@ -124,6 +125,7 @@ fn read_inputs(path: &Path) -> Result<Vec<Input>> {
             "{shown} holds no bugpack replay report: neither JSON nor a log with {BEGIN} lines"
         )));
     }
+    tracing::debug!("{shown}: {} reports between {BEGIN} lines", found.len());
     Ok(found)
 }
 

@@ -41,6 +41,7 @@ pub(crate) fn run(settings: &Sign, ui: &Ui) -> Result<Status> {
     };
     drop(bundle);
     let (size, sha256) = raw.write(&settings.bundle)?;
+    tracing::info!("wrote {}", settings.bundle.display());
     let mut out = ui.report();
     writeln!(
         out,
@@ -63,6 +64,7 @@ pub(crate) fn load_key(path: Option<&Path>) -> Result<SigningKey> {
             usage("no signing key: make one with `bugpack keygen`, or pass --key PRIVKEY")
         })?,
     };
+    tracing::info!("using the signing key {}", path.display());
     let ask = || {
         if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
             rpassword::prompt_password(format!("Passphrase for {}: ", path.display())).ok()

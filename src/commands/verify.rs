@@ -112,6 +112,7 @@ pub(crate) fn run(settings: &Verify, ui: &Ui) -> Result<Status> {
 /// Reads the trusted keys a flag names. Files the user names are usage errors when bad.
 fn load_trust(trust: &settings::Trust) -> Result<Trust> {
     let read = |path: &std::path::Path| {
+        tracing::info!("reading the trusted keys in {}", path.display());
         std::fs::read_to_string(path)
             .map_err(|e| usage(format!("cannot read {}: {e}", path.display())))
     };

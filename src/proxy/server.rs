@@ -5,6 +5,11 @@
 //! URL, or a CONNECT authority); it never follows another proxy and never
 //! rewrites bodies. A peer can make a request fail, never the proxy: every
 //! bad input becomes a 4xx/5xx response or a closed connection.
+//!
+//! Each request is logged at info as one line (method, URL without its
+//! credentials, status, HIT/MISS, added delay), each deliberate reset too;
+//! the cache's decisions and their RFC 9111 reasons at debug. Headers are
+//! never logged: they carry `Authorization` and cookies.
 
 use std::convert::Infallible;
 use std::fmt::{self, Write as _};
@@ -345,7 +350,7 @@ async fn connection(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, re
         if let Err(err) = stream.set_zero_linger() {
             tracing::warn!(%peer, "cannot arm a connection reset: {err}");
         }
-        tracing::debug!(%peer, "connection reset on purpose (flaky)");
+        tracing::info!("proxy: reset the connection from {peer} (flaky)");
         return;
     }
     let _ = stream.set_nodelay(true);
@@ -368,14 +373,69 @@ async fn connection(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, re
 /// One request: route it, then hold the response as `slow` says.
 async fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<ProxyBody> {
     shared.counters.bump(Counter::Requests);
+    let method = req.method().clone();
+    let target = SafeUri(req.uri()).to_string();
     let delay = shared.faults.response_delay();
     let response = route(shared, req).await;
+    let mut added = String::new();
     if let Some(delay) = delay {
         tokio::time::sleep(delay).await;
         let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
         shared.counters.add(Counter::AddedDelayMs, ms);
+        added = format!(" +{ms} ms delay");
     }
+    let cache = response
+        .headers()
+        .get(&X_CACHE)
+        .and_then(|v| v.to_str().ok())
+        .map_or_else(String::new, |v| format!(" {v}"));
+    tracing::info!(
+        "proxy: {method} {target} -> {}{cache}{added}",
+        response.status().as_u16()
+    );
     response
+}
+
+/// A request's URL for a log line: whatever the client put before `@` in
+/// the authority (a user name and password) is left out, and so is the
+/// value of every query parameter whose name looks secret (`access_token`,
+/// `api_key`, `X-Amz-Signature`); the rest of the query stays, it tells
+/// one poll from the next.
+struct SafeUri<'a>(&'a http::Uri);
+
+impl fmt::Display for SafeUri<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let uri = self.0;
+        if let Some(scheme) = uri.scheme_str() {
+            write!(f, "{scheme}://")?;
+        }
+        if let Some(authority) = uri.authority() {
+            let host = without_userinfo(authority);
+            if host.len() < authority.as_str().len() {
+                f.write_str("[REDACTED:url-credentials]@")?;
+            }
+            f.write_str(host)?;
+        }
+        if uri.scheme().is_none() && uri.authority().is_some() {
+            return Ok(());
+        }
+        f.write_str(uri.path())?;
+        if let Some(query) = uri.query() {
+            f.write_str("?")?;
+            for (i, pair) in query.split('&').enumerate() {
+                if i > 0 {
+                    f.write_str("&")?;
+                }
+                match pair.split_once('=') {
+                    Some((name, _)) if secret_parameter(name) => {
+                        write!(f, "{name}=[REDACTED:query]")?;
+                    }
+                    _ => f.write_str(pair)?,
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<ProxyBody> {
@@ -439,9 +499,14 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<ProxyBo
         (Mode::Rfc, Some(cache)) if is_get => rfc_get(shared, cache, req).await,
         (Mode::Rfc, Some(cache)) if !req.method().is_safe() => {
             let key = req.uri().to_string();
+            let shown = SafeUri(req.uri()).to_string();
+            let method = req.method().clone();
             let response = pass(shared, req).await;
             // RFC 9111 §4.4: a successful unsafe request invalidates the URL.
             if response.status().is_success() || response.status().is_redirection() {
+                tracing::debug!(
+                    "rfc: {method} {shown} succeeded: its cached entry is invalidated (RFC 9111 §4.4)"
+                );
                 cache.remove(&key);
             }
             response
@@ -465,12 +530,16 @@ async fn cache_get(
     req: Request<ProxyBody>,
 ) -> Response<ProxyBody> {
     let key = req.uri().to_string();
+    let shown = SafeUri(req.uri()).to_string();
     if let Some(entry) = cache.get(&key) {
         shared.counters.bump(Counter::Hits);
         let resident = SystemTime::now()
             .duration_since(entry.stored_at)
             .unwrap_or_default()
             .as_secs();
+        tracing::debug!(
+            "cache: HIT {shown}; stored {resident} s ago, served whatever its headers say"
+        );
         return hit(&entry, origin_age(&entry.headers).saturating_add(resident));
     }
     shared.counters.bump(Counter::Misses);
@@ -478,7 +547,19 @@ async fn cache_get(
         Ok(response) => response,
         Err(response) => return response,
     };
-    let store = (response.status() == StatusCode::OK).then(|| Store { key, policy: None });
+    let ok = response.status() == StatusCode::OK;
+    tracing::debug!(
+        "cache: MISS {shown}; {}",
+        if ok {
+            "the 200 is stored and served to every later GET".to_owned()
+        } else {
+            format!(
+                "status {} is not stored (only 200s are)",
+                response.status().as_u16()
+            )
+        }
+    );
+    let store = ok.then(|| Store { key, policy: None });
     respond(shared, response, Some("MISS"), store)
 }
 
@@ -489,6 +570,7 @@ async fn rfc_get(
     req: Request<ProxyBody>,
 ) -> Response<ProxyBody> {
     let key = req.uri().to_string();
+    let shown = SafeUri(req.uri()).to_string();
     let head = head_of(&req);
     let now = SystemTime::now();
     if let Some(entry) = cache.get(&key)
@@ -497,14 +579,29 @@ async fn rfc_get(
         match policy.before_request(&head, now) {
             BeforeRequest::Fresh(_) => {
                 shared.counters.bump(Counter::Hits);
+                tracing::debug!(
+                    "rfc: HIT {shown}; fresh (age {} s, {} s left)",
+                    policy.age(now).as_secs(),
+                    policy.time_to_live(now).as_secs()
+                );
                 return hit(&entry, policy.age(now).as_secs());
             }
             BeforeRequest::Stale {
                 request,
                 matches: true,
-            } => return revalidate(shared, cache, key, &entry, policy, request).await,
+            } => {
+                tracing::debug!(
+                    "rfc: {shown} is stale (age {} s): revalidating with the origin",
+                    policy.age(now).as_secs()
+                );
+                return revalidate(shared, cache, key, &entry, policy, request).await;
+            }
             // Another variant (Vary) of the URL: fetch it like a miss.
-            BeforeRequest::Stale { matches: false, .. } => {}
+            BeforeRequest::Stale { matches: false, .. } => {
+                tracing::debug!(
+                    "rfc: {shown}; the stored response is for another variant (Vary); fetching"
+                );
+            }
         }
     }
     shared.counters.bump(Counter::Misses);
@@ -514,7 +611,12 @@ async fn rfc_get(
     };
     let received = SystemTime::now();
     let policy = CachePolicy::new_options(&head, &response, received, CacheOptions::default());
-    let store = worth_storing(&policy, response.headers(), received).then(|| Store {
+    let worth = worth_storing(&policy, response.headers(), received);
+    tracing::debug!(
+        "rfc: MISS {shown}; {}",
+        storing_reason(&policy, response.status(), response.headers(), received)
+    );
+    let store = worth.then(|| Store {
         key,
         policy: Some(policy),
     });
@@ -541,6 +643,10 @@ async fn revalidate(
     let received = SystemTime::now();
     match policy.after_response(&sent, &response, received) {
         AfterResponse::NotModified(policy, _) => {
+            tracing::debug!(
+                "rfc: the origin answered 304 Not Modified: the stored body is served, fresh for {} s more",
+                policy.time_to_live(received).as_secs()
+            );
             let (mut parts, _empty_body) = response.into_parts();
             strip_hop_by_hop(&mut parts.headers);
             let refreshed = Entry {
@@ -561,6 +667,11 @@ async fn revalidate(
             response
         }
         AfterResponse::Modified(policy, _) => {
+            tracing::debug!(
+                "rfc: the origin sent a new response ({}): {}",
+                response.status().as_u16(),
+                storing_reason(&policy, response.status(), response.headers(), received)
+            );
             shared.counters.bump(Counter::Misses);
             let store = worth_storing(&policy, response.headers(), received).then(|| Store {
                 key,
@@ -578,6 +689,38 @@ fn worth_storing(policy: &CachePolicy, headers: &HeaderMap, now: SystemTime) -> 
         && (policy.time_to_live(now) > Duration::ZERO
             || headers.contains_key(header::ETAG)
             || headers.contains_key(header::LAST_MODIFIED))
+}
+
+/// Why an `rfc` response is stored or not, for `-vv`.
+fn storing_reason(
+    policy: &CachePolicy,
+    status: StatusCode,
+    headers: &HeaderMap,
+    now: SystemTime,
+) -> String {
+    let cache_control = headers
+        .get(header::CACHE_CONTROL)
+        .and_then(|v| v.to_str().ok())
+        .map_or_else(|| "none".to_owned(), str::to_owned);
+    if !policy.is_storable() {
+        return format!(
+            "not stored: not storable under RFC 9111 §3 (status {}, Cache-Control: {cache_control})",
+            status.as_u16()
+        );
+    }
+    let ttl = policy.time_to_live(now);
+    if ttl > Duration::ZERO {
+        return format!(
+            "stored, fresh for {} s (Cache-Control: {cache_control}; heuristic freshness when none is given, §4.2.2)",
+            ttl.as_secs()
+        );
+    }
+    if headers.contains_key(header::ETAG) || headers.contains_key(header::LAST_MODIFIED) {
+        return "stored stale, to be revalidated with its validator (§4.3)".to_owned();
+    }
+    "not stored: no freshness lifetime (no max-age, Expires, or Last-Modified for a heuristic, \
+     RFC 9111 §4.2) and no validator to revalidate with (§4.3)"
+        .to_owned()
 }
 
 /// The stored headers, updated by a 304's (RFC 9111 §4.3.4), except those
@@ -613,13 +756,14 @@ async fn forward(
     req: Request<ProxyBody>,
 ) -> Result<Response<Incoming>, Response<ProxyBody>> {
     let target = req.uri().authority().map(ToString::to_string);
+    let shown = SafeUri(req.uri()).to_string();
     match shared.client.request(req).await {
         Ok(response) => Ok(response),
         Err(err) => {
             shared.counters.bump(Counter::UpstreamErrors);
             let target = target.unwrap_or_default();
             let why = chain(&err);
-            tracing::debug!(%target, "upstream request failed: {why}");
+            tracing::debug!("proxy: no response from the origin of {shown}; {why}");
             Err(error_response(
                 StatusCode::BAD_GATEWAY,
                 &format!("bugpack's proxy cannot get a response from {target}: {why}"),
@@ -736,19 +880,38 @@ async fn tunnel(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<ProxyB
             }
         };
     let _ = upstream.set_nodelay(true);
+    let authority = without_userinfo(&authority).to_owned();
     tokio::spawn(async move {
         match hyper::upgrade::on(req).await {
             Ok(upgraded) => {
                 let mut client = TokioIo::new(upgraded);
                 let mut upstream = upstream;
-                if let Err(err) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
-                    tracing::debug!(%authority, "tunnel ended: {err}");
+                match tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+                    Ok((up, down)) => tracing::debug!(
+                        "proxy: tunnel to {authority} closed ({up} bytes up, {down} down)"
+                    ),
+                    Err(err) => tracing::debug!("proxy: tunnel to {authority} ended: {err}"),
                 }
             }
-            Err(err) => tracing::debug!(%authority, "tunnel never opened: {err}"),
+            Err(err) => tracing::debug!("proxy: tunnel to {authority} never opened: {err}"),
         }
     });
     Response::new(empty())
+}
+
+/// A query parameter whose value is a credential, by its name.
+fn secret_parameter(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    crate::redact::is_secret_name(name)
+        || lower.contains("signature")
+        || lower == "sig"
+        || lower == "code"
+}
+
+/// `host:port` of an authority, without a `user:password@` before it.
+fn without_userinfo(authority: &http::uri::Authority) -> &str {
+    let text = authority.as_str();
+    text.rsplit_once('@').map_or(text, |(_, host)| host)
 }
 
 /// Whether the authority names a port that is no TCP port (`:0`, `:99999`),
@@ -862,6 +1025,25 @@ mod tests {
         for wrong in ["a:0", "a:99999", "[::1]:65536", "u:p@a:x1"] {
             assert!(bad(wrong), "{wrong}");
         }
+    }
+
+    #[test]
+    fn logged_urls_lose_their_credentials_only() {
+        let safe = |u: &str| SafeUri(&u.parse().unwrap()).to_string();
+        assert_eq!(
+            safe("http://alice:hunter2@example.com:8080/a/b?page=2"),
+            "http://[REDACTED:url-credentials]@example.com:8080/a/b?page=2"
+        );
+        assert_eq!(
+            safe("http://h/x?page=2&access_token=abc&X-Amz-Signature=f00&q"),
+            "http://h/x?page=2&access_token=[REDACTED:query]&X-Amz-Signature=[REDACTED:query]&q"
+        );
+        assert_eq!(safe("http://example.com/x"), "http://example.com/x");
+        assert_eq!(safe("example.com:443"), "example.com:443");
+        assert_eq!(
+            safe("u:p@example.com:443"),
+            "[REDACTED:url-credentials]@example.com:443"
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! a secret where it could be printed: its `Debug` shows counts only, and
 //! [`Redaction`] records name the rule and placeholder, never the value.
 
+pub mod logs;
 pub mod rules;
 
 use std::collections::{BTreeMap, HashMap};

@@ -6,7 +6,9 @@
 //! run's time limit, takes hang diagnostics ([`procfs`]) before killing, and
 //! judges the outcome ([`outcome`]). It removes every run directory unless
 //! asked to keep them, and stops everything on interruption, returning the
-//! runs finished so far. It never prints: progress goes through [`Progress`].
+//! runs finished so far. It never prints: progress goes through [`Progress`],
+//! and what it does through `tracing` (each run's start and outcome at info,
+//! the details at debug), every line named by its run's [`run_label`].
 
 pub mod axes;
 pub mod matrix;
@@ -132,6 +134,7 @@ pub fn replay(
         .prefix("bugpack-replay-")
         .tempdir()
         .context("cannot create a directory for the runs")?;
+    tracing::debug!("the runs' directories go under {}", root.path().display());
     if plan.isolation.run_as.is_some() {
         // Runs take another uid; they must be able to reach their directories.
         fs::set_permissions(root.path(), fs::Permissions::from_mode(0o711))
@@ -242,7 +245,8 @@ pub fn replay(
     });
     if plan.keep {
         // The user asked to keep the runs: leave the directory in place.
-        let _ = root.keep();
+        let kept = root.keep();
+        tracing::info!("kept the runs' directories in {}", kept.display());
     }
     let mut by_cell: BTreeMap<usize, Vec<RunResult>> = BTreeMap::new();
     for (cell, result) in results.into_inner().unwrap_or_default() {
@@ -340,7 +344,10 @@ fn run_one(
     } else {
         format!("cell{cell}-run{index}")
     };
+    let label = run_label(&plan.cells[cell], index);
     let dir = root.join(name);
+    tracing::info!("[{label}] started (seed {seed})");
+    tracing::debug!("[{label}] in {}", dir.display());
     let result = run_in(
         plan,
         &plan.cells[cell],
@@ -349,18 +356,51 @@ fn run_one(
         seed,
         shared,
         interrupted,
+        &label,
     );
     if !plan.keep {
         let _ = fs::remove_dir_all(&dir);
     }
     let mut result = match result {
-        Ok(r) => r?,
+        Ok(Some(r)) => r,
+        Ok(None) => {
+            tracing::info!("[{label}] stopped by the interrupt, not counted");
+            return None;
+        }
         Err(e) => prepare_failed(index, seed, &e),
     };
     if plan.keep && dir.exists() {
         result.dir = Some(dir.display().to_string());
     }
+    tracing::info!("[{label}] {}", finished_words(&result));
     Some(result)
+}
+
+/// How log lines name a run: its cell's axes and its index, e.g.
+/// `none/cache/cold #2` (`warm-up` for a warm cell's uncounted first run).
+pub fn run_label(cell: &Cell, index: u32) -> String {
+    let axes = format!("{}/{}/{}", cell.timing, cell.proxy, cell.cache);
+    if index == WARM_UP {
+        format!("{axes} warm-up")
+    } else {
+        format!("{axes} #{index}")
+    }
+}
+
+/// A finished run in a few words: `reproduced (hang) after 10004 ms`.
+fn finished_words(r: &RunResult) -> String {
+    match r.outcome {
+        Outcome::Error => format!("error: {}", r.reason),
+        Outcome::Passed => format!("passed in {} ms", r.duration_ms),
+        Outcome::Reproduced => {
+            let how = match (r.reason.as_str(), r.exit_code, &r.signal) {
+                ("exit", Some(code), _) => format!("exit code {code}"),
+                ("exit", None, Some(sig)) => format!("killed by {sig}"),
+                (reason, _, _) => reason.to_owned(),
+            };
+            format!("reproduced ({how}) after {} ms", r.duration_ms)
+        }
+    }
 }
 
 /// The result of a run that could not be prepared.
@@ -377,6 +417,7 @@ fn run_in(
     seed: u64,
     shared: &Shared,
     interrupted: &AtomicBool,
+    label: &str,
 ) -> anyhow::Result<Option<RunResult>> {
     let base = |outcome, reason: String| RunResult {
         outcome,
@@ -414,6 +455,7 @@ fn run_in(
             },
             ready_timeout_ms: millis(s.ready_timeout),
         });
+        tracing::debug!("[{label}] service {} gets port {port}", s.name);
     }
     let home = shared.home.clone().unwrap_or_else(|| layout.home.clone());
     let env = environment(plan, &layout, &home, index, seed, &services);
@@ -437,11 +479,15 @@ fn run_in(
             stats_path: stats_path.clone(),
         }),
     };
-    let mut sandbox =
-        match Sandbox::start(&plan.isolation, &run_plan, &layout.logs.join("sandbox.err")) {
-            Ok(s) => s,
-            Err(e) => return Ok(Some(base(Outcome::Error, format!("sandbox: {e:#}")))),
-        };
+    let mut sandbox = match Sandbox::start(
+        &plan.isolation,
+        &run_plan,
+        &layout.logs.join("sandbox.err"),
+        label,
+    ) {
+        Ok(s) => s,
+        Err(e) => return Ok(Some(base(Outcome::Error, format!("sandbox: {e:#}")))),
+    };
     // Setup and readiness have their own limits inside the sandbox; this
     // bounds the whole phase in case the sandbox itself stalls.
     let ready_budget: Duration = plan.scenario.services.iter().map(|s| s.ready_timeout).sum();
@@ -484,6 +530,9 @@ fn run_in(
         match sandbox.next_event(tick) {
             Ok(Event::RunStarted { .. }) => {
                 run_started = Some(Instant::now());
+                if cell.timing != matrix::Timing::None {
+                    tracing::debug!("[{label}] timing {} applied to the run step", cell.timing);
+                }
                 driver = Some(timing::Driver::start(cell.timing, sandbox.tree(), seed));
             }
             Ok(Event::RunExited {
@@ -491,7 +540,8 @@ fn run_in(
                 signal,
                 duration_ms,
             }) => break Ok((exit_code, signal, duration_ms)),
-            Ok(Event::Ready { .. }) => {}
+            // Relayed by the sandbox's reader as they arrive.
+            Ok(Event::Ready { .. } | Event::Log { .. }) => {}
             Ok(Event::SetupFailed { index: step, why }) => {
                 let mut r = base(Outcome::Error, format!("setup[{step}] {why}"));
                 r.stderr_tail = Some(outcome::tail(
@@ -535,12 +585,19 @@ fn run_in(
     // The condition ends with the run step, before diagnostics: a process
     // frozen by `slow` would read as stopped, not as what it waits on.
     let timing_detail = driver.take().and_then(timing::Driver::stop);
+    if let Some(detail) = &timing_detail {
+        tracing::debug!("[{label}] timing {}: {detail}", cell.timing);
+    }
     let (judged_ending, exit_code, signal, duration_ms, diagnostics) = match ending {
         Ok((code, signal, ms)) => {
             sandbox.wait_end(Duration::from_secs(5));
             (Ending::Exited { code, signal }, code, signal, ms, None)
         }
         Err(elapsed) => {
+            tracing::debug!(
+                "[{label}] still running at the {} ms limit: taking hang diagnostics, then stopping it",
+                millis(plan.timeout)
+            );
             let diagnostics = hang_diagnostics(&sandbox);
             sandbox.kill();
             (Ending::Hang, None, None, millis(elapsed), Some(diagnostics))
@@ -564,6 +621,9 @@ fn run_in(
         &stats_path,
         setup.strace.then_some(strace_path.as_path()),
     );
+    if let Some(stats) = r.axes_detail.get("proxy") {
+        tracing::debug!("[{label}] proxy counters: {stats}");
+    }
     if r.outcome != Outcome::Passed {
         r.stderr_tail = Some(outcome::tail(&stderr, TAIL_BYTES)).filter(|t| !t.is_empty());
         r.stdout_tail = Some(outcome::tail(&stdout, TAIL_BYTES)).filter(|t| !t.is_empty());

@@ -295,6 +295,10 @@ pub fn add_stacks(reports: &mut [ProcessReport], max: usize, limit: Duration) {
 
 fn run_bounded(argv: &[String], limit: Duration) -> Option<String> {
     let (program, args) = argv.split_first()?;
+    tracing::info!(
+        "running `{}` for a hung process's stacks",
+        shlex::try_join(argv.iter().map(String::as_str)).unwrap_or_else(|_| argv.join(" "))
+    );
     let handle = duct::cmd(program, args)
         .stdin_null()
         .stderr_null()

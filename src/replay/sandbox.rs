@@ -12,6 +12,11 @@
 //! hand it the plan, read its events, find its processes, and kill it. Where
 //! namespaces cannot be made, the supervisor runs in its own process group as
 //! a child subreaper instead, and [`Sandbox::kill`] stops its descendants.
+//!
+//! The sandbox gets bugpack's own verbosity (`-v`, `-q`) on its command line;
+//! its log lines come back as events on its output and are printed here,
+//! whole, with the run's name, by the thread that reads them: every line
+//! is read until the sandbox closes its output, so none is lost.
 
 use std::fs::File;
 use std::io::{self, Write as _};
@@ -141,6 +146,11 @@ impl Isolation {
 
     fn command(&self, probe: bool) -> Command {
         let mut cmd = Command::new(self_exe());
+        // A probe's output is not read: it keeps the default level, and its
+        // error stays the one line `probe` reads.
+        if let Some(flag) = verbosity_flag().filter(|_| !probe) {
+            cmd.arg(flag);
+        }
         if self.namespaces {
             cmd.arg("__sandbox").args(["--net", self.net.as_str()]);
             if probe {
@@ -154,6 +164,19 @@ impl Isolation {
             cmd.uid(uid).gid(gid);
         }
         cmd
+    }
+}
+
+/// The global flag that gives the sandbox this process's log level, so it
+/// sends only the lines that will be printed.
+fn verbosity_flag() -> Option<&'static str> {
+    use tracing::level_filters::LevelFilter;
+    match LevelFilter::current() {
+        LevelFilter::TRACE => Some("-vvv"),
+        LevelFilter::DEBUG => Some("-vv"),
+        LevelFilter::INFO => Some("-v"),
+        LevelFilter::WARN => None,
+        _ => Some("-q"),
     }
 }
 
@@ -173,8 +196,14 @@ pub struct Sandbox {
 }
 
 impl Sandbox {
-    /// Starts a sandbox for `plan`; its own stderr goes to `stderr_file`.
-    pub fn start(iso: &Isolation, plan: &RunPlan, stderr_file: &Path) -> anyhow::Result<Self> {
+    /// Starts a sandbox for `plan`; its own stderr goes to `stderr_file`,
+    /// its log lines to ours, named `label`.
+    pub fn start(
+        iso: &Isolation,
+        plan: &RunPlan,
+        stderr_file: &Path,
+        label: &str,
+    ) -> anyhow::Result<Self> {
         let stderr = File::create(stderr_file)
             .with_context(|| format!("cannot create {}", stderr_file.display()))?;
         let mut cmd = iso.command(false);
@@ -182,6 +211,15 @@ impl Sandbox {
             .stdout(Stdio::piped())
             .stderr(stderr);
         let mut child = cmd.spawn().context("cannot start the sandbox")?;
+        tracing::debug!(
+            "[{label}] started the sandbox (pid {}): {}",
+            child.id(),
+            std::iter::once(cmd.get_program())
+                .chain(cmd.get_args())
+                .map(|a| a.to_string_lossy())
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
         let text = serde_json::to_vec(plan)?;
         if let Some(mut stdin) = child.stdin.take() {
             stdin
@@ -190,9 +228,15 @@ impl Sandbox {
         }
         let stdout = child.stdout.take().context("the sandbox has no stdout")?;
         let (tx, rx) = mpsc::channel();
+        let label = label.to_owned();
         let reader = thread::spawn(move || {
-            supervisor::read_events(stdout, |e| {
-                let _ = tx.send(e);
+            supervisor::read_events(stdout, |e| match e {
+                Event::Log { level, message } => {
+                    supervisor::print_relayed(&label, level, &message);
+                }
+                other => {
+                    let _ = tx.send(other);
+                }
             });
         });
         Ok(Self {
@@ -351,11 +395,21 @@ pub fn enter(net: Net, probe: bool) -> io::Result<i32> {
         flags |= CloneFlags::CLONE_NEWNET;
     }
     unshare(flags).map_err(|e| io::Error::other(format!("unshare: {e}")))?;
+    tracing::debug!(
+        "made user and PID namespaces{}",
+        if net == Net::Host {
+            ", on the host's network"
+        } else {
+            " and a network namespace"
+        }
+    );
     std::fs::write("/proc/self/setgroups", "deny")?;
     std::fs::write("/proc/self/uid_map", format!("{uid} {uid} 1"))?;
     std::fs::write("/proc/self/gid_map", format!("{gid} {gid} 1"))?;
+    tracing::debug!("mapped uid {uid} and gid {gid} into the user namespace");
     if net == Net::Loopback {
         loopback_up()?;
+        tracing::debug!("brought up lo, the network's only interface");
     }
     if probe {
         return Ok(0);

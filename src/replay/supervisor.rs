@@ -9,6 +9,11 @@
 //! hang diagnostics and the final kill. Every step's stdout and stderr go to
 //! files in the run directory, never to a pipe that could fill. It never
 //! decides an outcome; it reports facts.
+//!
+//! bugpack's own log lines from in here (the steps started, readiness, the
+//! proxy's requests) travel on the same channel as [`Event::Log`], one whole
+//! JSON line each, for the engine to print with the run's name: nothing
+//! inside the sandbox writes to the user's terminal.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -17,6 +22,7 @@ use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::{CommandExt as _, ExitStatusExt as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -90,6 +96,28 @@ pub struct Rlimits {
     pub file_size: u64,
 }
 
+impl std::fmt::Display for Rlimits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let show = |n: u64, bytes: bool| {
+            if n == 0 {
+                "as inherited".to_owned()
+            } else if bytes {
+                format!("{} MiB", n >> 20)
+            } else {
+                n.to_string()
+            }
+        };
+        write!(
+            f,
+            "address space {}, open files {}, processes {}, file size {}",
+            show(self.address_space, true),
+            show(self.open_files, false),
+            show(self.processes, false),
+            show(self.file_size, true)
+        )
+    }
+}
+
 impl Rlimits {
     /// The address-space limit a run gets unless told otherwise: half the
     /// machine's memory, and at least 4 GiB so that runtimes that reserve
@@ -128,6 +156,84 @@ pub enum Event {
     },
     /// Something in the sandbox itself went wrong.
     Error { why: String },
+    /// One of bugpack's own log lines (the supervisor's, the proxy's),
+    /// already scrubbed of secrets, for the engine to print.
+    Log { level: LogLevel, message: String },
+}
+
+/// The level of a relayed log line, as `tracing` names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+impl From<tracing::Level> for LogLevel {
+    fn from(level: tracing::Level) -> Self {
+        match level {
+            tracing::Level::ERROR => Self::Error,
+            tracing::Level::WARN => Self::Warn,
+            tracing::Level::INFO => Self::Info,
+            tracing::Level::DEBUG => Self::Debug,
+            tracing::Level::TRACE => Self::Trace,
+        }
+    }
+}
+
+/// The most bytes of log lines one sandbox sends; a run that makes its proxy
+/// log more (millions of requests under `-v`) has the rest left out, and
+/// says so, rather than outgrow what the engine reads.
+const LOG_BUDGET: u64 = 8 << 20;
+
+/// Writes `event` as one JSON line on stdout, the channel to the engine.
+/// Each line is written whole under stdout's lock, so log lines from the
+/// proxy's thread never split an event.
+fn send(event: &Event) -> io::Result<()> {
+    let mut line = serde_json::to_vec(event).map_err(io::Error::other)?;
+    line.push(b'\n');
+    let mut out = io::stdout().lock();
+    out.write_all(&line)?;
+    out.flush()
+}
+
+/// Sends one of bugpack's own log lines from inside the sandbox to the
+/// engine. It is scrubbed here with what the sandbox knows (the run's
+/// environment; the engine scrubs again with the maintainer's). Best
+/// effort: a closed channel only loses the line.
+pub fn relay_log(level: LogLevel, message: &str) {
+    static SENT: AtomicU64 = AtomicU64::new(0);
+    let message = crate::redact::logs::scrub(message);
+    let size = message.len() as u64 + 48;
+    let before = SENT.fetch_add(size, Ordering::Relaxed);
+    if before + size > LOG_BUDGET {
+        if before <= LOG_BUDGET {
+            let _ = send(&Event::Log {
+                level: LogLevel::Warn,
+                message: format!(
+                    "the rest of this run's log lines are left out (past {} MiB)",
+                    LOG_BUDGET >> 20
+                ),
+            });
+        }
+        return;
+    }
+    let _ = send(&Event::Log { level, message });
+}
+
+/// Prints a log line relayed from the sandbox of run `label`, at its level
+/// (an error inside a run is the run's problem, reported with its result:
+/// here it is a warning, so `-q` stays quiet).
+pub fn print_relayed(label: &str, level: LogLevel, message: &str) {
+    match level {
+        LogLevel::Error | LogLevel::Warn => tracing::warn!("[{label}] {message}"),
+        LogLevel::Info => tracing::info!("[{label}] {message}"),
+        LogLevel::Debug => tracing::debug!("[{label}] {message}"),
+        LogLevel::Trace => tracing::trace!("[{label}] {message}"),
+    }
 }
 
 /// Runs the supervisor: reads the plan from stdin, reports on stdout.
@@ -145,26 +251,32 @@ pub fn main() -> io::Result<()> {
         .take(16 << 20)
         .read_to_string(&mut text)?;
     let plan: RunPlan = serde_json::from_str(&text).map_err(io::Error::other)?;
-    let mut out = io::stdout().lock();
-    let mut emit = |event: &Event| -> io::Result<()> {
-        serde_json::to_writer(&mut out, event).map_err(io::Error::other)?;
-        out.write_all(b"\n")?;
-        out.flush()
-    };
-    if let Some(cpu) = plan.cpu
-        && let Err(why) = pin_to_cpu(cpu)
+    if let Some(r) =
+        crate::redact::logs::with_env(plan.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
     {
-        emit(&Event::Error {
-            why: format!("cannot pin the run to CPU {cpu}: {why}"),
-        })?;
-        return Ok(());
+        crate::redact::logs::install(r);
     }
+    let emit = send;
+    if let Some(cpu) = plan.cpu {
+        if let Err(why) = pin_to_cpu(cpu) {
+            emit(&Event::Error {
+                why: format!("cannot pin the run to CPU {cpu}: {why}"),
+            })?;
+            return Ok(());
+        }
+        tracing::debug!("pinned the run to CPU {cpu}");
+    }
+    tracing::debug!("rlimits for every step: {}", plan.limits);
     let mut proxy = None;
     let proxy_env = match &plan.proxy {
         None => Vec::new(),
         Some(p) => match start_proxy(p) {
             Ok(running) => {
                 let url = running.url.clone();
+                tracing::debug!(
+                    "proxy ({}) listening on {url}; setup and run get http_proxy",
+                    p.mode
+                );
                 proxy = Some(running);
                 vec![("http_proxy", url.clone()), ("HTTP_PROXY", url)]
             }
@@ -189,6 +301,11 @@ pub fn main() -> io::Result<()> {
             }
         };
         reaper.track(child.id());
+        tracing::info!(
+            "started setup[{index}] (pid {}): sh -c {}",
+            child.id(),
+            quoted(step)
+        );
         let limit = Duration::from_millis(plan.step_timeout_ms);
         match wait_timeout(&mut child, limit, &mut reaper)? {
             Some(status) if status.success() => {}
@@ -221,6 +338,12 @@ pub fn main() -> io::Result<()> {
             }
         };
         reaper.track(child.id());
+        tracing::info!(
+            "started service {} on port {port} (pid {}): sh -c {}",
+            service.name,
+            child.id(),
+            quoted(&service.run)
+        );
         match wait_ready(&plan, service, &mut child, &mut reaper) {
             Ok(()) => emit(&Event::Ready {
                 name: service.name.clone(),
@@ -245,6 +368,20 @@ pub fn main() -> io::Result<()> {
         }
     };
     reaper.track(run.id());
+    if let Some(trace) = &plan.strace {
+        tracing::info!(
+            "started run (pid {}) under strace -f -o {}: sh -c {}",
+            run.id(),
+            trace.display(),
+            quoted(&plan.run)
+        );
+    } else {
+        tracing::info!(
+            "started run (pid {}): sh -c {}",
+            run.id(),
+            quoted(&plan.run)
+        );
+    }
     emit(&Event::RunStarted { pid: run.id() })?;
     // Block until the run step ends, reaping whatever else ends meanwhile
     // (services, orphans): as PID 1 that is our job, and it costs no polling.
@@ -261,6 +398,14 @@ pub fn main() -> io::Result<()> {
         }
     };
     let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    tracing::debug!(
+        "run step {} after {duration_ms} ms",
+        match (exit_code, signal) {
+            (Some(code), _) => format!("exited with code {code}"),
+            (None, Some(sig)) => format!("was killed by signal {sig}"),
+            _ => "ended".to_owned(),
+        }
+    );
     // The engine reads the proxy's counters once it hears the run ended:
     // let the proxy write its last snapshot first.
     if let Some(p) = proxy {
@@ -321,7 +466,7 @@ fn start_proxy(plan: &ProxyPlan) -> Result<RunningProxy, String> {
                 let _ = stopped.await;
             };
             if let Err(e) = crate::proxy::serve_until(listener, config, Some(&stats), until) {
-                let _ = writeln!(io::stderr(), "proxy: {e}");
+                tracing::error!("the proxy stopped: {e}");
             }
             let _ = finished.send(());
         })
@@ -420,30 +565,65 @@ fn wait_ready(
     child: &mut Child,
     reaper: &mut Reaper,
 ) -> Result<(), String> {
-    let deadline = Instant::now() + Duration::from_millis(service.ready_timeout_ms);
+    let started = Instant::now();
+    let deadline = started + Duration::from_millis(service.ready_timeout_ms);
     let log = match &service.ready {
         ReadyPlan::Log(re) => Some(regex::bytes::Regex::new(re).map_err(|e| e.to_string())?),
         _ => None,
     };
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, service.port));
+    let how = match &service.ready {
+        ReadyPlan::Tcp => format!("a TCP connect to port {}", service.port),
+        ReadyPlan::Http(path) => format!("GET {path} on port {} below 500", service.port),
+        ReadyPlan::Log(re) => format!("a line matching /{re}/ in its output"),
+    };
+    tracing::debug!(
+        "waiting for service {}: {how}, polled every 20 ms for up to {}",
+        service.name,
+        fmt_ms(service.ready_timeout_ms)
+    );
+    let mut polls = 0u32;
     loop {
         if let Ok(Some(status)) = child.try_wait() {
             return Err(format!("{} before it was ready", describe(status)));
         }
-        let ready = match &service.ready {
-            ReadyPlan::Tcp => TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok(),
+        polls += 1;
+        let answer = match &service.ready {
+            ReadyPlan::Tcp => TcpStream::connect_timeout(&addr, Duration::from_millis(200))
+                .map(drop)
+                .map_err(|e| e.to_string()),
             ReadyPlan::Http(path) => http_ready(service.port, path),
-            ReadyPlan::Log(_) => log.as_ref().is_some_and(|re| {
-                ["out", "err"].iter().any(|ext| {
-                    std::fs::read(plan.log_dir.join(format!("service-{}.{ext}", service.name)))
-                        .is_ok_and(|bytes| re.is_match(&bytes))
-                })
-            }),
+            ReadyPlan::Log(_) => {
+                let seen = log.as_ref().is_some_and(|re| {
+                    ["out", "err"].iter().any(|ext| {
+                        std::fs::read(plan.log_dir.join(format!("service-{}.{ext}", service.name)))
+                            .is_ok_and(|bytes| re.is_match(&bytes))
+                    })
+                });
+                if seen {
+                    Ok(())
+                } else {
+                    Err("no line matches yet".to_owned())
+                }
+            }
         };
-        if ready {
-            return Ok(());
+        match answer {
+            Ok(()) => {
+                tracing::info!(
+                    "service {} ready after {} ms ({polls} poll{})",
+                    service.name,
+                    started.elapsed().as_millis(),
+                    if polls == 1 { "" } else { "s" }
+                );
+                return Ok(());
+            }
+            Err(why) => tracing::trace!("service {} not ready: {why}", service.name),
         }
         if Instant::now() >= deadline {
+            tracing::debug!(
+                "service {} never became ready ({polls} polls)",
+                service.name
+            );
             return Err(format!(
                 "not ready within {}",
                 fmt_ms(service.ready_timeout_ms)
@@ -454,18 +634,24 @@ fn wait_ready(
     }
 }
 
-/// A GET of `path` answers with a status below 500.
-fn http_ready(port: u16, path: &str) -> bool {
+/// A GET of `path` answers with a status below 500; else why not.
+fn http_ready(port: u16, path: &str) -> Result<(), String> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_millis(500)))
         .http_status_as_error(false)
         .proxy(None)
         .build()
         .into();
-    agent
-        .get(format!("http://127.0.0.1:{port}{path}"))
-        .call()
-        .is_ok_and(|r| r.status().as_u16() < 500)
+    match agent.get(format!("http://127.0.0.1:{port}{path}")).call() {
+        Ok(r) if r.status().as_u16() < 500 => Ok(()),
+        Ok(r) => Err(format!("status {}", r.status().as_u16())),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// A step's command as `sh -c` receives it, quoted for a log line.
+fn quoted(command: &str) -> String {
+    shlex::try_quote(command).map_or_else(|_| format!("{command:?}"), std::borrow::Cow::into_owned)
 }
 
 /// A free loopback port, for services (asked of the kernel, then released).
