@@ -18,6 +18,7 @@ mod completions;
 mod diff;
 mod examples;
 mod init;
+mod interrupt;
 mod issue;
 mod json;
 mod reader;
