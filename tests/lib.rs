@@ -21,6 +21,7 @@ mod init;
 mod interrupt;
 mod issue;
 mod json;
+mod load;
 mod reader;
 mod redaction;
 mod replay;
