@@ -286,6 +286,33 @@ fn sigterm_before_any_run_finished_says_so_and_leaves_nothing() {
     assert!(names_in(&sb.tmp()).is_empty());
 }
 
+#[test]
+fn ctrl_c_at_the_consent_question_leaves_no_extracted_bundle() {
+    let sb = Sandbox::new();
+    let s = scenario(
+        &sb,
+        "ask",
+        "name: ask\nrun: exit 3\nexpect: {exit: 3}\n",
+        &[],
+    );
+    sb.bugpack()
+        .args([
+            "capture",
+            "-o",
+            "bug.zip",
+            "--title",
+            "ask",
+            "--scenario",
+            &s,
+        ])
+        .run()
+        .success();
+    let out = sb.bugpack_on_pty(&["replay", "bug.zip"], &[], &[("[y/N]", "\x03")]);
+    assert_eq!(out.code, -2, "ended by its SIGINT\n{}", out.output);
+    let tmp = names_in(&sb.tmp());
+    assert!(tmp.is_empty(), "left in TMPDIR: {tmp:?}");
+}
+
 /// The temporary names a capture may leave after SIGKILL: beside the
 /// output, and in TMPDIR.
 fn is_partial_of(name: &str, output: &str) -> bool {
