@@ -242,6 +242,64 @@ fn sigint_mid_matrix_without_namespaces_still_finds_every_process() {
     );
 }
 
+/// Whether a file named `name` exists anywhere under `dir`.
+fn exists_under(dir: &Path, name: &str) -> bool {
+    fs::read_dir(dir).into_iter().flatten().flatten().any(|e| {
+        let path = e.path();
+        e.file_name() == name || (path.is_dir() && !path.is_symlink() && exists_under(&path, name))
+    })
+}
+
+#[test]
+fn sigint_while_a_hang_is_diagnosed_keeps_the_diagnosed_run_and_leaves_nothing() {
+    let sb = Sandbox::new();
+    let marker = "88388.3476";
+    // At the timeout bugpack sends SIGABRT to every process of the run and
+    // waits for them to print their stacks: this one survives it, leaves a
+    // mark in its run directory (inside TMPDIR), and hangs on.
+    let s = scenario(
+        &sb,
+        "diag",
+        &format!(
+            "name: diag\nenv: {{MARK: '{marker}'}}\n\
+             run: \"trap 'touch abrt' ABRT; sleep {marker}; sleep {marker}\"\n\
+             timeout: 2s\nexpect: {{hang: true}}\n"
+        ),
+        &[],
+    );
+    let child = spawn(
+        &sb,
+        &["replay", &s, "--yes", "--json", "r.json", "--runs", "1"],
+        &[("BUGPACK_TEST_MARK", marker)],
+    );
+    wait_until("the hang's diagnostics to begin", || {
+        exists_under(&sb.tmp(), "abrt")
+    });
+    send(&child, Signal::SIGINT);
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("interrupted after 1 run;"),
+        "the diagnosed run finished: {stderr}"
+    );
+    let r: JReport = serde_json::from_str(&fs::read_to_string(sb.path("r.json")).unwrap()).unwrap();
+    assert!(r.interrupted);
+    let run = &r.cells[0].results[0];
+    assert_eq!(
+        (run.outcome.as_str(), run.reason.as_str()),
+        ("reproduced", "hang")
+    );
+    assert!(
+        run.diagnostics.as_ref().is_some_and(|d| !d.is_empty()),
+        "{run:?}"
+    );
+    let left = processes_holding(marker);
+    assert!(left.is_empty(), "survived: {left:#?}");
+    assert!(names_in(&sb.tmp()).is_empty());
+}
+
 #[test]
 fn sigterm_before_any_run_finished_says_so_and_leaves_nothing() {
     let sb = Sandbox::new();
