@@ -301,6 +301,22 @@ fn sigint_while_a_hang_is_diagnosed_keeps_the_diagnosed_run_and_leaves_nothing()
 }
 
 #[test]
+fn sighup_mid_matrix_without_namespaces_stops_every_run_too() {
+    // A closed terminal: without this, bugpack died at once and the runs,
+    // which no PID namespace takes down with it, ran on.
+    let sb = Sandbox::new();
+    let marker = "95105.4000";
+    let s = matrix_scenario(&sb, marker);
+    interrupt_mid_matrix(
+        &sb,
+        &s,
+        marker,
+        Signal::SIGHUP,
+        &[("BUGPACK_SANDBOX", "process")],
+    );
+}
+
+#[test]
 fn sigterm_before_any_run_finished_says_so_and_leaves_nothing() {
     let sb = Sandbox::new();
     let marker = "27320.5081";

@@ -73,8 +73,14 @@ pub(crate) fn run(settings: &Replay, ui: &Ui) -> Result<Status> {
 
     // From here on an interrupt is noted and acted on between steps, so
     // that what is extracted or running is removed before bugpack exits.
+    // A closed terminal (SIGHUP) too: by default it would end bugpack at
+    // once, leaving the run directories, and, without namespaces, the runs.
     let interrupted = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+    for signal in [
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ] {
         signal_hook::flag::register(signal, Arc::clone(&interrupted))
             .context("cannot watch for Ctrl-C")?;
     }
