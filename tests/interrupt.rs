@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 
 use crate::support::reports::{JReport, scenario};
-use crate::support::{Sandbox, processes_holding};
+use crate::support::{KillOnDrop, Sandbox, processes_holding};
 
 /// Waits (up to two minutes, however loaded the machine) until `ready` holds.
 fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
@@ -120,6 +120,7 @@ fn interrupt_mid_matrix(
     signal: Signal,
     env: &[(&str, &str)],
 ) {
+    let _reap = KillOnDrop(marker);
     let mut env = env.to_vec();
     env.push(("BUGPACK_TEST_MARK", marker));
     let child = spawn(
@@ -254,6 +255,7 @@ fn exists_under(dir: &Path, name: &str) -> bool {
 fn sigint_while_a_hang_is_diagnosed_keeps_the_diagnosed_run_and_leaves_nothing() {
     let sb = Sandbox::new();
     let marker = "88388.3476";
+    let _reap = KillOnDrop(marker);
     // At the timeout bugpack sends SIGABRT to every process of the run and
     // waits for them to print their stacks: this one survives it, leaves a
     // mark in its run directory (inside TMPDIR), and hangs on.
@@ -320,6 +322,7 @@ fn sighup_mid_matrix_without_namespaces_stops_every_run_too() {
 fn sigterm_before_any_run_finished_says_so_and_leaves_nothing() {
     let sb = Sandbox::new();
     let marker = "27320.5081";
+    let _reap = KillOnDrop(marker);
     let s = scenario(
         &sb,
         "stuck",

@@ -20,7 +20,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::support::reports::{JReport, scenario};
-use crate::support::{MACHINE, Sandbox, processes_holding};
+use crate::support::{KillOnDrop, MACHINE, Sandbox, processes_holding};
 
 /// The pipe bugpack writes its report into holds this much.
 const PIPE: usize = 4096;
@@ -105,6 +105,7 @@ fn a_long_replay_accounts_for_every_run_and_leaks_no_fd_thread_or_child() {
     let jobs = std::thread::available_parallelism().map_or(2, usize::from);
     let sb = Sandbox::new();
     let marker = "86602.5403";
+    let _reap = KillOnDrop(marker);
     let s = cached_counter(&sb, marker);
     let started = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_bugpack"))

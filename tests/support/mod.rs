@@ -309,3 +309,21 @@ pub fn processes_holding(marker: &str) -> Vec<String> {
     }
     found
 }
+
+/// When dropped, kills every process still holding its marker (see
+/// [`processes_holding`]): a test that fails halfway must not leave its
+/// scenario running. Check for survivors before it drops.
+pub struct KillOnDrop<'a>(pub &'a str);
+
+impl Drop for KillOnDrop<'_> {
+    fn drop(&mut self) {
+        for p in processes_holding(self.0) {
+            if let Some(pid) = p.split(':').next().and_then(|p| p.parse().ok()) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+    }
+}
