@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use crate::support::reports::{JReport, scenario};
 use crate::support::{KillOnDrop, MACHINE, Sandbox, processes_holding};
 
-/// The pipe bugpack writes its report into holds this much.
+/// The pipe bugpack writes its report into holds this much (one page).
 const PIPE: usize = 4096;
 
 /// What bugpack holds at one moment.
@@ -53,7 +53,7 @@ fn held(pid: u32) -> Held {
             let stat = fs::read_to_string(e.path().join("stat")).ok()?;
             let (head, rest) = stat.rsplit_once(") ")?;
             let ppid: u32 = rest.split_whitespace().nth(1)?.parse().ok()?;
-            (ppid == pid).then(|| format!("{})", head))
+            (ppid == pid).then(|| format!("{head})"))
         })
         .collect();
     Held {
@@ -123,7 +123,11 @@ fn a_long_replay_accounts_for_every_run_and_leaks_no_fd_thread_or_child() {
         .unwrap();
     let pid = child.id();
     let mut stdout = child.stdout.take().unwrap();
-    nix::fcntl::fcntl(&stdout, nix::fcntl::FcntlArg::F_SETPIPE_SZ(PIPE as i32)).unwrap();
+    let pipe = nix::fcntl::fcntl(
+        &stdout,
+        nix::fcntl::FcntlArg::F_SETPIPE_SZ(i32::try_from(PIPE).unwrap()),
+    )
+    .unwrap();
     let mut stderr = child.stderr.take().unwrap();
     let stderr = std::thread::spawn(move || {
         let mut text = String::new();
@@ -153,7 +157,7 @@ fn a_long_replay_accounts_for_every_run_and_leaks_no_fd_thread_or_child() {
     let stderr = stderr.join().unwrap();
     assert_eq!(status.code(), Some(0), "{stderr}");
     assert!(
-        rest.len() >= PIPE,
+        rest.len() >= usize::try_from(pipe).unwrap(),
         "the report fits the pipe, so bugpack may have moved on while sampled"
     );
 

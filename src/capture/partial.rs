@@ -143,7 +143,7 @@ mod tests {
         let file = root.path().join(".b.zip.bugpack-partial-file00");
         fs::write(&file, "").unwrap();
         let removed = sweep(root.path(), ".b.zip.bugpack-partial-");
-        assert_eq!(removed, [dead.clone()]);
+        assert_eq!(removed, [dead]);
         assert!(live.path().is_dir() && foreign.is_dir() && bare.is_dir() && file.is_file());
         let path = live.path().to_path_buf();
         drop(live);
