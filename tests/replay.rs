@@ -181,14 +181,6 @@ fn gdb_can_attach() -> bool {
     out.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("#0 "))
 }
 
-fn signal(child: &std::process::Child, signal: nix::sys::signal::Signal) {
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap()),
-        signal,
-    )
-    .unwrap();
-}
-
 #[test]
 fn an_exit_code_reproduces_and_the_report_has_the_design_shape() {
     let sb = Sandbox::new();
@@ -1510,104 +1502,6 @@ fn a_bundle_is_verified_before_anything_runs() {
         "{md}"
     );
     let _ = out;
-    nothing_left(&sb);
-}
-
-/// Starts `bugpack replay` in the background (no terminal), with a JSON report.
-fn replay_in_background(sb: &Sandbox, source: &str, args: &[&str]) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_bugpack"))
-        .args(["replay", source, "--yes", "--json", "r.json"])
-        .args(args)
-        .current_dir(sb.dir())
-        .env("TMPDIR", sb.tmp())
-        .env("HOME", sb.home())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-#[test]
-fn ctrl_c_stops_every_run_and_keeps_the_finished_ones() {
-    let sb = Sandbox::new();
-    let marker = "14142.1356";
-    // Run 0 reproduces at once; every other run hangs with a setsid'd orphan.
-    let s = scenario(
-        &sb,
-        "long",
-        &format!(
-            "name: long\nrun: '[ \"$BUGPACK_RUN_INDEX\" = 0 ] && exit 3; \
-             setsid sleep {marker}$BUGPACK_RUN_INDEX & sleep {marker}$BUGPACK_RUN_INDEX'\n\
-             timeout: 300s\nexpect: {{exit: 3}}\n"
-        ),
-        &[],
-    );
-    let child = replay_in_background(&sb, &s, &["--runs", "6", "--jobs", "2"]);
-    // Run 2 going means run 0 has finished: with two at a time, run 2
-    // starts only once run 0 is done (run 1 never ends by itself).
-    wait_until("run 2 to start", || {
-        running(&format!("{marker}2")).len() >= 2
-    });
-    signal(&child, nix::sys::signal::Signal::SIGINT);
-    let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(4), "{stdout}\n{stderr}");
-    assert!(stdout.contains("interrupted, partial results"), "{stdout}");
-    assert!(stderr.contains("interrupted after 1 run;"), "{stderr}");
-    let r = read_report(&sb.path("r.json"), &stderr);
-    assert!(r.interrupted);
-    let cell = &r.cells[0];
-    assert_eq!((cell.runs, cell.reproduced), (1, 1), "{:?}", cell.results);
-    assert_eq!(cell.results[0].index, 0);
-    assert!(
-        running(marker).is_empty(),
-        "runs survived Ctrl-C: {:?}",
-        running(marker)
-    );
-    nothing_left(&sb);
-}
-
-#[test]
-fn sigterm_before_any_run_finished_says_so_and_leaves_nothing() {
-    let sb = Sandbox::new();
-    let marker = "27320.5081";
-    let s = scenario(
-        &sb,
-        "stuck",
-        &format!(
-            "name: stuck\nrun: 'setsid sleep {marker}$BUGPACK_RUN_INDEX & sleep {marker}$BUGPACK_RUN_INDEX'\n\
-             timeout: 300s\nexpect: {{hang: true}}\n"
-        ),
-        &[],
-    );
-    let child = replay_in_background(&sb, &s, &["--runs", "4", "--jobs", "2"]);
-    wait_until("runs 0 and 1 to start", || {
-        running(&format!("{marker}0")).len() >= 2 && running(&format!("{marker}1")).len() >= 2
-    });
-    signal(&child, nix::sys::signal::Signal::SIGTERM);
-    let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(4), "{stdout}\n{stderr}");
-    assert!(
-        stdout.contains("stuck: interrupted before any run finished"),
-        "{stdout}"
-    );
-    assert!(!stdout.contains("errored"), "{stdout}");
-    assert_eq!(
-        stderr.trim(),
-        "error: interrupted before any run finished; nothing to report"
-    );
-    let r = read_report(&sb.path("r.json"), &stderr);
-    assert!(r.interrupted);
-    assert_eq!(r.cells[0].runs, 0);
-    assert!(
-        running(marker).is_empty(),
-        "runs survived SIGTERM: {:?}",
-        running(marker)
-    );
     nothing_left(&sb);
 }
 

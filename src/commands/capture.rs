@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
 use bugpack::capture::interrupt::{Interrupt, Interrupted};
+use bugpack::capture::partial::{self, Partial};
 use bugpack::capture::{self, Captured, tree};
 use bugpack::error::{ErrorKind, usage};
 use bugpack::issue::{self, BundleView};
@@ -84,12 +85,13 @@ fn capture(
         }
         _ => None,
     };
+    let tmp = std::env::temp_dir();
+    sweep(&tmp, partial::STAGING_PREFIX);
     let staging = interrupt.create(
         || {
-            tempfile::Builder::new()
-                .prefix("bugpack-capture-")
-                .tempdir()
-                .context("cannot create a temporary directory")
+            Partial::create(&tmp, partial::STAGING_PREFIX).with_context(|| {
+                format!("cannot create a temporary directory in {}", tmp.display())
+            })
         },
         |d| d.path().to_path_buf(),
     )?;
@@ -118,17 +120,16 @@ fn capture(
     };
     // Everything is written into a private directory beside the output,
     // then renamed into place at once: an interrupt before that leaves
-    // nothing at the output path, and removes the directory.
+    // nothing at the output path, and removes the directory; SIGKILL
+    // leaves the directory, which the next capture to this output removes.
     let (dir, name) = split_output(&settings.output);
+    let prefix = partial::output_prefix(&name);
+    sweep(&dir, &prefix);
     let private = interrupt.create(
         || {
-            tempfile::Builder::new()
-                .prefix(&format!(".{name}."))
-                .suffix(".partial")
-                .tempdir_in(&dir)
-                .with_context(|| {
-                    format!("cannot create a temporary directory in {}", dir.display())
-                })
+            Partial::create(&dir, &prefix).with_context(|| {
+                format!("cannot create a temporary directory in {}", dir.display())
+            })
         },
         |d| d.path().to_path_buf(),
     )?;
@@ -233,6 +234,16 @@ fn watch_signals(interrupt: &Arc<Interrupt>, prefix: &'static str) -> Result<()>
         })
         .context("cannot watch for Ctrl-C")?;
     Ok(())
+}
+
+/// Removes what killed captures left in `dir` under `prefix`, and says so with -v.
+fn sweep(dir: &Path, prefix: &str) {
+    for path in partial::sweep(dir, prefix) {
+        tracing::info!(
+            "removed {}, left by a capture that was killed",
+            path.display()
+        );
+    }
 }
 
 /// An error whose text may quote a secret (a command line, a URL, a file

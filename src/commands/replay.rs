@@ -19,33 +19,28 @@ use crate::settings::{Replay, ReplaySource, Sink};
 use crate::terminal::{Ui, printable};
 
 pub(crate) fn run(settings: &Replay, ui: &Ui) -> Result<Status> {
-    // Keep the extracted bundle alive for the whole replay.
-    let mut _extracted = None;
     let mut scenario_sha256 = None;
     let (label, file, files, bundle_sha256, signature) = match &settings.source {
         ReplaySource::Bundle(path) => {
-            let mut bundle = Bundle::open(path, &settings.limits)?;
-            if let super::SignatureState::Invalid(e) = super::SignatureState::of(&bundle) {
+            let opened = Bundle::open(path, &settings.limits)?;
+            if let super::SignatureState::Invalid(e) = super::SignatureState::of(&opened) {
                 return Err(anyhow::Error::new(bugpack::bundle::Rejection::Signature(
                     e.to_string(),
                 ))
                 .context(format!("{} rejected", path.display())));
             }
-            let Some(file) = bundle.scenario().cloned() else {
+            let Some(file) = opened.scenario().cloned() else {
                 return Err(usage(format!(
                     "{} holds no scenario to replay; capture with -- COMMAND or --scenario DIR",
                     path.display()
                 )));
             };
-            let dir = bundle.extract(|p| p.starts_with("scenario/"))?;
-            let files = dir.path().join("scenario");
-            let sha = bundle.file_sha256()?;
-            let signature = super::signature_summary(&bundle);
-            _extracted = Some(dir);
+            let sha = opened.file_sha256()?;
+            let signature = super::signature_summary(&opened);
             (
                 path.display().to_string(),
                 file,
-                files,
+                Files::Bundle(Box::new(opened)),
                 Some(sha),
                 signature,
             )
@@ -64,7 +59,7 @@ pub(crate) fn run(settings: &Replay, ui: &Ui) -> Result<Status> {
             (
                 dir.display().to_string(),
                 file,
-                dir.clone(),
+                Files::Directory(dir.clone()),
                 None,
                 "a local directory, not a signed bundle".to_owned(),
             )
@@ -73,7 +68,34 @@ pub(crate) fn run(settings: &Replay, ui: &Ui) -> Result<Status> {
     let scenario = file
         .resolve()
         .map_err(|e| usage(format!("the scenario {e}")))?;
+    // Asked before anything is written: Ctrl-C at the question ends
+    // bugpack there and then, with nothing to clean up.
     consent(settings, ui, &scenario, &signature)?;
+
+    // From here on an interrupt is noted and acted on between steps, so
+    // that what is extracted or running is removed before bugpack exits.
+    // A closed terminal (SIGHUP) too: by default it would end bugpack at
+    // once, leaving the run directories, and, without namespaces, the runs.
+    let interrupted = Arc::new(AtomicBool::new(false));
+    for signal in [
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ] {
+        signal_hook::flag::register(signal, Arc::clone(&interrupted))
+            .context("cannot watch for Ctrl-C")?;
+    }
+    // Keep the extracted bundle alive for the whole replay.
+    let mut _extracted = None;
+    let files = match files {
+        Files::Bundle(mut bundle) => {
+            let dir = bundle.extract(|p| p.starts_with("scenario/"))?;
+            let files = dir.path().join("scenario");
+            _extracted = Some(dir);
+            files
+        }
+        Files::Directory(dir) => dir,
+    };
 
     let (isolation, warning) = Isolation::detect(settings.net)?;
     if let Some(w) = warning {
@@ -122,11 +144,6 @@ pub(crate) fn run(settings: &Replay, ui: &Ui) -> Result<Status> {
         plan.jobs,
         plan.seed
     );
-    let interrupted = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, Arc::clone(&interrupted))
-            .context("cannot watch for Ctrl-C")?;
-    }
     if let Some(shard) = settings.shard {
         tracing::info!("running shard {shard} of the matrix (shards count from 0)");
     }
@@ -178,6 +195,13 @@ pub(crate) fn run(settings: &Replay, ui: &Ui) -> Result<Status> {
         (Verdict::NotReproduced, true) if report.errors() == 0 => Status::Success,
         (Verdict::NotReproduced, true) => Status::Negative,
     })
+}
+
+/// Where a replay's scenario files come from.
+enum Files {
+    /// Extracted once the user has agreed to run them.
+    Bundle(Box<Bundle>),
+    Directory(PathBuf),
 }
 
 /// Shows what would run and asks; without a terminal, `--yes` is required.

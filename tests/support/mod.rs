@@ -276,3 +276,54 @@ impl Outcome {
         self
     }
 }
+
+/// Live processes (zombies aside) whose command line or environment holds
+/// `marker`, as `pid: command line`: every process a test's scenario or
+/// command starts carries the marker in one of the two, so this finds what
+/// survived, wherever it went (a new session, a PID namespace of its own).
+/// Environments this user may not read are skipped.
+pub fn processes_holding(marker: &str) -> Vec<String> {
+    let me = std::process::id().to_string();
+    let mut found = Vec::new();
+    for entry in fs::read_dir("/proc").unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.parse::<u32>().is_err() || name == me {
+            continue;
+        }
+        let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        if stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z'))
+        {
+            continue;
+        }
+        let cmdline = fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let environ = fs::read(entry.path().join("environ")).unwrap_or_default();
+        let holds = |bytes: &[u8]| bytes.windows(marker.len()).any(|w| w == marker.as_bytes());
+        if holds(&cmdline) || holds(&environ) {
+            let cmd = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            found.push(format!("{name}: {}", cmd.trim_end()));
+        }
+    }
+    found
+}
+
+/// When dropped, kills every process still holding its marker (see
+/// [`processes_holding`]): a test that fails halfway must not leave its
+/// scenario running. Check for survivors before it drops.
+pub struct KillOnDrop<'a>(pub &'a str);
+
+impl Drop for KillOnDrop<'_> {
+    fn drop(&mut self) {
+        for p in processes_holding(self.0) {
+            if let Some(pid) = p.split(':').next().and_then(|p| p.parse().ok()) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! A capture's private working directories, and the removal of those that
+//! a killed capture left behind.
+//!
+//! A capture stages its work in directories it removes when it ends or is
+//! interrupted ([`super::interrupt`]). SIGKILL, an OOM kill or a power cut
+//! give it no chance: the directory stays. So each one is named for what it
+//! is (a prefix plus random characters, e.g. `.bug.zip.bugpack-partial-Xa9f2Q`
+//! beside the output) and locked with `flock` by its capture for as long as
+//! that capture lives; the kernel drops the lock however the process ends,
+//! and a recycled process id cannot fake it. The next capture that uses the
+//! same prefix removes every such directory whose lock it can take
+//! ([`sweep`]). It never touches a name without the prefix, a symlink, a
+//! directory another user owns, or one whose lock is held.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
+use std::path::{Path, PathBuf};
+
+use tempfile::TempDir;
+
+/// The prefix of a capture's staging directory in TMPDIR.
+pub const STAGING_PREFIX: &str = "bugpack-capture-partial-";
+
+/// The prefix of the private directory a bundle named `name` is written
+/// in, beside it, before it is renamed into place.
+pub fn output_prefix(name: &str) -> String {
+    format!(".{name}.bugpack-partial-")
+}
+
+/// A private directory, locked while this value lives, removed on drop.
+#[derive(Debug)]
+pub struct Partial {
+    // Fields drop in order: the directory is removed before the lock goes.
+    dir: TempDir,
+    _lock: File,
+}
+
+impl Partial {
+    /// Creates and locks `<parent>/<prefix>XXXXXX` (mode 0700).
+    pub fn create(parent: &Path, prefix: &str) -> io::Result<Self> {
+        // A sweep running at the same moment may lock and remove the new
+        // directory before we lock it: then another name is tried.
+        for _ in 0..8 {
+            let dir = tempfile::Builder::new()
+                .prefix(prefix)
+                .rand_bytes(6)
+                .tempdir_in(parent)?;
+            match lock(dir.path()) {
+                Ok(Some(lock)) if is_at(&lock, dir.path()) => {
+                    return Ok(Self { dir, _lock: lock });
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Err(io::Error::other(format!(
+            "another process keeps removing new directories in {}",
+            parent.display()
+        )))
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// Removes every directory `<parent>/<prefix>*` of this user that no live
+/// process holds, and returns their paths. Best effort: what cannot be
+/// read, locked or removed is left as it is.
+pub fn sweep(parent: &Path, prefix: &str) -> Vec<PathBuf> {
+    let Ok(entries) = fs::read_dir(parent) else {
+        return Vec::new();
+    };
+    let me = nix::unistd::Uid::effective().as_raw();
+    let mut removed = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if !name
+            .to_str()
+            .is_some_and(|n| n.len() > prefix.len() && n.starts_with(prefix))
+        {
+            continue;
+        }
+        let path = entry.path();
+        let Ok(meta) = fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if !meta.is_dir() || meta.uid() != me {
+            continue;
+        }
+        // Held while removing: a capture that opened it meanwhile cannot
+        // lock it, and tries another name.
+        let Ok(Some(held)) = lock(&path) else {
+            continue;
+        };
+        if is_at(&held, &path) && fs::remove_dir_all(&path).is_ok() {
+            removed.push(path);
+        }
+    }
+    removed
+}
+
+/// Opens the directory at `path` (never through a symlink) and takes its
+/// lock if no one holds it: `None` when someone does.
+fn lock(path: &Path) -> io::Result<Option<File>> {
+    let dir = OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_DIRECTORY | nix::libc::O_NOFOLLOW)
+        .open(path)?;
+    match dir.try_lock() {
+        Ok(()) => Ok(Some(dir)),
+        Err(fs::TryLockError::WouldBlock) => Ok(None),
+        Err(fs::TryLockError::Error(e)) => Err(e),
+    }
+}
+
+/// Whether the open directory `dir` is still the one at `path` (a sweep
+/// may have removed it, and another been made under the same name).
+fn is_at(dir: &File, path: &Path) -> bool {
+    match (dir.metadata(), fs::symlink_metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sweep_removes_unlocked_leftovers_and_keeps_live_ones() {
+        let root = tempfile::tempdir().unwrap();
+        let live = Partial::create(root.path(), ".b.zip.bugpack-partial-").unwrap();
+        let dead = root.path().join(".b.zip.bugpack-partial-dead00");
+        fs::create_dir(&dead).unwrap();
+        fs::write(dead.join("b.zip"), "half").unwrap();
+        let foreign = root.path().join(".c.zip.bugpack-partial-dead00");
+        fs::create_dir(&foreign).unwrap();
+        let bare = root.path().join(".b.zip.bugpack-partial-");
+        fs::create_dir(&bare).unwrap();
+        let file = root.path().join(".b.zip.bugpack-partial-file00");
+        fs::write(&file, "").unwrap();
+        let removed = sweep(root.path(), ".b.zip.bugpack-partial-");
+        assert_eq!(removed, [dead]);
+        assert!(live.path().is_dir() && foreign.is_dir() && bare.is_dir() && file.is_file());
+        let path = live.path().to_path_buf();
+        drop(live);
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn a_symlink_with_the_prefix_is_not_followed() {
+        let root = tempfile::tempdir().unwrap();
+        let target = tempfile::tempdir().unwrap();
+        fs::write(target.path().join("keep"), "x").unwrap();
+        std::os::unix::fs::symlink(target.path(), root.path().join("p-link00")).unwrap();
+        assert!(sweep(root.path(), "p-").is_empty());
+        assert!(target.path().join("keep").exists());
+    }
+}
