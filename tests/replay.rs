@@ -62,6 +62,13 @@ fn running(marker: &str) -> Vec<String> {
     found
 }
 
+/// `base` made unique to this test process, as a number `sleep` takes:
+/// `running` looks at every process on the host, and another checkout's
+/// tests may be running the same scenarios on this machine at the same time.
+fn marker(base: &str) -> String {
+    format!("{base}{}", std::process::id())
+}
+
 /// Waits (up to a minute, however loaded the machine) until `ready` holds.
 fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_mins(1);
@@ -317,7 +324,7 @@ fn an_output_match_reproduces_and_names_the_line() {
 #[test]
 fn a_hang_is_diagnosed_and_its_whole_tree_stopped() {
     let sb = Sandbox::new();
-    let marker = "31337.4242";
+    let marker = marker("31337.4242");
     let yaml = format!(
         "name: hang\nrun: 'setsid sleep {marker} & python3 writer.py'\ntimeout: 1s\nexpect: {{hang: true}}\n"
     );
@@ -410,9 +417,9 @@ fn a_hang_is_diagnosed_and_its_whole_tree_stopped() {
         "{stderr}"
     );
     assert!(
-        running(marker).is_empty(),
+        running(&marker).is_empty(),
         "the setsid'd sleep survived: {:?}",
-        running(marker)
+        running(&marker)
     );
     nothing_left(&sb);
 }
@@ -693,7 +700,8 @@ fn readiness_kinds_are_told_apart() {
         "tcp takes the same service as up"
     );
     // A service that only logs is ready by log, never by tcp.
-    let quiet = "echo started; exec sleep 29979.2458";
+    let quiet_marker = marker("29979.2458");
+    let quiet = format!("echo started; exec sleep {quiet_marker}");
     let by_log = scenario(
         &sb,
         "bylog",
@@ -740,8 +748,9 @@ fn readiness_kinds_are_told_apart() {
         "service app not ready within 2s"
     );
     assert!(
-        running("29979.2458").is_empty(),
-        "a service outlived its run"
+        running(&quiet_marker).is_empty(),
+        "a service outlived its run: {:?}",
+        running(&quiet_marker)
     );
     nothing_left(&sb);
 }
@@ -811,16 +820,17 @@ fn a_missing_run_command_is_an_error_not_a_reproduction() {
 fn hostile_scenarios_end_cleanly() {
     let sb = Sandbox::new();
     // A thousand processes, SIGTERM ignored, a disk filler, a flood of output.
+    let forked = marker("27182.818");
     let forks = scenario(
         &sb,
         "forks",
-        "name: forks\nrun: 'for i in $(seq 1000); do sleep 27182.818 & done; wait'\ntimeout: 5s\nexpect: {hang: true}\n",
+        &format!("name: forks\nrun: 'for i in $(seq 1000); do sleep {forked} & done; wait'\ntimeout: 5s\nexpect: {{hang: true}}\n"),
         &[],
     );
     let (r, out) = replay(&sb, &forks, &["--runs", "1"], 0);
     let run = &r.cells[0].results[0];
     assert_eq!(run.reason, "hang");
-    assert!(running("27182.818").is_empty(), "forked processes survived");
+    assert!(running(&forked).is_empty(), "forked processes survived");
     // The report lists a bounded number of them and counts the rest.
     let listed = run.diagnostics.as_ref().map_or(0, Vec::len);
     let omitted = run.diagnostics_omitted.unwrap_or(0);
@@ -832,15 +842,16 @@ fn hostile_scenarios_end_cleanly() {
         "{}",
         out.stdout
     );
+    let unmoved = marker("16180.339");
     let stubborn = scenario(
         &sb,
         "stubborn",
-        "name: stubborn\nrun: trap '' TERM INT ABRT; sleep 16180.339\ntimeout: 1s\nexpect: {hang: true}\n",
+        &format!("name: stubborn\nrun: trap '' TERM INT ABRT; sleep {unmoved}\ntimeout: 1s\nexpect: {{hang: true}}\n"),
         &[],
     );
     replay(&sb, &stubborn, &["--runs", "1"], 0);
     assert!(
-        running("16180.339").is_empty(),
+        running(&unmoved).is_empty(),
         "a process ignoring SIGTERM survived"
     );
     let filler = scenario(
@@ -1035,7 +1046,7 @@ fn a_run_that_cannot_be_prepared_is_an_error_and_the_replay_goes_on() {
 #[test]
 fn procfs_tells_different_waits_apart_per_thread() {
     let sb = Sandbox::new();
-    let marker = "31415.92";
+    let marker = marker("31415.92");
     // Three threads: one waits for a child, one for a file lock another
     // process holds, the main one on a futex (joining them).
     let threads = format!(
@@ -1084,7 +1095,7 @@ fn procfs_tells_different_waits_apart_per_thread() {
     } else {
         assert_eq!(kernel_stacks, 0, "kernel stacks are root-only: {python:#}");
     }
-    assert!(running(marker).is_empty(), "{:?}", running(marker));
+    assert!(running(&marker).is_empty(), "{:?}", running(&marker));
 }
 
 /// A scenario whose four runs end four ways: output match, output match,
@@ -1531,7 +1542,7 @@ fn replay_in_background(sb: &Sandbox, source: &str, args: &[&str]) -> std::proce
 #[test]
 fn ctrl_c_stops_every_run_and_keeps_the_finished_ones() {
     let sb = Sandbox::new();
-    let marker = "14142.1356";
+    let marker = marker("14142.1356");
     // Run 0 reproduces at once; every other run hangs with a setsid'd orphan.
     let s = scenario(
         &sb,
@@ -1562,9 +1573,9 @@ fn ctrl_c_stops_every_run_and_keeps_the_finished_ones() {
     assert_eq!((cell.runs, cell.reproduced), (1, 1), "{:?}", cell.results);
     assert_eq!(cell.results[0].index, 0);
     assert!(
-        running(marker).is_empty(),
+        running(&marker).is_empty(),
         "runs survived Ctrl-C: {:?}",
-        running(marker)
+        running(&marker)
     );
     nothing_left(&sb);
 }
@@ -1572,7 +1583,7 @@ fn ctrl_c_stops_every_run_and_keeps_the_finished_ones() {
 #[test]
 fn sigterm_before_any_run_finished_says_so_and_leaves_nothing() {
     let sb = Sandbox::new();
-    let marker = "27320.5081";
+    let marker = marker("27320.5081");
     let s = scenario(
         &sb,
         "stuck",
@@ -1596,17 +1607,24 @@ fn sigterm_before_any_run_finished_says_so_and_leaves_nothing() {
         "{stdout}"
     );
     assert!(!stdout.contains("errored"), "{stdout}");
+    // One error line; before it, at most the warning of a machine without
+    // namespaces.
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| !l.starts_with("warning: runs are not in their own namespaces"))
+        .collect();
     assert_eq!(
-        stderr.trim(),
-        "error: interrupted before any run finished; nothing to report"
+        lines,
+        ["error: interrupted before any run finished; nothing to report"],
+        "{stderr}"
     );
     let r = read_report(&sb.path("r.json"), &stderr);
     assert!(r.interrupted);
     assert_eq!(r.cells[0].runs, 0);
     assert!(
-        running(marker).is_empty(),
+        running(&marker).is_empty(),
         "runs survived SIGTERM: {:?}",
-        running(marker)
+        running(&marker)
     );
     nothing_left(&sb);
 }
@@ -1614,7 +1632,7 @@ fn sigterm_before_any_run_finished_says_so_and_leaves_nothing() {
 #[test]
 fn without_namespaces_a_setsid_orphan_is_still_stopped() {
     let sb = Sandbox::new();
-    let marker = "17320.508";
+    let marker = marker("17320.508");
     let s = scenario(
         &sb,
         "fallback",
@@ -1635,9 +1653,120 @@ fn without_namespaces_a_setsid_orphan_is_still_stopped() {
     assert_eq!(r.isolation.net, "host");
     assert_eq!(r.cells[0].reproduced, 2, "{}", out.stdout);
     assert!(
-        running(marker).is_empty(),
+        running(&marker).is_empty(),
         "the orphan survived: {:?}",
-        running(marker)
+        running(&marker)
     );
     nothing_left(&sb);
+}
+
+/// A process that outlives everything but SIGKILL and dies slowly: it
+/// ignores the signals a hang sends, holds an exclusive lock on its first
+/// argument (released only when its exit is complete), and touches a few
+/// hundred MiB that its exit must give back first. It prints `ready` and
+/// leaves `<lock>.ready` once it holds the lock.
+const HOLDER: &str = "import fcntl, signal, sys, time\n\
+for s in (signal.SIGABRT, signal.SIGTERM, signal.SIGHUP, signal.SIGINT, signal.SIGQUIT):\n    \
+    signal.signal(s, signal.SIG_IGN)\n\
+lock = open(sys.argv[1], 'w')\n\
+fcntl.flock(lock, fcntl.LOCK_EX)\n\
+ballast = bytearray(256 << 20)\n\
+for i in range(0, len(ballast), 4096):\n    \
+    ballast[i] = 1\n\
+open(sys.argv[1] + '.ready', 'w').close()\n\
+print('ready', flush=True)\n\
+while True:\n    \
+    time.sleep(1)\n";
+
+/// Whether some process still holds the lock on `path`.
+fn locked(path: &std::path::Path) -> bool {
+    let file = fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    match file.try_lock() {
+        Ok(()) => false,
+        Err(fs::TryLockError::WouldBlock) => true,
+        Err(fs::TryLockError::Error(e)) => panic!("{}: {e}", path.display()),
+    }
+}
+
+#[test]
+fn no_process_of_a_run_outlives_replay_however_the_run_ends() {
+    let sb = Sandbox::new();
+    let shared = shared_dir(&sb);
+    let marker = marker("57721.5664");
+    let holder = format!("setsid python3 hold.py $SHARED/$LOCK {marker}");
+    let service = format!(
+        "services:\n  - name: holder\n    run: {holder}\n    \
+         ready: {{log: '(?m)^ready$'}}\n    ready_timeout: 60s\n"
+    );
+    // How each run ends: by itself (the run step exits), at its time limit
+    // (a hang, diagnosed first), and by a failed setup step.
+    let endings = [
+        (
+            "exits",
+            format!("{service}run: exit 6\nexpect: {{exit: 6}}\n"),
+            0,
+        ),
+        (
+            "hangs",
+            format!("{service}run: sleep 600\ntimeout: 1s\nexpect: {{hang: true}}\n"),
+            0,
+        ),
+        (
+            "setup-fails",
+            format!(
+                "setup: ['{holder} & until [ -e $SHARED/$LOCK.ready ]; do sleep 0.05; done; exit 1']\n\
+                 run: 'true'\ntimeout: 60s\nexpect: {{exit: 0}}\n"
+            ),
+            4,
+        ),
+    ];
+    let mut modes = vec!["process"];
+    if namespaces_available() {
+        modes.push("namespaces");
+    }
+    for mode in modes {
+        for (ending, body, code) in &endings {
+            let lock = format!("{mode}-{ending}");
+            let yaml = format!(
+                "name: {ending}\nenv: {{SHARED: '{}', LOCK: {lock}}}\n{body}",
+                shared.display()
+            );
+            let s = scenario(&sb, &lock, &yaml, &[("hold.py", HOLDER)]);
+            let mut run = sb.bugpack().args(["replay", &s, "--yes", "--runs", "1"]);
+            if mode == "process" {
+                run = run.env("BUGPACK_SANDBOX", "process");
+            }
+            let out = run.run();
+            let left = running(&marker);
+            let held = shared.join(&lock).exists() && locked(&shared.join(&lock));
+            for line in &left {
+                // Leave nothing behind even when the test fails.
+                if let Some(pid) = line.split(':').next().and_then(|p| p.parse().ok()) {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+            }
+            assert_eq!(
+                out.code,
+                Some(*code),
+                "{mode}/{ending}\n{}\n{}",
+                out.stdout,
+                out.stderr
+            );
+            // The holder did start and take its lock, in every case.
+            assert!(
+                shared.join(format!("{lock}.ready")).exists(),
+                "{mode}/{ending}: the holder never got going\n{}",
+                out.stdout
+            );
+            assert!(left.is_empty(), "{mode}/{ending}: survived: {left:?}");
+            assert!(
+                !held,
+                "{mode}/{ending}: a process of the run still held its lock after replay returned"
+            );
+            nothing_left(&sb);
+        }
+    }
 }
