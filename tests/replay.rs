@@ -824,7 +824,9 @@ fn hostile_scenarios_end_cleanly() {
     let forks = scenario(
         &sb,
         "forks",
-        &format!("name: forks\nrun: 'for i in $(seq 1000); do sleep {forked} & done; wait'\ntimeout: 5s\nexpect: {{hang: true}}\n"),
+        &format!(
+            "name: forks\nrun: 'for i in $(seq 1000); do sleep {forked} & done; wait'\ntimeout: 5s\nexpect: {{hang: true}}\n"
+        ),
         &[],
     );
     let (r, out) = replay(&sb, &forks, &["--runs", "1"], 0);
@@ -846,7 +848,9 @@ fn hostile_scenarios_end_cleanly() {
     let stubborn = scenario(
         &sb,
         "stubborn",
-        &format!("name: stubborn\nrun: trap '' TERM INT ABRT; sleep {unmoved}\ntimeout: 1s\nexpect: {{hang: true}}\n"),
+        &format!(
+            "name: stubborn\nrun: trap '' TERM INT ABRT; sleep {unmoved}\ntimeout: 1s\nexpect: {{hang: true}}\n"
+        ),
         &[],
     );
     replay(&sb, &stubborn, &["--runs", "1"], 0);
@@ -1154,6 +1158,107 @@ fn the_table_shows_counts_intervals_and_the_commonest_reason_in_detail() {
         .success();
     let row = out.stdout.lines().nth(1).unwrap_or_default();
     assert!(row.ends_with("  exit 3"), "{}", out.stdout);
+}
+
+/// The columns of the table's `n`th cell row.
+fn table_row(stdout: &str, n: usize) -> Vec<String> {
+    let line = stdout.lines().nth(n + 1).unwrap_or_default();
+    line.split("  ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn a_cells_median_and_reason_come_from_the_runs_that_ran_to_an_end() {
+    let sb = Sandbox::new();
+    // Run 0 passes, run 1 reproduces (exit 3), both after a pause; later
+    // runs fail their setup: errors that last 0 ms.
+    let s = scenario(
+        &sb,
+        "ends",
+        "name: ends\nsetup: ['[ $BUGPACK_RUN_INDEX -lt 2 ]']\n\
+         run: 'sleep 0.2; [ $BUGPACK_RUN_INDEX = 1 ] && exit 3; exit 0'\nexpect: {exit: 3}\n",
+        &[],
+    );
+    let judged = |r: &JReport| -> Vec<u64> {
+        r.cells[0]
+            .results
+            .iter()
+            .filter(|x| x.outcome != "error")
+            .map(|x| x.duration_ms)
+            .collect()
+    };
+    // A tie between a pass and a reproduction: the reason is how the bug
+    // showed, not `passed`.
+    let (r, out) = replay(&sb, &s, &["--runs", "2"], 0);
+    let cell = &r.cells[0];
+    assert_eq!((cell.reproduced, cell.passed), (1, 1), "{:?}", cell.results);
+    assert_eq!(cell.reason.as_deref(), Some("exit"));
+    assert_eq!(table_row(&out.stdout, 0)[7], "exit 3", "{}", out.stdout);
+    // Errors neither pull the median down nor name the reason, though
+    // they outnumber the rest.
+    let (r, out) = replay(&sb, &s, &["--runs", "5"], 0);
+    let cell = &r.cells[0];
+    assert_eq!((cell.reproduced, cell.passed, cell.errors), (1, 1, 3));
+    assert!(
+        cell.results
+            .iter()
+            .filter(|x| x.outcome == "error")
+            .all(|x| x.duration_ms == 0),
+        "{:?}",
+        cell.results
+    );
+    let lower = judged(&r).into_iter().min();
+    assert_eq!(cell.median_ms, lower, "{:?}", cell.results);
+    assert!(cell.median_ms >= Some(200), "{:?}", cell.median_ms);
+    assert_eq!(cell.reason.as_deref(), Some("exit"));
+    assert_eq!(table_row(&out.stdout, 0)[7], "exit 3", "{}", out.stdout);
+    // `report merge` of the same runs split in two computes them the same way.
+    for shard in ["0/2", "1/2"] {
+        let json = format!("s{}.json", &shard[..1]);
+        sb.bugpack()
+            .args([
+                "replay", &s, "--yes", "--runs", "5", "--seed", "7", "--shard", shard, "--json",
+                &json,
+            ])
+            .run();
+    }
+    let out = sb
+        .bugpack()
+        .args([
+            "report",
+            "merge",
+            "s0.json",
+            "s1.json",
+            "--json",
+            "merged.json",
+        ])
+        .run()
+        .success();
+    let merged = read_report(&sb.path("merged.json"), &out.stderr);
+    let cell = &merged.cells[0];
+    assert_eq!((cell.reproduced, cell.passed, cell.errors), (1, 1, 3));
+    assert_eq!(cell.median_ms, judged(&merged).into_iter().min());
+    assert!(cell.median_ms >= Some(200), "{:?}", cell.median_ms);
+    assert_eq!(cell.reason.as_deref(), Some("exit"));
+    assert_eq!(table_row(&out.stdout, 0)[7], "exit 3", "{}", out.stdout);
+    // No run ran to an end: no median at all.
+    let broken = scenario(
+        &sb,
+        "broken",
+        "name: broken\nsetup: ['exit 1']\nrun: 'true'\n",
+        &[],
+    );
+    let (r, out) = replay(&sb, &broken, &["--runs", "2"], 4);
+    assert_eq!(r.cells[0].median_ms, None);
+    assert_eq!(
+        r.cells[0].reason.as_deref(),
+        Some("setup[0] exited with code 1")
+    );
+    assert_eq!(table_row(&out.stdout, 0)[6], "-", "{}", out.stdout);
+    nothing_left(&sb);
 }
 
 #[test]

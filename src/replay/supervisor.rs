@@ -143,9 +143,7 @@ pub fn main() -> io::Result<()> {
     }
     if let Err(e) = result {
         let mut out = io::stdout().lock();
-        let event = Event::Error {
-            why: e.to_string(),
-        };
+        let event = Event::Error { why: e.to_string() };
         if serde_json::to_writer(&mut out, &event).is_ok() {
             let _ = out.write_all(b"\n");
             let _ = out.flush();
