@@ -1312,6 +1312,88 @@ fn markdown_and_json_can_go_to_stdout() {
     nothing_left(&sb);
 }
 
+/// The HTML tags a GitHub-flavoured Markdown renderer makes of `md`, with
+/// GitHub's extensions on and raw HTML passed through (as GitHub passes
+/// the tags it allows), so that any HTML a run smuggled in shows up.
+fn rendered_tags(md: &str) -> (String, BTreeMap<String, usize>) {
+    use pulldown_cmark::{Options, Parser, html};
+    let mut html_out = String::new();
+    html::push_html(
+        &mut html_out,
+        Parser::new_ext(md, Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH),
+    );
+    let mut tags = BTreeMap::new();
+    for piece in html_out.split('<').skip(1) {
+        let name: String = piece
+            .trim_start_matches('/')
+            .chars()
+            .take_while(char::is_ascii_alphanumeric)
+            .collect();
+        if !piece.starts_with('/') {
+            *tags.entry(name).or_insert(0) += 1;
+        }
+    }
+    (html_out, tags)
+}
+
+#[test]
+fn hostile_run_text_stays_text_in_the_markdown() {
+    let sb = Sandbox::new();
+    // Lines a run prints, each trying something: raw HTML, emphasis, code,
+    // a link, strikethrough, an entity, breaking out of the table row.
+    let output = |name: &str, line: &str| {
+        scenario(
+            &sb,
+            name,
+            "name: hostile\nrun: cat line.txt\nexpect: {output: 'x'}\n",
+            &[("line.txt", &format!("{line}\n"))],
+        )
+    };
+    let html = output("html", "<img src=x onerror=alert(1)>|x");
+    let inline = output("inline", "**b**`c`[l](http://x)~~s~~&amp;");
+    // An error's cause is the run's own last line of stderr.
+    let cause = scenario(
+        &sb,
+        "cause",
+        "name: hostile\nrun: 'echo \"sh: 1: x: not found\" >&2; cat line.txt >&2; exit 127'\n",
+        &[("line.txt", "</td><td>|<b>x\n")],
+    );
+    // A path as the user typed it, with backticks in it.
+    let odd = "odd`dir``<b>";
+    fs::rename(sb.path(&html), sb.path(odd)).unwrap();
+    let mut all = String::new();
+    for (source, code) in [(odd, 0), (&inline, 0), (&cause, 4)] {
+        let out = sb
+            .bugpack()
+            .args(["replay", source, "--yes", "--runs", "1", "--seed", "1"])
+            .args(["--markdown", "-"])
+            .run()
+            .code(code);
+        let (html, tags) = rendered_tags(&out.stdout);
+        // Only the tags of bugpack's own layout, and one row of eight cells.
+        let allowed = [
+            "code", "p", "strong", "sub", "table", "tbody", "td", "th", "thead", "tr",
+        ];
+        assert!(
+            tags.keys().all(|t| allowed.contains(&t.as_str())),
+            "{tags:?}\n{}\n{html}",
+            out.stdout
+        );
+        assert_eq!(tags.get("td"), Some(&8), "{}\n{html}", out.stdout);
+        all.push_str(&out.stdout);
+        all.push('\n');
+    }
+    // What was written is shown as written.
+    assert!(
+        all.contains("&lt;img src=x onerror=alert(1)&gt;\\|x"),
+        "{all}"
+    );
+    assert!(all.contains("&lt;/td&gt;&lt;td&gt;\\|&lt;b&gt;x"), "{all}");
+    assert!(all.contains("```odd`dir``<b>```"), "{all}");
+    snapshot_settings().bind(|| insta::assert_snapshot!("replay_markdown_hostile", all));
+    nothing_left(&sb);
+}
+
 #[test]
 fn rlimits_have_defaults_and_flags_change_them() {
     let sb = Sandbox::new();
