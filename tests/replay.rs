@@ -1591,6 +1591,33 @@ fn on_a_terminal_replay_shows_the_commands_and_asks() {
 }
 
 #[test]
+fn the_consent_prompt_shows_a_bundles_commands_without_letting_them_act() {
+    use crate::support::zipper::{HOSTILE_SCENARIO, HOSTILE_TITLE};
+    let sb = Sandbox::new();
+    let mut spec = BundleSpec::valid().with_file("scenario/scenario.yaml", HOSTILE_SCENARIO);
+    spec.title = HOSTILE_TITLE.into();
+    sb.write("t.zip", spec.zip().bytes());
+    let (code, shown) = on_a_terminal(&sb, &["replay", "t.zip", "--runs", "1"], "n\n");
+    assert_eq!(code, Some(2), "{shown:?}");
+    for raw in ["\x1b]0;pwned", "\x07", "\x1b[2J"] {
+        assert!(
+            !shown.contains(raw),
+            "{raw:?} reached the terminal: {shown:?}"
+        );
+    }
+    // The terminal ends lines with CR LF.
+    let lines: Vec<&str> = shown.lines().map(|l| l.trim_end_matches('\r')).collect();
+    for want in [
+        "  run      printf '\\u{1b}]0;pwned\\u{7}'",
+        "           echo '\\u{1b}[2J'",
+        "           sh run.sh",
+    ] {
+        assert!(lines.contains(&want), "{want:?} not shown:\n{shown}");
+    }
+    nothing_left(&sb);
+}
+
+#[test]
 fn without_a_terminal_there_is_no_progress_bar() {
     let sb = Sandbox::new();
     let s = scenario(
