@@ -188,6 +188,18 @@ pub(crate) fn printable(text: &str) -> Cow<'_, str> {
     )
 }
 
+/// Text from a bundle that may run over several lines (a description, a
+/// script), for a field whose label is already printed: line breaks at the
+/// end dropped, each further line indented by `indent`, and every other
+/// control character shown as an escape, as [`printable`] does.
+pub(crate) fn printable_lines(text: &str, indent: &str) -> String {
+    text.trim_end_matches(['\n', '\r'])
+        .split('\n')
+        .map(|line| printable(line.strip_suffix('\r').unwrap_or(line)))
+        .collect::<Vec<_>>()
+        .join(&format!("\n{indent}"))
+}
+
 /// A byte count for humans: `812 B`, `12.3 KiB`, `4.0 MiB`.
 pub(crate) fn human_size(bytes: u64) -> String {
     const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
@@ -214,6 +226,16 @@ mod tests {
         assert_eq!(printable("a\x1b[2Jb"), "a\\u{1b}[2Jb");
         assert_eq!(printable("x\ry"), "x\\ry");
         assert_eq!(printable("evil\u{202e}txt"), "evil\\u{202e}txt");
+    }
+
+    #[test]
+    fn lines_stay_lines_and_nothing_else_acts() {
+        assert_eq!(printable_lines("folded text\n", "  "), "folded text");
+        assert_eq!(
+            printable_lines("one\r\ntwo\x1b[2J\nthree\n\n", "    "),
+            "one\n    two\\u{1b}[2J\n    three"
+        );
+        assert_eq!(printable_lines("a\rb", ""), "a\\rb");
     }
 
     #[test]

@@ -204,7 +204,7 @@ fn interrupt_mid_matrix(
 #[test]
 fn sigint_mid_matrix_stops_services_proxies_hangs_and_daemons_and_keeps_finished_runs() {
     let sb = Sandbox::new();
-    let marker = "57721.5664";
+    let marker = &crate::support::marker("57721.5664");
     let s = matrix_scenario(&sb, marker);
     interrupt_mid_matrix(&sb, &s, marker, Signal::SIGINT, &[]);
 }
@@ -212,7 +212,7 @@ fn sigint_mid_matrix_stops_services_proxies_hangs_and_daemons_and_keeps_finished
 #[test]
 fn sigterm_mid_matrix_of_a_bundle_leaves_neither_processes_nor_the_extracted_bundle() {
     let sb = Sandbox::new();
-    let marker = "69314.7180";
+    let marker = &crate::support::marker("69314.7180");
     let s = matrix_scenario(&sb, marker);
     sb.bugpack()
         .args([
@@ -232,7 +232,7 @@ fn sigterm_mid_matrix_of_a_bundle_leaves_neither_processes_nor_the_extracted_bun
 #[test]
 fn sigint_mid_matrix_without_namespaces_still_finds_every_process() {
     let sb = Sandbox::new();
-    let marker = "12020.5690";
+    let marker = &crate::support::marker("12020.5690");
     let s = matrix_scenario(&sb, marker);
     interrupt_mid_matrix(
         &sb,
@@ -254,7 +254,7 @@ fn exists_under(dir: &Path, name: &str) -> bool {
 #[test]
 fn sigint_while_a_hang_is_diagnosed_keeps_the_diagnosed_run_and_leaves_nothing() {
     let sb = Sandbox::new();
-    let marker = "88388.3476";
+    let marker = &crate::support::marker("88388.3476");
     let _reap = KillOnDrop(marker);
     // At the timeout bugpack sends SIGABRT to every process of the run and
     // waits for them to print their stacks: this one survives it, leaves a
@@ -307,7 +307,7 @@ fn sighup_mid_matrix_without_namespaces_stops_every_run_too() {
     // A closed terminal: without this, bugpack died at once and the runs,
     // which no PID namespace takes down with it, ran on.
     let sb = Sandbox::new();
-    let marker = "95105.4000";
+    let marker = &crate::support::marker("95105.4000");
     let s = matrix_scenario(&sb, marker);
     interrupt_mid_matrix(
         &sb,
@@ -321,7 +321,7 @@ fn sighup_mid_matrix_without_namespaces_stops_every_run_too() {
 #[test]
 fn sigterm_before_any_run_finished_says_so_and_leaves_nothing() {
     let sb = Sandbox::new();
-    let marker = "27320.5081";
+    let marker = &crate::support::marker("27320.5081");
     let _reap = KillOnDrop(marker);
     let s = scenario(
         &sb,

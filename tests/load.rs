@@ -104,7 +104,7 @@ fn a_long_replay_accounts_for_every_run_and_leaks_no_fd_thread_or_child() {
     };
     let jobs = std::thread::available_parallelism().map_or(2, usize::from);
     let sb = Sandbox::new();
-    let marker = "86602.5403";
+    let marker = &crate::support::marker("86602.5403");
     let _reap = KillOnDrop(marker);
     let s = cached_counter(&sb, marker);
     let started = Instant::now();

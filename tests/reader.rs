@@ -570,6 +570,37 @@ fn a_hostile_title_cannot_drive_the_terminal() {
 }
 
 #[test]
+fn inspect_shows_a_bundles_text_as_text_and_never_lets_it_act() {
+    use crate::support::zipper::{HOSTILE_SCENARIO, HOSTILE_TITLE};
+    let mut spec = BundleSpec::valid().with_file("scenario/scenario.yaml", HOSTILE_SCENARIO);
+    spec.title = HOSTILE_TITLE.into();
+    let sb = Sandbox::new();
+    sb.write("t.zip", spec.zip().bytes());
+    let out = sb.bugpack().args(["inspect", "t.zip"]).run().success();
+    for c in ['\x1b', '\x07'] {
+        assert!(
+            !out.stdout.contains(c),
+            "{c:?} reached the terminal: {:?}",
+            out.stdout
+        );
+    }
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    for want in [
+        "title     bug \\u{1b}]0;pwned\\u{7} \\u{1b}[2J",
+        // Folded text is one line, without its final line break as `\n`.
+        "  description  polling UI hangs behind a caching proxy",
+        // A script shows as lines, each under the first.
+        "  run      printf '\\u{1b}]0;pwned\\u{7}'",
+        "           echo '\\u{1b}[2J'",
+        "           sh run.sh",
+        "  timeout  5s",
+    ] {
+        assert!(lines.contains(&want), "{want:?} not shown:\n{}", out.stdout);
+    }
+    assert!(!out.stdout.contains("\\n"), "{}", out.stdout);
+}
+
+#[test]
 fn unused_zip_struct_default_is_empty() {
     // The builder itself: an empty zip is just an end record, which readers
     // refuse for lack of a manifest.

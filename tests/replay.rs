@@ -15,9 +15,9 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::support::Sandbox;
 use crate::support::reports::{JReport, cell_min_duration, scenario};
 use crate::support::zipper::{BundleSpec, Entry};
+use crate::support::{Sandbox, marker};
 
 /// Replays with `--yes --json`, checks the exit code, returns the report.
 fn replay(
@@ -62,6 +62,9 @@ fn running(marker: &str) -> Vec<String> {
     found
 }
 
+/// `base` made unique to this test process, as a number `sleep` takes:
+/// `running` looks at every process on the host, and another checkout's
+/// tests may be running the same scenarios on this machine at the same time.
 /// Waits (up to a minute, however loaded the machine) until `ready` holds.
 fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_mins(1);
@@ -309,7 +312,7 @@ fn an_output_match_reproduces_and_names_the_line() {
 #[test]
 fn a_hang_is_diagnosed_and_its_whole_tree_stopped() {
     let sb = Sandbox::new();
-    let marker = "31337.4242";
+    let marker = marker("31337.4242");
     let yaml = format!(
         "name: hang\nrun: 'setsid sleep {marker} & python3 writer.py'\ntimeout: 1s\nexpect: {{hang: true}}\n"
     );
@@ -402,9 +405,9 @@ fn a_hang_is_diagnosed_and_its_whole_tree_stopped() {
         "{stderr}"
     );
     assert!(
-        running(marker).is_empty(),
+        running(&marker).is_empty(),
         "the setsid'd sleep survived: {:?}",
-        running(marker)
+        running(&marker)
     );
     nothing_left(&sb);
 }
@@ -685,7 +688,8 @@ fn readiness_kinds_are_told_apart() {
         "tcp takes the same service as up"
     );
     // A service that only logs is ready by log, never by tcp.
-    let quiet = "echo started; exec sleep 29979.2458";
+    let quiet_marker = marker("29979.2458");
+    let quiet = format!("echo started; exec sleep {quiet_marker}");
     let by_log = scenario(
         &sb,
         "bylog",
@@ -732,8 +736,9 @@ fn readiness_kinds_are_told_apart() {
         "service app not ready within 2s"
     );
     assert!(
-        running("29979.2458").is_empty(),
-        "a service outlived its run"
+        running(&quiet_marker).is_empty(),
+        "a service outlived its run: {:?}",
+        running(&quiet_marker)
     );
     nothing_left(&sb);
 }
@@ -803,16 +808,19 @@ fn a_missing_run_command_is_an_error_not_a_reproduction() {
 fn hostile_scenarios_end_cleanly() {
     let sb = Sandbox::new();
     // A thousand processes, SIGTERM ignored, a disk filler, a flood of output.
+    let forked = marker("27182.818");
     let forks = scenario(
         &sb,
         "forks",
-        "name: forks\nrun: 'for i in $(seq 1000); do sleep 27182.818 & done; wait'\ntimeout: 5s\nexpect: {hang: true}\n",
+        &format!(
+            "name: forks\nrun: 'for i in $(seq 1000); do sleep {forked} & done; wait'\ntimeout: 5s\nexpect: {{hang: true}}\n"
+        ),
         &[],
     );
     let (r, out) = replay(&sb, &forks, &["--runs", "1"], 0);
     let run = &r.cells[0].results[0];
     assert_eq!(run.reason, "hang");
-    assert!(running("27182.818").is_empty(), "forked processes survived");
+    assert!(running(&forked).is_empty(), "forked processes survived");
     // The report lists a bounded number of them and counts the rest.
     let listed = run.diagnostics.as_ref().map_or(0, Vec::len);
     let omitted = run.diagnostics_omitted.unwrap_or(0);
@@ -824,15 +832,18 @@ fn hostile_scenarios_end_cleanly() {
         "{}",
         out.stdout
     );
+    let unmoved = marker("16180.339");
     let stubborn = scenario(
         &sb,
         "stubborn",
-        "name: stubborn\nrun: trap '' TERM INT ABRT; sleep 16180.339\ntimeout: 1s\nexpect: {hang: true}\n",
+        &format!(
+            "name: stubborn\nrun: trap '' TERM INT ABRT; sleep {unmoved}\ntimeout: 1s\nexpect: {{hang: true}}\n"
+        ),
         &[],
     );
     replay(&sb, &stubborn, &["--runs", "1"], 0);
     assert!(
-        running("16180.339").is_empty(),
+        running(&unmoved).is_empty(),
         "a process ignoring SIGTERM survived"
     );
     let filler = scenario(
@@ -1027,7 +1038,7 @@ fn a_run_that_cannot_be_prepared_is_an_error_and_the_replay_goes_on() {
 #[test]
 fn procfs_tells_different_waits_apart_per_thread() {
     let sb = Sandbox::new();
-    let marker = "31415.92";
+    let marker = marker("31415.92");
     // Three threads: one waits for a child, one for a file lock another
     // process holds, the main one on a futex (joining them).
     let threads = format!(
@@ -1076,7 +1087,7 @@ fn procfs_tells_different_waits_apart_per_thread() {
     } else {
         assert_eq!(kernel_stacks, 0, "kernel stacks are root-only: {python:#}");
     }
-    assert!(running(marker).is_empty(), "{:?}", running(marker));
+    assert!(running(&marker).is_empty(), "{:?}", running(&marker));
 }
 
 /// A scenario whose four runs end four ways: output match, output match,
@@ -1137,6 +1148,107 @@ fn the_table_shows_counts_intervals_and_the_commonest_reason_in_detail() {
     assert!(row.ends_with("  exit 3"), "{}", out.stdout);
 }
 
+/// The columns of the table's `n`th cell row.
+fn table_row(stdout: &str, n: usize) -> Vec<String> {
+    let line = stdout.lines().nth(n + 1).unwrap_or_default();
+    line.split("  ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn a_cells_median_and_reason_come_from_the_runs_that_ran_to_an_end() {
+    let sb = Sandbox::new();
+    // Run 0 passes, run 1 reproduces (exit 3), both after a pause; later
+    // runs fail their setup: errors that last 0 ms.
+    let s = scenario(
+        &sb,
+        "ends",
+        "name: ends\nsetup: ['[ $BUGPACK_RUN_INDEX -lt 2 ]']\n\
+         run: 'sleep 0.2; [ $BUGPACK_RUN_INDEX = 1 ] && exit 3; exit 0'\nexpect: {exit: 3}\n",
+        &[],
+    );
+    let judged = |r: &JReport| -> Vec<u64> {
+        r.cells[0]
+            .results
+            .iter()
+            .filter(|x| x.outcome != "error")
+            .map(|x| x.duration_ms)
+            .collect()
+    };
+    // A tie between a pass and a reproduction: the reason is how the bug
+    // showed, not `passed`.
+    let (r, out) = replay(&sb, &s, &["--runs", "2"], 0);
+    let cell = &r.cells[0];
+    assert_eq!((cell.reproduced, cell.passed), (1, 1), "{:?}", cell.results);
+    assert_eq!(cell.reason.as_deref(), Some("exit"));
+    assert_eq!(table_row(&out.stdout, 0)[7], "exit 3", "{}", out.stdout);
+    // Errors neither pull the median down nor name the reason, though
+    // they outnumber the rest.
+    let (r, out) = replay(&sb, &s, &["--runs", "5"], 0);
+    let cell = &r.cells[0];
+    assert_eq!((cell.reproduced, cell.passed, cell.errors), (1, 1, 3));
+    assert!(
+        cell.results
+            .iter()
+            .filter(|x| x.outcome == "error")
+            .all(|x| x.duration_ms == 0),
+        "{:?}",
+        cell.results
+    );
+    let lower = judged(&r).into_iter().min();
+    assert_eq!(cell.median_ms, lower, "{:?}", cell.results);
+    assert!(cell.median_ms >= Some(200), "{:?}", cell.median_ms);
+    assert_eq!(cell.reason.as_deref(), Some("exit"));
+    assert_eq!(table_row(&out.stdout, 0)[7], "exit 3", "{}", out.stdout);
+    // `report merge` of the same runs split in two computes them the same way.
+    for shard in ["0/2", "1/2"] {
+        let json = format!("s{}.json", &shard[..1]);
+        sb.bugpack()
+            .args([
+                "replay", &s, "--yes", "--runs", "5", "--seed", "7", "--shard", shard, "--json",
+                &json,
+            ])
+            .run();
+    }
+    let out = sb
+        .bugpack()
+        .args([
+            "report",
+            "merge",
+            "s0.json",
+            "s1.json",
+            "--json",
+            "merged.json",
+        ])
+        .run()
+        .success();
+    let merged = read_report(&sb.path("merged.json"), &out.stderr);
+    let cell = &merged.cells[0];
+    assert_eq!((cell.reproduced, cell.passed, cell.errors), (1, 1, 3));
+    assert_eq!(cell.median_ms, judged(&merged).into_iter().min());
+    assert!(cell.median_ms >= Some(200), "{:?}", cell.median_ms);
+    assert_eq!(cell.reason.as_deref(), Some("exit"));
+    assert_eq!(table_row(&out.stdout, 0)[7], "exit 3", "{}", out.stdout);
+    // No run ran to an end: no median at all.
+    let broken = scenario(
+        &sb,
+        "broken",
+        "name: broken\nsetup: ['exit 1']\nrun: 'true'\n",
+        &[],
+    );
+    let (r, out) = replay(&sb, &broken, &["--runs", "2"], 4);
+    assert_eq!(r.cells[0].median_ms, None);
+    assert_eq!(
+        r.cells[0].reason.as_deref(),
+        Some("setup[0] exited with code 1")
+    );
+    assert_eq!(table_row(&out.stdout, 0)[6], "-", "{}", out.stdout);
+    nothing_left(&sb);
+}
+
 #[test]
 fn markdown_and_json_can_go_to_stdout() {
     let sb = Sandbox::new();
@@ -1185,6 +1297,88 @@ fn markdown_and_json_can_go_to_stdout() {
         .run()
         .code(2)
         .one_line_error();
+    nothing_left(&sb);
+}
+
+/// The HTML tags a GitHub-flavoured Markdown renderer makes of `md`, with
+/// GitHub's extensions on and raw HTML passed through (as GitHub passes
+/// the tags it allows), so that any HTML a run smuggled in shows up.
+fn rendered_tags(md: &str) -> (String, BTreeMap<String, usize>) {
+    use pulldown_cmark::{Options, Parser, html};
+    let mut html_out = String::new();
+    html::push_html(
+        &mut html_out,
+        Parser::new_ext(md, Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH),
+    );
+    let mut tags = BTreeMap::new();
+    for piece in html_out.split('<').skip(1) {
+        let name: String = piece
+            .trim_start_matches('/')
+            .chars()
+            .take_while(char::is_ascii_alphanumeric)
+            .collect();
+        if !piece.starts_with('/') {
+            *tags.entry(name).or_insert(0) += 1;
+        }
+    }
+    (html_out, tags)
+}
+
+#[test]
+fn hostile_run_text_stays_text_in_the_markdown() {
+    let sb = Sandbox::new();
+    // Lines a run prints, each trying something: raw HTML, emphasis, code,
+    // a link, strikethrough, an entity, breaking out of the table row.
+    let output = |name: &str, line: &str| {
+        scenario(
+            &sb,
+            name,
+            "name: hostile\nrun: cat line.txt\nexpect: {output: 'x'}\n",
+            &[("line.txt", &format!("{line}\n"))],
+        )
+    };
+    let html = output("html", "<img src=x onerror=alert(1)>|x");
+    let inline = output("inline", "**b**`c`[l](http://x)~~s~~&amp;");
+    // An error's cause is the run's own last line of stderr.
+    let cause = scenario(
+        &sb,
+        "cause",
+        "name: hostile\nrun: 'echo \"sh: 1: x: not found\" >&2; cat line.txt >&2; exit 127'\n",
+        &[("line.txt", "</td><td>|<b>x\n")],
+    );
+    // A path as the user typed it, with backticks in it.
+    let odd = "odd`dir``<b>";
+    fs::rename(sb.path(&html), sb.path(odd)).unwrap();
+    let mut all = String::new();
+    for (source, code) in [(odd, 0), (&inline, 0), (&cause, 4)] {
+        let out = sb
+            .bugpack()
+            .args(["replay", source, "--yes", "--runs", "1", "--seed", "1"])
+            .args(["--markdown", "-"])
+            .run()
+            .code(code);
+        let (html, tags) = rendered_tags(&out.stdout);
+        // Only the tags of bugpack's own layout, and one row of eight cells.
+        let allowed = [
+            "code", "p", "strong", "sub", "table", "tbody", "td", "th", "thead", "tr",
+        ];
+        assert!(
+            tags.keys().all(|t| allowed.contains(&t.as_str())),
+            "{tags:?}\n{}\n{html}",
+            out.stdout
+        );
+        assert_eq!(tags.get("td"), Some(&8), "{}\n{html}", out.stdout);
+        all.push_str(&out.stdout);
+        all.push('\n');
+    }
+    // What was written is shown as written.
+    assert!(
+        all.contains("&lt;img src=x onerror=alert(1)&gt;\\|x"),
+        "{all}"
+    );
+    assert!(all.contains("&lt;/td&gt;&lt;td&gt;\\|&lt;b&gt;x"), "{all}");
+    assert!(all.contains("```odd`dir``<b>```"), "{all}");
+    snapshot_settings().bind(|| insta::assert_snapshot!("replay_markdown_hostile", all));
     nothing_left(&sb);
 }
 
@@ -1385,6 +1579,33 @@ fn on_a_terminal_replay_shows_the_commands_and_asks() {
 }
 
 #[test]
+fn the_consent_prompt_shows_a_bundles_commands_without_letting_them_act() {
+    use crate::support::zipper::{HOSTILE_SCENARIO, HOSTILE_TITLE};
+    let sb = Sandbox::new();
+    let mut spec = BundleSpec::valid().with_file("scenario/scenario.yaml", HOSTILE_SCENARIO);
+    spec.title = HOSTILE_TITLE.into();
+    sb.write("t.zip", spec.zip().bytes());
+    let (code, shown) = on_a_terminal(&sb, &["replay", "t.zip", "--runs", "1"], "n\n");
+    assert_eq!(code, Some(2), "{shown:?}");
+    for raw in ["\x1b]0;pwned", "\x07", "\x1b[2J"] {
+        assert!(
+            !shown.contains(raw),
+            "{raw:?} reached the terminal: {shown:?}"
+        );
+    }
+    // The terminal ends lines with CR LF.
+    let lines: Vec<&str> = shown.lines().map(|l| l.trim_end_matches('\r')).collect();
+    for want in [
+        "  run      printf '\\u{1b}]0;pwned\\u{7}'",
+        "           echo '\\u{1b}[2J'",
+        "           sh run.sh",
+    ] {
+        assert!(lines.contains(&want), "{want:?} not shown:\n{shown}");
+    }
+    nothing_left(&sb);
+}
+
+#[test]
 fn without_a_terminal_there_is_no_progress_bar() {
     let sb = Sandbox::new();
     let s = scenario(
@@ -1508,7 +1729,7 @@ fn a_bundle_is_verified_before_anything_runs() {
 #[test]
 fn without_namespaces_a_setsid_orphan_is_still_stopped() {
     let sb = Sandbox::new();
-    let marker = "17320.508";
+    let marker = marker("17320.508");
     let s = scenario(
         &sb,
         "fallback",
@@ -1529,9 +1750,120 @@ fn without_namespaces_a_setsid_orphan_is_still_stopped() {
     assert_eq!(r.isolation.net, "host");
     assert_eq!(r.cells[0].reproduced, 2, "{}", out.stdout);
     assert!(
-        running(marker).is_empty(),
+        running(&marker).is_empty(),
         "the orphan survived: {:?}",
-        running(marker)
+        running(&marker)
     );
     nothing_left(&sb);
+}
+
+/// A process that outlives everything but SIGKILL and dies slowly: it
+/// ignores the signals a hang sends, holds an exclusive lock on its first
+/// argument (released only when its exit is complete), and touches a few
+/// hundred MiB that its exit must give back first. It prints `ready` and
+/// leaves `<lock>.ready` once it holds the lock.
+const HOLDER: &str = "import fcntl, signal, sys, time\n\
+for s in (signal.SIGABRT, signal.SIGTERM, signal.SIGHUP, signal.SIGINT, signal.SIGQUIT):\n    \
+    signal.signal(s, signal.SIG_IGN)\n\
+lock = open(sys.argv[1], 'w')\n\
+fcntl.flock(lock, fcntl.LOCK_EX)\n\
+ballast = bytearray(256 << 20)\n\
+for i in range(0, len(ballast), 4096):\n    \
+    ballast[i] = 1\n\
+open(sys.argv[1] + '.ready', 'w').close()\n\
+print('ready', flush=True)\n\
+while True:\n    \
+    time.sleep(1)\n";
+
+/// Whether some process still holds the lock on `path`.
+fn locked(path: &std::path::Path) -> bool {
+    let file = fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    match file.try_lock() {
+        Ok(()) => false,
+        Err(fs::TryLockError::WouldBlock) => true,
+        Err(fs::TryLockError::Error(e)) => panic!("{}: {e}", path.display()),
+    }
+}
+
+#[test]
+fn no_process_of_a_run_outlives_replay_however_the_run_ends() {
+    let sb = Sandbox::new();
+    let shared = shared_dir(&sb);
+    let marker = marker("57721.5664");
+    let holder = format!("setsid python3 hold.py $SHARED/$LOCK {marker}");
+    let service = format!(
+        "services:\n  - name: holder\n    run: {holder}\n    \
+         ready: {{log: '(?m)^ready$'}}\n    ready_timeout: 60s\n"
+    );
+    // How each run ends: by itself (the run step exits), at its time limit
+    // (a hang, diagnosed first), and by a failed setup step.
+    let endings = [
+        (
+            "exits",
+            format!("{service}run: exit 6\nexpect: {{exit: 6}}\n"),
+            0,
+        ),
+        (
+            "hangs",
+            format!("{service}run: sleep 600\ntimeout: 1s\nexpect: {{hang: true}}\n"),
+            0,
+        ),
+        (
+            "setup-fails",
+            format!(
+                "setup: ['{holder} & until [ -e $SHARED/$LOCK.ready ]; do sleep 0.05; done; exit 1']\n\
+                 run: 'true'\ntimeout: 60s\nexpect: {{exit: 0}}\n"
+            ),
+            4,
+        ),
+    ];
+    let mut modes = vec!["process"];
+    if namespaces_available() {
+        modes.push("namespaces");
+    }
+    for mode in modes {
+        for (ending, body, code) in &endings {
+            let lock = format!("{mode}-{ending}");
+            let yaml = format!(
+                "name: {ending}\nenv: {{SHARED: '{}', LOCK: {lock}}}\n{body}",
+                shared.display()
+            );
+            let s = scenario(&sb, &lock, &yaml, &[("hold.py", HOLDER)]);
+            let mut run = sb.bugpack().args(["replay", &s, "--yes", "--runs", "1"]);
+            if mode == "process" {
+                run = run.env("BUGPACK_SANDBOX", "process");
+            }
+            let out = run.run();
+            let left = running(&marker);
+            let held = shared.join(&lock).exists() && locked(&shared.join(&lock));
+            for line in &left {
+                // Leave nothing behind even when the test fails.
+                if let Some(pid) = line.split(':').next().and_then(|p| p.parse().ok()) {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+            }
+            assert_eq!(
+                out.code,
+                Some(*code),
+                "{mode}/{ending}\n{}\n{}",
+                out.stdout,
+                out.stderr
+            );
+            // The holder did start and take its lock, in every case.
+            assert!(
+                shared.join(format!("{lock}.ready")).exists(),
+                "{mode}/{ending}: the holder never got going\n{}",
+                out.stdout
+            );
+            assert!(left.is_empty(), "{mode}/{ending}: survived: {left:?}");
+            assert!(
+                !held,
+                "{mode}/{ending}: a process of the run still held its lock after replay returned"
+            );
+            nothing_left(&sb);
+        }
+    }
 }

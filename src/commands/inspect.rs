@@ -9,7 +9,7 @@ use bugpack::scenario::{ExitSpec, Ready, ScenarioFile};
 
 use super::Status;
 use crate::settings::Inspect;
-use crate::terminal::{Style, Ui, human_size, printable};
+use crate::terminal::{Style, Ui, human_size, printable, printable_lines};
 
 pub(crate) fn run(settings: &Inspect, ui: &Ui) -> Result<Status> {
     let bundle = Bundle::open(&settings.bundle, &settings.limits)?;
@@ -37,7 +37,7 @@ pub(crate) fn run(settings: &Inspect, ui: &Ui) -> Result<Status> {
         out,
         "{} {}",
         label("signature"),
-        super::signature_summary(&bundle)
+        printable(&super::signature_summary(&bundle))
     )?;
     match bundle.scenario() {
         Some(s) => {
@@ -77,14 +77,23 @@ pub(crate) fn run(settings: &Inspect, ui: &Ui) -> Result<Status> {
     Ok(Status::Success)
 }
 
-/// The scenario's commands and expectations, one line each.
+/// The scenario's commands and expectations, one field each; a field that
+/// spans lines (a folded description, a script) continues indented under
+/// its value.
 fn scenario_lines(s: &ScenarioFile) -> Vec<String> {
+    // Each line is printed after two spaces.
+    let field = |label: &str, value: &str| {
+        format!(
+            "{label}{}",
+            printable_lines(value, &" ".repeat(2 + label.chars().count()))
+        )
+    };
     let mut lines = Vec::new();
     if let Some(d) = &s.description {
-        lines.push(format!("description  {}", printable(d)));
+        lines.push(field("description  ", d));
     }
     for cmd in &s.setup {
-        lines.push(format!("setup    {}", printable(cmd)));
+        lines.push(field("setup    ", cmd));
     }
     for svc in &s.services {
         let ready = match &svc.ready {
@@ -93,12 +102,11 @@ fn scenario_lines(s: &ScenarioFile) -> Vec<String> {
             Some(Ready::Log(re)) => format!("log /{}/", printable(re)),
         };
         lines.push(format!(
-            "service  {}: {} (ready: {ready})",
-            printable(&svc.name),
-            printable(&svc.run)
+            "{} (ready: {ready})",
+            field(&format!("service  {}: ", printable(&svc.name)), &svc.run)
         ));
     }
-    lines.push(format!("run      {}", printable(&s.run)));
+    lines.push(field("run      ", &s.run));
     lines.push(format!(
         "timeout  {}",
         s.timeout

@@ -16,7 +16,7 @@ use bugpack::scenario::{Readiness, ScenarioFile};
 
 use super::Status;
 use crate::settings::{Replay, ReplaySource, Sink};
-use crate::terminal::{Ui, printable};
+use crate::terminal::{Ui, printable, printable_lines};
 
 pub(crate) fn run(settings: &Replay, ui: &Ui) -> Result<Status> {
     let mut scenario_sha256 = None;
@@ -222,11 +222,14 @@ fn consent(
     let mut err = std::io::stderr().lock();
     writeln!(
         err,
-        "bugpack replay will run scenario {:?} ({signature}):",
-        printable(&scenario.name)
+        "bugpack replay will run scenario {:?} ({}):",
+        printable(&scenario.name),
+        printable(signature)
     )?;
+    // A command that spans lines (a script) continues under its first line.
+    let indent = " ".repeat(11);
     for s in &scenario.setup {
-        writeln!(err, "  setup    {}", printable(s))?;
+        writeln!(err, "  setup    {}", printable_lines(s, &indent))?;
     }
     for s in &scenario.services {
         let ready = match &s.ready {
@@ -237,12 +240,16 @@ fn consent(
         writeln!(
             err,
             "  service  {}: {} (ready: {})",
-            s.name,
-            printable(&s.run),
+            printable(&s.name),
+            printable_lines(&s.run, &indent),
             printable(&ready)
         )?;
     }
-    writeln!(err, "  run      {}", printable(&scenario.run))?;
+    writeln!(
+        err,
+        "  run      {}",
+        printable_lines(&scenario.run, &indent)
+    )?;
     write!(err, "Run it in a sandbox? [y/N] ")?;
     err.flush()?;
     let mut answer = String::new();

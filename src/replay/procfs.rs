@@ -30,6 +30,34 @@ pub struct Proc {
     pub start_ticks: u64,
 }
 
+impl Proc {
+    /// Dead, waiting only to be reaped. A thread-group leader that has
+    /// exited while other threads run also reads `Z`, with a thread count
+    /// above one: that process is alive.
+    pub fn is_dead(&self) -> bool {
+        matches!(self.state, 'Z' | 'X') && self.threads <= 1
+    }
+}
+
+/// The children of `pid`, of all its threads, from
+/// `/proc/PID/task/*/children` (empty where the kernel does not offer it).
+pub fn children(pid: u32) -> Vec<i32> {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    let mut out: Vec<i32> = tasks
+        .filter_map(Result::ok)
+        .filter_map(|t| fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|text| {
+            text.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<i32>>()
+        })
+        .collect();
+    out.sort_unstable();
+    out
+}
+
 /// Reads one process; `None` if it is gone or unreadable.
 pub fn read(pid: i32) -> Option<Proc> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;

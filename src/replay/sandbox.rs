@@ -25,11 +25,11 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use nix::sched::{CloneFlags, unshare};
-use nix::sys::signal::{Signal, kill, killpg};
+use nix::sys::signal::{Signal, kill};
 use nix::unistd::{Gid, Pid, Uid};
 
 use super::procfs;
@@ -74,6 +74,10 @@ pub struct Isolation {
     /// The uid and gid runs take when bugpack runs as root.
     pub run_as: Option<(u32, u32)>,
 }
+
+/// How long stopping a run may take before bugpack gives up on a process
+/// that does not die (one stuck in the kernel, on a dead NFS server say).
+const GONE_LIMIT: Duration = Duration::from_mins(1);
 
 /// The uid and gid of `nobody`, which runs take when bugpack runs as root.
 const NOBODY: (u32, u32) = (65_534, 65_534);
@@ -282,11 +286,7 @@ impl Sandbox {
         if !self.namespaces {
             return;
         }
-        let pid = self.child.id();
-        if let Some(sup) = procfs::descendants(pid)
-            .into_iter()
-            .find(|p| i64::from(p.ppid) == i64::from(pid))
-        {
+        if let Some(sup) = self.supervisor() {
             let _ = kill(Pid::from_raw(sup.pid), Signal::SIGSTOP);
         }
     }
@@ -309,51 +309,106 @@ impl Sandbox {
         }
     }
 
-    /// Stops everything in the sandbox and waits for it. Idempotent.
+    /// Stops everything in the sandbox and waits until every process of
+    /// the run is gone: when this returns, nothing the run started is
+    /// still alive (only processes stuck in the kernel past [`GONE_LIMIT`]
+    /// can outlast it). Idempotent.
     pub fn kill(&mut self) {
-        if matches!(self.child.try_wait(), Ok(Some(_))) {
-            self.finish();
-            return;
-        }
-        let pid = self.child.id();
         if self.namespaces {
-            // Kill the supervisor, PID 1 of the run's namespace. The kernel
-            // finishes its exit only once every other process in the
-            // namespace is gone, and `__sandbox` exits only once it has
-            // reaped the supervisor: waiting for `__sandbox` therefore
-            // waits for the whole run to be gone.
-            let supervisor = procfs::descendants(pid)
-                .into_iter()
-                .find(|p| i64::from(p.ppid) == i64::from(pid));
-            if let Some(sup) = supervisor {
-                let _ = kill(Pid::from_raw(sup.pid), Signal::SIGKILL);
-                if wait_for(&mut self.child, Duration::from_secs(10)) {
-                    self.finish();
-                    return;
-                }
-            }
+            self.kill_namespace();
         } else {
-            // No PID namespace to collapse: freeze the tree so nothing forks
-            // while we kill it, then kill it.
-            for _ in 0..3 {
-                let tree = procfs::descendants(pid);
-                if tree.is_empty() {
-                    break;
-                }
-                for p in &tree {
-                    let _ = kill(Pid::from_raw(p.pid), Signal::SIGSTOP);
-                }
-                for p in &tree {
-                    let _ = kill(Pid::from_raw(p.pid), Signal::SIGKILL);
-                }
-            }
+            self.kill_tree();
         }
-        if let Ok(raw) = i32::try_from(pid) {
-            let _ = killpg(Pid::from_raw(raw), Signal::SIGKILL);
+        self.finish();
+    }
+
+    /// Kills the supervisor, PID 1 of the run's namespace, until
+    /// `__sandbox` has exited. The kernel finishes PID 1's exit only once
+    /// every other process in the namespace is gone, and `__sandbox` exits
+    /// only once it has reaped the supervisor (or before it ever forked
+    /// one), so its exit is the proof that the run is gone. `__sandbox`
+    /// itself is never killed while it may still have a supervisor: that
+    /// would leave the namespace dying on its own after we return.
+    fn kill_namespace(&mut self) {
+        let deadline = Instant::now() + GONE_LIMIT;
+        let mut pause = Duration::from_micros(200);
+        loop {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            // Found again each time: before `__sandbox` has forked there is
+            // no supervisor yet, and one may appear in the next instant.
+            if let Some(sup) = self.supervisor() {
+                let _ = kill(Pid::from_raw(sup.pid), Signal::SIGKILL);
+            }
+            if Instant::now() >= deadline {
+                break;
+            }
+            thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(5));
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
-        self.finish();
+    }
+
+    /// Without a PID namespace: freeze the supervisor, kill its
+    /// descendants until none is alive, then kill it. The supervisor is a
+    /// child subreaper that never exits by itself here, so every orphan of
+    /// the run, `setsid` escapees included, is among its descendants.
+    fn kill_tree(&mut self) {
+        if matches!(self.child.try_wait(), Ok(Some(_))) {
+            // Stopped by an earlier call; or killed from inside the run
+            // (it runs as the same user), whose orphans then went to init,
+            // out of our reach: the price of running without namespaces.
+            return;
+        }
+        let sup = self.child.id();
+        if let Ok(raw) = i32::try_from(sup) {
+            // A frozen supervisor starts no further step.
+            let _ = kill(Pid::from_raw(raw), Signal::SIGSTOP);
+        }
+        let deadline = Instant::now() + GONE_LIMIT;
+        let mut pause = Duration::from_micros(200);
+        loop {
+            let children = procfs::children(sup);
+            let live: Vec<procfs::Proc> = procfs::descendants(sup)
+                .into_iter()
+                .filter(|p| !p.is_dead())
+                .collect();
+            if live.is_empty() {
+                // Every live descendant has a live child of the supervisor
+                // above it (an exiting process hands its children to the
+                // supervisor before it turns zombie). The children read
+                // before the scan were all dead during it; if no new one
+                // was handed over meanwhile, none is alive now.
+                if procfs::children(sup).iter().all(|c| children.contains(c)) {
+                    break;
+                }
+                continue;
+            }
+            if Instant::now() >= deadline {
+                break;
+            }
+            // Freeze first, so that nothing forks between the two passes.
+            for p in &live {
+                let _ = kill(Pid::from_raw(p.pid), Signal::SIGSTOP);
+            }
+            for p in &live {
+                let _ = kill(Pid::from_raw(p.pid), Signal::SIGKILL);
+            }
+            thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(5));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// The supervisor, `__sandbox`'s only child, under namespaces.
+    fn supervisor(&self) -> Option<procfs::Proc> {
+        let pid = self.child.id();
+        procfs::descendants(pid)
+            .into_iter()
+            .find(|p| i64::from(p.ppid) == i64::from(pid))
     }
 
     fn finish(&mut self) {
@@ -365,9 +420,9 @@ impl Sandbox {
 
 /// Waits up to `limit` for `child` to exit.
 fn wait_for(child: &mut Child, limit: Duration) -> bool {
-    let deadline = std::time::Instant::now() + limit;
+    let deadline = Instant::now() + limit;
     let mut pause = Duration::from_micros(200);
-    while std::time::Instant::now() < deadline {
+    while Instant::now() < deadline {
         if matches!(child.try_wait(), Ok(Some(_))) {
             return true;
         }

@@ -237,9 +237,30 @@ pub fn print_relayed(label: &str, level: LogLevel, message: &str) {
 }
 
 /// Runs the supervisor: reads the plan from stdin, reports on stdout.
-/// Returns when the run step has exited or a step failed; the engine kills
-/// whatever is left.
+/// As PID 1 of the run's namespace, returns when the run step has exited or
+/// a step failed, and its exit takes whatever is left with it. Without a
+/// namespace it never returns: its exit would hand the run's leftovers to
+/// init, out of the engine's reach, so it waits for the engine to stop them
+/// and it together.
 pub fn main() -> io::Result<()> {
+    let result = supervise();
+    if std::process::id() == 1 {
+        return result;
+    }
+    if let Err(e) = result {
+        let mut out = io::stdout().lock();
+        let event = Event::Error { why: e.to_string() };
+        if serde_json::to_writer(&mut out, &event).is_ok() {
+            let _ = out.write_all(b"\n");
+            let _ = out.flush();
+        }
+    }
+    loop {
+        thread::park();
+    }
+}
+
+fn supervise() -> io::Result<()> {
     // If the engine dies, the sandbox dies with it.
     let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
     // Without a PID namespace, orphans of the run are adopted here, so the
@@ -417,14 +438,6 @@ pub fn main() -> io::Result<()> {
         duration_ms,
     })?;
     drop(services);
-    if std::process::id() != 1 {
-        // Without a PID namespace our exit would hand the run's leftovers to
-        // init, out of the engine's reach: wait for the engine to kill us
-        // and our descendants together.
-        loop {
-            thread::park();
-        }
-    }
     Ok(())
 }
 

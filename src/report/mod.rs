@@ -113,9 +113,12 @@ pub struct CellReport {
     pub rate: Option<f64>,
     /// 95% Wilson interval of `rate`.
     pub ci95: Option<[f64; 2]>,
+    /// The median duration of the runs that ran to a judged ending
+    /// (reproduced or passed); absent when none did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub median_ms: Option<u64>,
-    /// The commonest reason among the cell's runs.
+    /// The commonest reason among the cell's reproductions, or among all
+    /// its runs when none reproduced ([`CellReport::reason_runs`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// What the cell's axes did (proxy hits, throttling), one line.
@@ -202,7 +205,14 @@ impl CellReport {
                 Some([stats::round4(lo), stats::round4(hi)]),
             )
         };
-        let durations: Vec<u64> = results.iter().map(|r| r.duration_ms).collect();
+        // An errored run never ran to its end (many never started): its
+        // duration says nothing about the scenario's.
+        let durations: Vec<u64> = results
+            .iter()
+            .filter(|r| r.outcome != Outcome::Error)
+            .map(|r| r.duration_ms)
+            .collect();
+        let reason = stats::commonest(Self::reason_runs(&results).map(|r| r.reason.as_str()));
         Self {
             axes,
             runs: u32::try_from(results.len()).unwrap_or(u32::MAX),
@@ -212,10 +222,21 @@ impl CellReport {
             rate,
             ci95,
             median_ms: stats::median(&durations),
-            reason: stats::commonest(results.iter().map(|r| r.reason.as_str())),
+            reason,
             note,
             results,
         }
+    }
+
+    /// The runs a cell's reason is taken from, in order: its reproductions
+    /// when it has any, since the reason column says how the bug showed
+    /// (a hang, an exit code, a matched line) and not how often it did not;
+    /// every run otherwise. One rule for the JSON and every renderer.
+    pub fn reason_runs(results: &[RunResult]) -> impl Iterator<Item = &RunResult> {
+        let reproduced = results.iter().any(|r| r.outcome == Outcome::Reproduced);
+        results
+            .iter()
+            .filter(move |r| !reproduced || r.outcome == Outcome::Reproduced)
     }
 }
 

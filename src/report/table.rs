@@ -42,8 +42,7 @@ pub fn row(cell: &CellReport) -> [String; 8] {
         ),
         cell.median_ms.map_or_else(|| "-".to_owned(), duration),
         stats::commonest(
-            cell.results
-                .iter()
+            CellReport::reason_runs(&cell.results)
                 .map(reason_label)
                 .collect::<Vec<_>>()
                 .iter()

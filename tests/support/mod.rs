@@ -310,6 +310,13 @@ pub fn processes_holding(marker: &str) -> Vec<String> {
     found
 }
 
+/// A marker for the processes of one test: `base` (a number, so that
+/// `sleep MARKER` works) followed by this test binary's pid, so that two
+/// suites running side by side never see each other's processes.
+pub fn marker(base: &str) -> String {
+    format!("{base}{}", std::process::id())
+}
+
 /// When dropped, kills every process still holding its marker (see
 /// [`processes_holding`]): a test that fails halfway must not leave its
 /// scenario running. Check for survivors before it drops.

@@ -243,6 +243,18 @@ pub struct BundleSpec {
 
 pub const SCENARIO: &str = "name: demo\nrun: sh run.sh\ntimeout: 5s\nexpect: {exit: 3}\n";
 
+/// A scenario whose description is folded YAML (it ends in a line break)
+/// and whose run step is a script with terminal control sequences in it:
+/// a window-title change (`ESC ] 0 ; pwned BEL`) and a screen clear
+/// (`ESC [ 2 J`).
+pub const HOSTILE_SCENARIO: &str = "name: demo\n\
+description: >\n  polling UI hangs\n  behind a caching proxy\n\
+run: \"printf '\\e]0;pwned\\a'\\necho '\\e[2J'\\nsh run.sh\\n\"\n\
+timeout: 5s\nexpect: {exit: 3}\n";
+
+/// The bundle title that goes with [`HOSTILE_SCENARIO`] (YAML, double-quoted).
+pub const HOSTILE_TITLE: &str = "\"bug \\e]0;pwned\\a \\e[2J\"";
+
 impl BundleSpec {
     /// A small bundle that every reader rule accepts.
     pub fn valid() -> Self {
