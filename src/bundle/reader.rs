@@ -143,7 +143,12 @@ impl Bundle {
         };
         bundle.check_listing()?;
         if bundle.zip.by_name.contains_key(SIGNATURE) {
-            bundle.signature = Some(bundle.zip.read_capped(SIGNATURE, MAX_SIGNATURE_BYTES)?);
+            let signature = bundle.zip.read_capped(SIGNATURE, MAX_SIGNATURE_BYTES)?;
+            // A signature that does not verify over these manifest bytes is
+            // a tampered or forged bundle, whoever the key belongs to.
+            crate::sign::check(&bundle.manifest_bytes, &signature)
+                .map_err(|e| Rejection::Signature(e.to_string()))?;
+            bundle.signature = Some(signature);
         }
         let listed: Vec<(String, u64, String)> = bundle
             .manifest
@@ -238,7 +243,8 @@ impl Bundle {
         &self.manifest_bytes
     }
 
-    /// The armored signature, when the bundle carries one (not yet verified).
+    /// The armored signature, when the bundle carries one: it verifies over
+    /// the manifest, but whose key made it is the caller's question.
     pub fn signature(&self) -> Option<&[u8]> {
         self.signature.as_deref()
     }
