@@ -416,6 +416,13 @@ impl Entries {
     fn read_capped(&mut self, name: &str, max: u64) -> Result<Vec<u8>, OpenError> {
         let index = self.index_of(name)?;
         let declared = self.entries[index].size;
+        if declared > max && name == SIGNATURE {
+            return Err(Rejection::Unsupported {
+                entry: name.to_owned(),
+                why: format!("{declared} bytes, over the {max} bytes a signature may take"),
+            }
+            .into());
+        }
         if declared > max {
             return Err(Rejection::Yaml {
                 file: name.to_owned(),
