@@ -13,6 +13,7 @@ mod support;
 mod axes;
 mod capture;
 mod cli;
+mod hostile;
 mod reader;
 mod redaction;
 mod replay;
