@@ -4,8 +4,9 @@
 //! The rules are data ([`rules`]); the user adds more (`--redact`, profile).
 //! The engine also learns the values of secret-named environment variables
 //! and removes them wherever they reappear (a token echoed into a log). One
-//! pass per text: all rules are matched, overlaps resolved (the longer match
-//! wins, then the earlier rule), each secret replaced once. The same secret
+//! pass per text: all rules are matched, overlapping matches merged into one
+//! replacement (named by the earliest, then longest match, then the earlier
+//! rule), each secret replaced once. The same secret
 //! gets the same placeholder everywhere in a bundle. The engine never keeps
 //! a secret where it could be printed: its `Debug` shows counts only, and
 //! [`Redaction`] records name the rule and placeholder, never the value.
@@ -219,14 +220,20 @@ impl Redactor {
         }
         // Longest first at each start, then the earlier rule.
         spans.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)).then(a.2.cmp(&b.2)));
+        // Overlapping matches become one redaction, named by the first: a
+        // match that an earlier one cuts into would otherwise leave its tail.
+        let mut merged: Vec<(usize, usize, usize)> = Vec::with_capacity(spans.len());
+        for (start, end, index) in spans {
+            match merged.last_mut() {
+                Some(last) if start < last.1 => last.1 = last.1.max(end),
+                _ => merged.push((start, end, index)),
+            }
+        }
         let mut out = Vec::with_capacity(input.len());
         let mut at = 0;
         let mut line = 1;
         let mut line_at = 0;
-        for (start, end, index) in spans {
-            if start < at {
-                continue;
-            }
+        for (start, end, index) in merged {
             line += input[line_at..start]
                 .iter()
                 .filter(|&&b| b == b'\n')

@@ -156,12 +156,11 @@ fn urls() {
         "db postgres://app:hunter2hunter2@db:5432/app",
         "app:hunter2hunter2",
     );
+    // `token:` claims everything after it (the `token` rule), and matches
+    // that overlap are redacted as one: the host goes with the credentials.
     let tok = "x-access-token:ghp_aB3dE5fG7hI9jK1lM3nO5pQ7rS9tU1vW3xY5";
-    gone(
-        "url-credentials",
-        &format!("https://{tok}@github.com/o/r"),
-        tok,
-    );
+    let out = redactor().redact_str("t", &format!("remote https://{tok}@github.com/o/r"));
+    assert_eq!(out, "remote https://[REDACTED:url-credentials:1]");
     gone(
         "url-credentials",
         "https://0123456789abcdef0123@gitlab.example.com/x",
@@ -406,4 +405,21 @@ fn a_megabyte_of_log_is_redacted_in_one_pass() {
     let out = r.redact_str("logs/big.log", &log);
     assert!(!out.contains(GHP));
     assert_eq!(r.events().len(), 1);
+}
+
+#[test]
+fn a_match_cut_into_by_an_earlier_one_leaves_no_tail() {
+    // Found by the `redact` fuzz target: a key block cut short by a log tail
+    // swallowed `sk` of the Stripe key after it, and the rest survived.
+    let text = "7rS9tU1vW3xY5zA7b-----BEGIN PRIVATE KEY-----\nsk_live_jEzmH1oJ3qL5sNxuPzwR1yT\nafter the secret\n";
+    let mut r = redactor();
+    let out = r.redact_str("t", text);
+    assert!(!out.contains("jEzmH1oJ3qL5sNxuPzwR1yT"), "{out:?}");
+    assert_eq!(
+        out,
+        "7rS9tU1vW3xY5zA7b[REDACTED:private-key:1]\nafter the secret\n"
+    );
+    let ghp = format!("-----BEGIN PRIVATE KEY-----\n\n{GHP}\n");
+    let out = r.redact_str("t", &ghp);
+    assert!(!out.contains(&GHP[4..]), "{out:?}");
 }
