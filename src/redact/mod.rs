@@ -80,6 +80,7 @@ impl fmt::Display for Secret {
 /// in other texts (a `SESSION_ID=3` would redact every `3`).
 const MIN_LITERAL: usize = 8;
 
+#[derive(Clone)]
 struct Rule {
     name: String,
     regex: Regex,
@@ -87,7 +88,10 @@ struct Rule {
     keep_if: Option<fn(&[u8]) -> bool>,
 }
 
-/// Replaces secrets in texts bound for one bundle.
+/// Replaces secrets in texts bound for one bundle. A clone starts from the
+/// same rules and state and goes its own way (the fuzz target clones a
+/// fresh one per input instead of compiling the rules again).
+#[derive(Clone)]
 pub struct Redactor {
     rules: Vec<Rule>,
     set: RegexSet,
