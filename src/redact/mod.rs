@@ -4,9 +4,9 @@
 //! The rules are data ([`rules`]); the user adds more (`--redact`, profile).
 //! The engine also learns the values of secret-named environment variables
 //! and removes them wherever they reappear (a token echoed into a log). One
-//! pass per text: all rules are matched, overlapping matches merged into one
-//! replacement (named by the earliest, then longest match, then the earlier
-//! rule), each secret replaced once. The same secret
+//! pass per text: all rules are matched, overlaps resolved (the earliest,
+//! then longest match wins, then the earlier rule; a match it cuts into is
+//! redacted with it), each secret replaced once. The same secret
 //! gets the same placeholder everywhere in a bundle. The engine never keeps
 //! a secret where it could be printed: its `Debug` shows counts only, and
 //! [`Redaction`] records name the rule and placeholder, never the value.
@@ -193,7 +193,8 @@ impl Redactor {
         } else {
             Vec::new()
         };
-        let mut spans: Vec<(usize, usize, usize)> = Vec::new();
+        // (start, end, rule, whether the rule matched context past the end).
+        let mut spans: Vec<(usize, usize, usize, bool)> = Vec::new();
         for index in &self.set.matches(input) {
             let rule = &self.rules[index];
             for caps in rule.regex.captures_iter(input) {
@@ -216,7 +217,7 @@ impl Redactor {
                 if rule.keep_if.is_some_and(|keep| !keep(value)) {
                     continue;
                 }
-                spans.push((m.start(), m.end(), index));
+                spans.push((m.start(), m.end(), index, whole.1 > m.end()));
             }
         }
         if spans.is_empty() {
@@ -224,20 +225,29 @@ impl Redactor {
         }
         // Longest first at each start, then the earlier rule.
         spans.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)).then(a.2.cmp(&b.2)));
-        // Overlapping matches become one redaction, named by the first: a
-        // match that an earlier one cuts into would otherwise leave its tail.
-        let mut merged: Vec<(usize, usize, usize)> = Vec::with_capacity(spans.len());
-        for (start, end, index) in spans {
+        // A match that starts inside an earlier one and runs past it would
+        // leave its tail: the earlier redaction grows to cover it. Unless the
+        // earlier rule saw where its secret ends (it matched context after
+        // it, as `@` after a URL's credentials): then the later match only
+        // reads past that end greedily (the `token` rule would take the host
+        // of https://x-access-token:TOKEN@host/).
+        let mut merged: Vec<(usize, usize, usize, bool)> = Vec::with_capacity(spans.len());
+        for (start, end, index, bounded) in spans {
             match merged.last_mut() {
-                Some(last) if start < last.1 => last.1 = last.1.max(end),
-                _ => merged.push((start, end, index)),
+                Some(last) if start < last.1 => {
+                    if !last.3 && end > last.1 {
+                        last.1 = end;
+                        last.3 = bounded;
+                    }
+                }
+                _ => merged.push((start, end, index, bounded)),
             }
         }
         let mut out = Vec::with_capacity(input.len());
         let mut at = 0;
         let mut line = 1;
         let mut line_at = 0;
-        for (start, end, index) in merged {
+        for (start, end, index, _) in merged {
             line += input[line_at..start]
                 .iter()
                 .filter(|&&b| b == b'\n')
