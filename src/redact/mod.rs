@@ -15,6 +15,7 @@ pub mod rules;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::sync::Arc;
 
 use regex::bytes::{Regex, RegexBuilder, RegexSet};
 
@@ -80,7 +81,6 @@ impl fmt::Display for Secret {
 /// in other texts (a `SESSION_ID=3` would redact every `3`).
 const MIN_LITERAL: usize = 8;
 
-#[derive(Clone)]
 struct Rule {
     name: String,
     regex: Regex,
@@ -88,13 +88,13 @@ struct Rule {
     keep_if: Option<fn(&[u8]) -> bool>,
 }
 
-/// Replaces secrets in texts bound for one bundle. A clone starts from the
-/// same rules and state and goes its own way (the fuzz target clones a
-/// fresh one per input instead of compiling the rules again).
+/// Replaces secrets in texts bound for one bundle. A clone shares the
+/// compiled rules (and their warm search caches) and goes its own way from
+/// the state it was cloned in (the fuzz target clones a fresh one per input).
 #[derive(Clone)]
 pub struct Redactor {
-    rules: Vec<Rule>,
-    set: RegexSet,
+    rules: Arc<[Rule]>,
+    set: Arc<RegexSet>,
     /// Secret value to its placeholder: the same secret, the same placeholder.
     assigned: HashMap<Vec<u8>, String>,
     next: HashMap<String, usize>,
@@ -172,8 +172,8 @@ impl Redactor {
                 why: e.to_string(),
             })?;
         Ok(Self {
-            rules,
-            set,
+            rules: rules.into(),
+            set: Arc::new(set),
             assigned: HashMap::new(),
             next: HashMap::new(),
             counts: BTreeMap::new(),
