@@ -46,7 +46,7 @@ pub struct ScenarioFile {
 pub struct ServiceFile {
     pub name: String,
     pub run: String,
-    /// Written `{http: /health}`, never as serde_yaml's default for an
+    /// Written `{http: /health}`, never as `serde_yaml`'s default for an
     /// enum, the tag `!http /health`, which the reader (rightly) refuses.
     #[serde(
         default,

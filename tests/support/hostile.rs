@@ -503,7 +503,7 @@ fn many_entries(count: usize, claimed: u16) -> Vec<u8> {
 
 /// 100,000 tiny entries; the 16-bit count in the end record wraps.
 pub fn hundred_thousand_entries() -> Vec<u8> {
-    many_entries(100_000, (100_000 % 65_536) as u16)
+    many_entries(100_000, u16::try_from(100_000 % 65_536).unwrap())
 }
 
 /// 65,541 entries whose wrapped count claims 5.
@@ -583,7 +583,7 @@ pub fn billion_laughs() -> Vec<u8> {
 }
 
 /// One anchor referenced thousands of times: small, and millions of nodes
-/// once expanded, past serde_yaml's own billion-laughs guard.
+/// once expanded, past `serde_yaml`'s own billion-laughs guard.
 pub fn one_anchor_many_aliases() -> Vec<u8> {
     let big = vec!["x"; 2000].join(", ");
     let refs = vec!["*big"; 3000].join(", ");
@@ -657,7 +657,7 @@ pub fn manifest_two_documents() -> Vec<u8> {
     with_manifest_tail("---\nformat: bugpack/v1\n")
 }
 
-/// A language-specific tag, the way into PyYAML's unsafe loader.
+/// A language-specific tag, the way into `PyYAML`'s unsafe loader.
 pub fn manifest_with_tags() -> Vec<u8> {
     let manifest = BundleSpec::valid().manifest().replace(
         "title: demo bug",
