@@ -46,7 +46,13 @@ pub struct ScenarioFile {
 pub struct ServiceFile {
     pub name: String,
     pub run: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Written `{http: /health}`, never as `serde_yaml`'s default for an
+    /// enum, the tag `!http /health`, which the reader (rightly) refuses.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "serde_yaml::with::singleton_map"
+    )]
     pub ready: Option<Ready>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ready_timeout: Option<String>,
@@ -342,6 +348,16 @@ expect:
         let text = nz.to_yaml().unwrap();
         assert!(text.contains("exit: nonzero"), "{text}");
         assert_eq!(ScenarioFile::parse(text.as_bytes()).unwrap(), nz);
+    }
+
+    #[test]
+    fn a_scenario_with_services_survives_its_own_writer() {
+        // Found by the `scenario` fuzz target: `ready` came out as a YAML
+        // tag (`ready: !http /health`) that parse refused.
+        let file = ScenarioFile::parse(FULL.as_bytes()).unwrap();
+        let text = file.to_yaml().unwrap();
+        assert!(text.contains("ready:\n    http: /health"), "{text}");
+        assert_eq!(ScenarioFile::parse(text.as_bytes()).unwrap(), file);
     }
 
     #[test]

@@ -125,9 +125,30 @@ pub enum Rejection {
     Signature(String),
 }
 
+/// Characters that stand in for `/`, `\`, `.` or `:`: Windows' "best fit"
+/// conversion to a legacy code page turns several into the real thing (so
+/// `scenario/..\u{2215}..\u{2215}x` unzips elsewhere as a traversal), and all of
+/// them make a name read as a path it is not. bugpack never needs them.
+const LOOKALIKES: &[char] = &[
+    '\u{2215}', // DIVISION SLASH
+    '\u{2044}', // FRACTION SLASH
+    '\u{29f8}', // BIG SOLIDUS
+    '\u{ff0f}', // FULLWIDTH SOLIDUS
+    '\u{2216}', // SET MINUS
+    '\u{29f5}', // REVERSE SOLIDUS OPERATOR
+    '\u{29f9}', // BIG REVERSE SOLIDUS
+    '\u{fe68}', // SMALL REVERSE SOLIDUS
+    '\u{ff3c}', // FULLWIDTH REVERSE SOLIDUS
+    '\u{2024}', // ONE DOT LEADER
+    '\u{2025}', // TWO DOT LEADER
+    '\u{ff0e}', // FULLWIDTH FULL STOP
+    '\u{ff1a}', // FULLWIDTH COLON
+];
+
 /// Checks an entry name against the path rules of DESIGN.md: relative,
 /// `/`-separated, no `..` or `.`, no backslash, no drive letter, no control
-/// characters, bounded depth and length. Writers and readers share it.
+/// characters, no look-alikes of `/`, `\`, `.` or `:`, bounded depth and
+/// length. Writers and readers share it.
 pub fn check_entry_path(name: &str) -> Result<(), &'static str> {
     if name.is_empty() {
         return Err("the name is empty");
@@ -140,6 +161,9 @@ pub fn check_entry_path(name: &str) -> Result<(), &'static str> {
     }
     if name.chars().any(char::is_control) {
         return Err("it contains a control character");
+    }
+    if name.contains(LOOKALIKES) {
+        return Err("it contains a look-alike of `/`, `\\`, `.` or `:`");
     }
     if name.starts_with('/') {
         return Err("it is absolute");
@@ -200,6 +224,11 @@ mod tests {
             "a/./b",
             "nul\0byte",
             "new\nline",
+            "scenario/..\u{2215}..\u{2215}x",
+            "scenario/..\u{ff0f}x",
+            "scenario/..\u{ff3c}x",
+            "scenario/\u{2025}/x",
+            "C\u{ff1a}x",
         ] {
             assert!(check_entry_path(bad).is_err(), "{bad:?} passed");
         }
@@ -216,6 +245,8 @@ mod tests {
             "scenario/..hidden",
             "scenario/a..b",
             "logs/2026-11-22T10:00.log",
+            "config/caf\u{e9}/\u{8a2d}\u{5b9a}.ini",
+            "scenario/%2e%2e%2fx",
         ] {
             assert_eq!(check_entry_path(good), Ok(()), "{good:?}");
         }

@@ -150,7 +150,12 @@ impl Bundle {
         };
         bundle.check_listing()?;
         if bundle.zip.by_name.contains_key(SIGNATURE) {
-            bundle.signature = Some(bundle.zip.read_capped(SIGNATURE, MAX_SIGNATURE_BYTES)?);
+            let signature = bundle.zip.read_capped(SIGNATURE, MAX_SIGNATURE_BYTES)?;
+            // A signature that does not verify over these manifest bytes is
+            // a tampered or forged bundle, whoever the key belongs to.
+            crate::sign::check(&bundle.manifest_bytes, &signature)
+                .map_err(|e| Rejection::Signature(e.to_string()))?;
+            bundle.signature = Some(signature);
         }
         let listed: Vec<(String, u64, String)> = bundle
             .manifest
@@ -245,7 +250,8 @@ impl Bundle {
         &self.manifest_bytes
     }
 
-    /// The armored signature, when the bundle carries one (not yet verified).
+    /// The armored signature, when the bundle carries one: it verifies over
+    /// the manifest, but whose key made it is the caller's question.
     pub fn signature(&self) -> Option<&[u8]> {
         self.signature.as_deref()
     }
@@ -425,6 +431,13 @@ impl Entries {
     fn read_capped(&mut self, name: &str, max: u64) -> Result<Vec<u8>, OpenError> {
         let index = self.index_of(name)?;
         let declared = self.entries[index].size;
+        if declared > max && name == SIGNATURE {
+            return Err(Rejection::Unsupported {
+                entry: name.to_owned(),
+                why: format!("{declared} bytes, over the {max} bytes a signature may take"),
+            }
+            .into());
+        }
         if declared > max {
             return Err(Rejection::Yaml {
                 file: name.to_owned(),

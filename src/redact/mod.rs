@@ -4,8 +4,9 @@
 //! The rules are data ([`rules`]); the user adds more (`--redact`, profile).
 //! The engine also learns the values of secret-named environment variables
 //! and removes them wherever they reappear (a token echoed into a log). One
-//! pass per text: all rules are matched, overlaps resolved (the longer match
-//! wins, then the earlier rule), each secret replaced once. The same secret
+//! pass per text: all rules are matched, overlaps resolved (the earliest,
+//! then longest match wins, then the earlier rule; a match it cuts into is
+//! redacted with it), each secret replaced once. The same secret
 //! gets the same placeholder everywhere in a bundle. The engine never keeps
 //! a secret where it could be printed: its `Debug` shows counts only, and
 //! [`Redaction`] records name the rule and placeholder, never the value.
@@ -15,6 +16,7 @@ pub mod rules;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::sync::Arc;
 
 use regex::bytes::{Regex, RegexBuilder, RegexSet};
 
@@ -87,10 +89,13 @@ struct Rule {
     keep_if: Option<fn(&[u8]) -> bool>,
 }
 
-/// Replaces secrets in texts bound for one bundle.
+/// Replaces secrets in texts bound for one bundle. A clone shares the
+/// compiled rules (and their warm search caches) and goes its own way from
+/// the state it was cloned in (the fuzz target clones a fresh one per input).
+#[derive(Clone)]
 pub struct Redactor {
-    rules: Vec<Rule>,
-    set: RegexSet,
+    rules: Arc<[Rule]>,
+    set: Arc<RegexSet>,
     /// Secret value to its placeholder: the same secret, the same placeholder.
     assigned: HashMap<Vec<u8>, String>,
     next: HashMap<String, usize>,
@@ -168,8 +173,8 @@ impl Redactor {
                 why: e.to_string(),
             })?;
         Ok(Self {
-            rules,
-            set,
+            rules: rules.into(),
+            set: Arc::new(set),
             assigned: HashMap::new(),
             next: HashMap::new(),
             counts: BTreeMap::new(),
@@ -244,9 +249,14 @@ impl Redactor {
         String::from_utf8_lossy(&out).into_owned()
     }
 
-    /// Every secret's span `(start, end, rule)`, sorted by start, the
-    /// longest first at each start, then the earlier rule. Overlaps remain;
-    /// callers skip a span that starts inside one already replaced.
+    /// Every secret's span `(start, end, rule)`, sorted by start, without
+    /// overlaps: at each start the longest wins (then the earlier rule), and
+    /// a match that starts inside an earlier one and runs past it grows the
+    /// earlier one, so that no match leaves its tail behind. Unless the
+    /// earlier rule saw where its secret ends (it matched context after
+    /// it, as `@` after a URL's credentials): then the later match only
+    /// reads past that end greedily (the `token` rule would take the host
+    /// of https://x-access-token:TOKEN@host/).
     fn spans(&self, input: &[u8]) -> Vec<(usize, usize, usize)> {
         // Text that already holds placeholders (redacted twice, or a bundle's
         // own output quoted back) keeps them: no match may touch one.
@@ -258,7 +268,8 @@ impl Redactor {
         } else {
             Vec::new()
         };
-        let mut spans: Vec<(usize, usize, usize)> = Vec::new();
+        // (start, end, rule, whether the rule matched context after the end)
+        let mut spans: Vec<(usize, usize, usize, bool)> = Vec::new();
         for index in &self.set.matches(input) {
             let rule = &self.rules[index];
             for caps in rule.regex.captures_iter(input) {
@@ -281,11 +292,23 @@ impl Redactor {
                 if rule.keep_if.is_some_and(|keep| !keep(value)) {
                     continue;
                 }
-                spans.push((m.start(), m.end(), index));
+                spans.push((m.start(), m.end(), index, whole.1 > m.end()));
             }
         }
         spans.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)).then(a.2.cmp(&b.2)));
-        spans
+        let mut merged: Vec<(usize, usize, usize, bool)> = Vec::with_capacity(spans.len());
+        for (start, end, index, bounded) in spans {
+            match merged.last_mut() {
+                Some(last) if start < last.1 => {
+                    if !last.3 && end > last.1 {
+                        last.1 = end;
+                        last.3 = bounded;
+                    }
+                }
+                _ => merged.push((start, end, index, bounded)),
+            }
+        }
+        merged.into_iter().map(|(s, e, i, _)| (s, e, i)).collect()
     }
 
     /// Redacts text.

@@ -516,3 +516,26 @@ fn a_megabyte_of_log_is_redacted_in_one_pass() {
     assert!(!out.contains(GHP));
     assert_eq!(r.events().len(), 1);
 }
+
+#[test]
+fn a_match_cut_into_by_an_earlier_one_leaves_no_tail() {
+    // Found by the `redact` fuzz target: a key block cut short by a log tail
+    // swallowed `sk` of the Stripe key after it, and the rest survived.
+    let text = "7rS9tU1vW3xY5zA7b-----BEGIN PRIVATE KEY-----\nsk_live_jEzmH1oJ3qL5sNxuPzwR1yT\nafter the secret\n";
+    let mut r = redactor();
+    let out = r.redact_str("t", text);
+    assert!(!out.contains("jEzmH1oJ3qL5sNxuPzwR1yT"), "{out:?}");
+    assert_eq!(
+        out,
+        "7rS9tU1vW3xY5zA7b[REDACTED:private-key:1]\nafter the secret\n"
+    );
+    let ghp = format!("-----BEGIN PRIVATE KEY-----\n\n{GHP}\n");
+    let out = r.redact_str("t", &ghp);
+    assert!(!out.contains(&GHP[4..]), "{out:?}");
+    // An assignment whose name the key block's body swallows half of.
+    let out = r.redact_str(
+        "t",
+        "-----BEGIN PRIVATE KEY-----\ndb_password=hunter_2hunter_2\n",
+    );
+    assert!(!out.contains("hunter"), "{out:?}");
+}

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod bounded;
+pub mod hostile;
 pub mod pty;
 pub mod reports;
 pub mod zipper;
@@ -156,8 +158,8 @@ impl Run {
         self
     }
 
-    /// Runs the binary to completion and captures what it said.
-    pub fn run(self) -> Outcome {
+    /// The command this invocation runs, with its pipes set up.
+    fn command(&self) -> Command {
         let bin = OsString::from(env!("CARGO_BIN_EXE_bugpack"));
         let mut cmd = match self.wrapper.split_first() {
             Some((program, rest)) => {
@@ -188,7 +190,12 @@ impl Run {
                 None => cmd.env_remove(key),
             };
         }
-        let mut child = cmd.spawn().expect("spawn bugpack");
+        cmd
+    }
+
+    /// Runs the binary to completion and captures what it said.
+    pub fn run(self) -> Outcome {
+        let mut child = self.command().spawn().expect("spawn bugpack");
         if let Some(bytes) = self.stdin {
             let mut stdin = child.stdin.take().unwrap();
             std::thread::spawn(move || {

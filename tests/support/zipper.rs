@@ -47,7 +47,7 @@ pub struct Zip {
     pub suffix: Vec<u8>,
 }
 
-fn deflate(data: &[u8]) -> Vec<u8> {
+pub fn deflate(data: &[u8]) -> Vec<u8> {
     let mut enc = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::new(6));
     enc.write_all(data).unwrap();
     enc.finish().unwrap()
@@ -62,7 +62,7 @@ fn u32le(out: &mut Vec<u8>, v: u32) {
 }
 
 /// A local file header.
-fn local_header(
+pub fn local_header(
     name: &[u8],
     method: u16,
     flags: u16,
@@ -88,7 +88,7 @@ fn local_header(
 
 /// A central directory record.
 #[allow(clippy::too_many_arguments)]
-fn central_record(
+pub fn central_record(
     name: &[u8],
     method: u16,
     flags: u16,
@@ -120,7 +120,7 @@ fn central_record(
     c
 }
 
-fn end_record(count: usize, cd_size: usize, cd_offset: usize) -> Vec<u8> {
+pub fn end_record(count: usize, cd_size: usize, cd_offset: usize) -> Vec<u8> {
     let mut e = Vec::new();
     u32le(&mut e, 0x0605_4b50);
     u16le(&mut e, 0);
