@@ -977,6 +977,8 @@ fn bad_files_inside_directories_and_globs_are_skipped_with_a_warning() {
     sb.write("conf/deep/er/nested.ini", "b = 2\n");
     sb.write("conf/blob.db", b"SQLite format 3\0\x01\x02".as_slice());
     sb.write("conf/big.ini", vec![b'x'; (1 << 20) + 1]);
+    // U+2215 reads as `/` and some unzip tools make it one: no reader takes it.
+    sb.write("conf/a\u{2215}b.ini", "c = 3\n");
     sb.write("logs/app.log", "started\nready\n");
     let mut random = vec![0u8; 100 << 10];
     fs::File::open("/dev/urandom")
@@ -1010,9 +1012,10 @@ fn bad_files_inside_directories_and_globs_are_skipped_with_a_warning() {
         .lines()
         .filter(|l| l.starts_with("warning: skipped"))
         .collect();
-    assert_eq!(warnings.len(), 4, "{}", out.stderr);
+    assert_eq!(warnings.len(), 5, "{}", out.stderr);
     for (file, why) in [
         ("conf/blob.db", "binary"),
+        ("conf/a\u{2215}b.ini", "look-alike of `/`"),
         ("conf/big.ini", "over the 1048576 byte limit"),
         ("logs/core.log", "binary"),
         ("bad-\u{fffd}.log", "not UTF-8"),
@@ -1056,6 +1059,13 @@ fn bad_files_inside_directories_and_globs_are_skipped_with_a_warning() {
         .run()
         .success()
         .stderr_has("core.log: binary");
+    // A name no reader would take, named on its own: the user can rename it.
+    sb.bugpack()
+        .args(["capture", "-o", "d.zip", "--config", "conf/a\u{2215}b.ini"])
+        .run()
+        .code(2)
+        .stderr_has("look-alike of `/`");
+    assert!(!sb.path("d.zip").exists());
 }
 
 #[test]

@@ -60,6 +60,7 @@ pub struct Bundle {
     manifest: Manifest,
     manifest_bytes: Vec<u8>,
     signature: Option<Vec<u8>>,
+    signer: Option<crate::sign::Signer>,
     scenario: Option<ScenarioFile>,
     file_size: u64,
 }
@@ -145,6 +146,7 @@ impl Bundle {
             manifest,
             manifest_bytes,
             signature: None,
+            signer: None,
             scenario: None,
             file_size: layout.file_size,
         };
@@ -153,9 +155,10 @@ impl Bundle {
             let signature = bundle.zip.read_capped(SIGNATURE, MAX_SIGNATURE_BYTES)?;
             // A signature that does not verify over these manifest bytes is
             // a tampered or forged bundle, whoever the key belongs to.
-            crate::sign::check(&bundle.manifest_bytes, &signature)
+            let (_, signer) = crate::sign::check(&bundle.manifest_bytes, &signature)
                 .map_err(|e| Rejection::Signature(e.to_string()))?;
             bundle.signature = Some(signature);
+            bundle.signer = Some(signer);
         }
         let listed: Vec<(String, u64, String)> = bundle
             .manifest
@@ -254,6 +257,12 @@ impl Bundle {
     /// the manifest, but whose key made it is the caller's question.
     pub fn signature(&self) -> Option<&[u8]> {
         self.signature.as_deref()
+    }
+
+    /// The key that made the signature, when the bundle carries one: not
+    /// yet checked against any key the caller trusts.
+    pub fn signer(&self) -> Option<&crate::sign::Signer> {
+        self.signer.as_ref()
     }
 
     /// The bundle's scenario, checked against its schema.

@@ -512,9 +512,16 @@ impl<'a> Packer<'a> {
             .filter(|r| !r.as_os_str().is_empty())
             .or_else(|| abs.file_name().map(Path::new))
             .ok_or_else(|| "names no file".to_owned())?;
-        rel.to_str()
-            .map(str::to_owned)
-            .ok_or_else(|| "the file name is not UTF-8; rename it or leave it out".to_owned())
+        let name = rel
+            .to_str()
+            .ok_or_else(|| "the file name is not UTF-8; rename it or leave it out".to_owned())?;
+        // The rules every bundle reader applies (no look-alike separators,
+        // no control characters...): a name they would refuse is caught
+        // here, where one file can be skipped, not when the bundle is written.
+        crate::bundle::check_entry_path(name).map_err(|why| {
+            format!("its name cannot go into a bundle: {why}; rename it or leave it out")
+        })?;
+        Ok(name.to_owned())
     }
 
     /// The files under a directory the user named; the directory itself

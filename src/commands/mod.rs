@@ -79,33 +79,15 @@ pub(crate) fn run(command: Command, ui: &Ui) -> Result<Status> {
     }
 }
 
-/// A bundle's signature, checked against the key it carries (no trust root).
-pub(crate) enum SignatureState {
-    Unsigned,
-    Valid(bugpack::sign::Signer),
-    Invalid(bugpack::sign::SignError),
-}
-
-impl SignatureState {
-    pub(crate) fn of(bundle: &bugpack::bundle::Bundle) -> Self {
-        match bundle.signature() {
-            None => Self::Unsigned,
-            Some(sig) => match bugpack::sign::check(bundle.manifest_bytes(), sig) {
-                Ok((_, signer)) => Self::Valid(signer),
-                Err(e) => Self::Invalid(e),
-            },
-        }
-    }
-}
-
 /// One line on a bundle's signature, for `inspect` and consent prompts.
 pub(crate) fn signature_summary(bundle: &bugpack::bundle::Bundle) -> String {
-    match SignatureState::of(bundle) {
-        SignatureState::Unsigned => "unsigned".to_owned(),
-        SignatureState::Valid(s) => format!(
+    // The reader refused any signature that does not verify over the
+    // manifest: what is left is unsigned, or signed by a key not yet trusted.
+    match bundle.signer() {
+        None => "unsigned".to_owned(),
+        Some(s) => format!(
             "signed by {} (valid; run `bugpack verify --key ...` to check it is the key you trust)",
             s.fingerprint
         ),
-        SignatureState::Invalid(e) => format!("INVALID: {e}"),
     }
 }
