@@ -766,7 +766,7 @@ fn a_missing_output_directory_and_an_empty_title_are_usage_errors() {
         .code(2)
         .one_line_error()
         .stderr_has("the directory no-such-dir does not exist")
-        .stderr_lacks(".partial");
+        .stderr_lacks("partial");
     bad_capture(&sb, &["--title", ""], 2, "--title is empty");
     bad_capture(&sb, &["--title", "  "], 2, "--title is empty");
     assert_eq!(sb.listing(), before);

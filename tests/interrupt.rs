@@ -489,3 +489,62 @@ fn sigkill_while_capture_writes_leaves_nothing_at_the_output_and_the_next_captur
     assert_eq!(names_in(&sb.tmp()), ["bugpack-capture-partial-live00"]);
     drop((live_lock, live_tmp_lock));
 }
+
+#[test]
+fn sigkill_while_sign_rewrites_leaves_the_bundle_whole_and_the_next_sign_sweeps_it() {
+    use crate::support::zipper::BundleSpec;
+    let sb = Sandbox::new();
+    sb.bugpack().arg("keygen").run().success();
+    // Random bytes do not compress: rewriting them takes long enough to
+    // be caught in the middle.
+    let mut random = vec![0u8; 48 << 20];
+    fs::File::open("/dev/urandom")
+        .unwrap()
+        .read_exact(&mut random)
+        .unwrap();
+    let mut zip = BundleSpec::valid().with_file("logs/big.log", random).zip();
+    for e in &mut zip.entries {
+        e.deflate = false;
+    }
+    let original = zip.bytes();
+    drop(zip);
+    sb.write("b.zip", &original);
+    let before = names_in(&sb.dir());
+    let child = spawn(&sb, &["sign", "b.zip"], &[]);
+    wait_until("the writer to start", || {
+        names_in(&sb.dir())
+            .iter()
+            .any(|n| is_partial_of(n, "b.zip"))
+    });
+    send(&child, Signal::SIGKILL);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), None, "killed");
+    // The bundle is as it was; what is left beside it is named for what it is.
+    assert!(
+        fs::read(sb.path("b.zip")).unwrap() == original,
+        "b.zip changed"
+    );
+    let after = names_in(&sb.dir());
+    let new: Vec<&String> = after.iter().filter(|n| !before.contains(n)).collect();
+    assert_eq!(new.len(), 1, "{after:?}");
+    assert!(is_partial_of(new[0], "b.zip"), "{new:?}");
+    let killed = sb.path(new[0]);
+    assert!(killed.is_dir());
+
+    // What a live writer of b.zip holds, and names not its own, stay.
+    let (live, live_lock) = held_partial(sb.path(".b.zip.bugpack-partial-live00"));
+    let other = sb.path(".c.zip.bugpack-partial-abc123");
+    fs::create_dir(&other).unwrap();
+    sb.bugpack().args(["sign", "b.zip"]).run().success();
+    assert!(
+        !killed.exists(),
+        "the killed sign's partial output is still there"
+    );
+    assert!(live.exists() && other.exists());
+    sb.bugpack()
+        .args(["verify", "b.zip", "--key"])
+        .arg(sb.home().join(".config/bugpack/id_ed25519.pub"))
+        .run()
+        .success();
+    drop(live_lock);
+}

@@ -11,7 +11,6 @@ pub mod git;
 pub mod interrupt;
 pub mod network;
 pub mod observe;
-pub mod partial;
 pub mod profile;
 pub mod run_line;
 pub mod system;
