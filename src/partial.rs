@@ -25,6 +25,13 @@ use tempfile::TempDir;
 /// The prefix of a capture's staging directory in TMPDIR.
 pub const STAGING_PREFIX: &str = "bugpack-capture-partial-";
 
+/// The prefix of the directory in TMPDIR that holds a replay's runs (the
+/// scenario's copies and whatever its processes wrote).
+pub const RUNS_PREFIX: &str = "bugpack-replay-partial-";
+
+/// The prefix of a directory in TMPDIR a bundle is extracted into.
+pub const EXTRACT_PREFIX: &str = "bugpack-bundle-partial-";
+
 /// The prefix of the private directory a bundle named `name` is written
 /// in, beside it, before it is renamed into place.
 pub fn output_prefix(name: &str) -> String {
@@ -77,14 +84,19 @@ impl Partial {
         )))
     }
 
+    /// Sweeps what killed processes left in `parent` under `prefix`, then
+    /// creates and locks a new directory there ([`Partial::create`]).
+    pub fn fresh(parent: &Path, prefix: &str) -> io::Result<Self> {
+        sweep(parent, prefix);
+        Self::create(parent, prefix)
+    }
+
     /// Sweeps what killed writers of `output` left beside it, then creates
     /// and locks a private directory there ([`output_prefix`]), from which
     /// a finished file is renamed onto `output`.
     pub fn beside(output: &Path) -> io::Result<Self> {
         let (dir, name) = split_output(output);
-        let prefix = output_prefix(&name);
-        sweep(&dir, &prefix);
-        Self::create(&dir, &prefix)
+        Self::fresh(&dir, &output_prefix(&name))
     }
 
     pub fn path(&self) -> &Path {

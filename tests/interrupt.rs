@@ -548,3 +548,111 @@ fn sigkill_while_sign_rewrites_leaves_the_bundle_whole_and_the_next_sign_sweeps_
         .success();
     drop(live_lock);
 }
+
+#[test]
+fn sigkill_mid_replay_leaves_named_dirs_that_the_next_replay_sweeps_and_spares_live_ones() {
+    use std::os::unix::fs::MetadataExt as _;
+    let sb = Sandbox::new();
+    let marker = &crate::support::marker("61027.2291");
+    let _reap = KillOnDrop(marker);
+    let hang = scenario(
+        &sb,
+        "hang",
+        &format!(
+            "name: hang\nenv: {{MARK: '{marker}'}}\n\
+             run: 'echo started > $BUGPACK_RUN_DIR/started; sleep {marker}'\n\
+             timeout: 300s\nexpect: {{hang: true}}\n"
+        ),
+        &[],
+    );
+    let quick = scenario(
+        &sb,
+        "quick",
+        "name: quick\nrun: exit 3\nexpect: {exit: 3}\n",
+        &[],
+    );
+    for (out, dir) in [("hang.zip", &hang), ("quick.zip", &quick)] {
+        sb.bugpack()
+            .args(["capture", "-o", out, "--title", "t", "--scenario", dir])
+            .run()
+            .success();
+    }
+    let child = spawn(
+        &sb,
+        &["replay", "hang.zip", "--yes", "--runs", "1"],
+        &[("BUGPACK_TEST_MARK", marker)],
+    );
+    wait_until("the run to start", || exists_under(&sb.tmp(), "started"));
+    send(&child, Signal::SIGKILL);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), None, "killed");
+    // The run itself is not this test's concern: stop it, so that only
+    // what is on disk is left.
+    drop(KillOnDrop(marker));
+    wait_until("the killed replay's processes to end", || {
+        processes_holding(marker).is_empty()
+    });
+
+    // What is left is named for what it is: the runs and the extracted bundle.
+    let left = names_in(&sb.tmp());
+    assert_eq!(left.len(), 2, "{left:?}");
+    let runs = sb.tmp().join(
+        left.iter()
+            .find(|n| n.starts_with("bugpack-replay-partial-"))
+            .unwrap_or_else(|| panic!("no runs' directory in {left:?}")),
+    );
+    let bundle = sb.tmp().join(
+        left.iter()
+            .find(|n| n.starts_with("bugpack-bundle-partial-"))
+            .unwrap_or_else(|| panic!("no extracted bundle in {left:?}")),
+    );
+    assert!(bundle.join("scenario/scenario.yaml").is_file());
+    let run_dir = runs.join("cell0-run0");
+    assert!(run_dir.join("started").is_file(), "{:?}", names_in(&runs));
+    if nix::unistd::Uid::effective().is_root() {
+        // The sandbox user's files: root removes them all the same.
+        assert_eq!(fs::metadata(run_dir.join("started")).unwrap().uid(), 65534);
+    }
+    // A link a run left inside points out of the directory: removing the
+    // directory removes the link, not what it points to.
+    let outside = sb.path("outside");
+    fs::create_dir(&outside).unwrap();
+    fs::write(outside.join("precious"), "keep").unwrap();
+    std::os::unix::fs::symlink(&outside, run_dir.join("link")).unwrap();
+
+    // Another replay's directories, still held; a symlink and a file
+    // with the prefix; none of them is the next replay's to remove.
+    let (live_runs, live_runs_lock) = held_partial(sb.tmp().join("bugpack-replay-partial-live00"));
+    let (live_bundle, live_bundle_lock) =
+        held_partial(sb.tmp().join("bugpack-bundle-partial-live00"));
+    let link = sb.tmp().join("bugpack-replay-partial-link00");
+    std::os::unix::fs::symlink(&outside, &link).unwrap();
+    let file = sb.tmp().join("bugpack-bundle-partial-file00");
+    fs::write(&file, "").unwrap();
+    let mut spared = vec![live_runs.clone(), live_bundle.clone(), file.clone()];
+    if nix::unistd::Uid::effective().is_root() {
+        let theirs = sb.tmp().join("bugpack-replay-partial-other0");
+        fs::create_dir(&theirs).unwrap();
+        std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
+        spared.push(theirs);
+    }
+
+    sb.bugpack()
+        .args(["replay", "quick.zip", "--yes", "--runs", "1"])
+        .run()
+        .success();
+    assert!(!runs.exists(), "the killed replay's runs are still there");
+    assert!(
+        !bundle.exists(),
+        "the killed replay's bundle is still there"
+    );
+    assert_eq!(
+        fs::read_to_string(outside.join("precious")).unwrap(),
+        "keep"
+    );
+    for kept in &spared {
+        assert!(kept.exists(), "{} was removed", kept.display());
+    }
+    assert!(fs::symlink_metadata(&link).unwrap().is_symlink());
+    drop((live_runs_lock, live_bundle_lock));
+}

@@ -86,10 +86,9 @@ fn capture(
         _ => None,
     };
     let tmp = std::env::temp_dir();
-    partial::sweep(&tmp, partial::STAGING_PREFIX);
     let staging = interrupt.create(
         || {
-            Partial::create(&tmp, partial::STAGING_PREFIX).with_context(|| {
+            Partial::fresh(&tmp, partial::STAGING_PREFIX).with_context(|| {
                 format!("cannot create a temporary directory in {}", tmp.display())
             })
         },

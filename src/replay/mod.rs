@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use nix::sys::signal::Signal;
 
+use crate::partial::Partial;
 use crate::report::{Axes, CellReport, FirstReproduction, IsolationInfo, Report, RunResult};
 use crate::scenario::{Readiness, Scenario};
 use matrix::{Cache, Cell};
@@ -130,10 +131,7 @@ pub fn replay(
     progress: &dyn Progress,
 ) -> anyhow::Result<Report> {
     let started = Instant::now();
-    let root = tempfile::Builder::new()
-        .prefix("bugpack-replay-")
-        .tempdir()
-        .context("cannot create a directory for the runs")?;
+    let root = RunsRoot::create(plan.keep).context("cannot create a directory for the runs")?;
     tracing::debug!("the runs' directories go under {}", root.path().display());
     if plan.isolation.run_as.is_some() {
         // Runs take another uid; they must be able to reach their directories.
@@ -243,9 +241,9 @@ pub fn replay(
             });
         }
     });
-    if plan.keep {
+    if let RunsRoot::Kept(dir) = root {
         // The user asked to keep the runs: leave the directory in place.
-        let kept = root.keep();
+        let kept = dir.keep();
         tracing::info!("kept the runs' directories in {}", kept.display());
     }
     let mut by_cell: BTreeMap<usize, Vec<RunResult>> = BTreeMap::new();
@@ -288,6 +286,39 @@ pub fn replay(
         first_reproduction: first.into_inner().ok().flatten(),
         cells,
     })
+}
+
+/// The directory in TMPDIR that holds every run's directory.
+enum RunsRoot {
+    /// Removed at the end; left by a killed replay, swept by the next one
+    /// ([`Partial`]).
+    Swept(Partial),
+    /// Kept at the end (`--keep`), under a name no sweep takes.
+    Kept(tempfile::TempDir),
+}
+
+/// The prefix of the directory in TMPDIR that holds the runs of `--keep`.
+const KEPT_PREFIX: &str = "bugpack-replay-kept-";
+
+impl RunsRoot {
+    fn create(keep: bool) -> std::io::Result<Self> {
+        let tmp = std::env::temp_dir();
+        if keep {
+            let dir = tempfile::Builder::new()
+                .prefix(KEPT_PREFIX)
+                .tempdir_in(&tmp)?;
+            Ok(Self::Kept(dir))
+        } else {
+            Partial::fresh(&tmp, crate::partial::RUNS_PREFIX).map(Self::Swept)
+        }
+    }
+
+    fn path(&self) -> &Path {
+        match self {
+            Self::Swept(p) => p.path(),
+            Self::Kept(d) => d.path(),
+        }
+    }
 }
 
 /// The part of the work list that the plan's shard runs (all of it unsharded).
