@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::reports::{JReport, cell_min_duration, scenario};
 use crate::support::zipper::{BundleSpec, Entry};
-use crate::support::{Sandbox, marker};
+use crate::support::{Sandbox, marker, rendered_tags};
 
 /// Replays with `--yes --json`, checks the exit code, returns the report.
 fn replay(
@@ -1342,30 +1342,6 @@ fn a_closed_stdout_loses_neither_the_report_files_nor_the_verdict() {
     let md = fs::read_to_string(sb.path("r.md")).unwrap();
     assert!(md.contains("**not reproduced"), "{md}");
     nothing_left(&sb);
-}
-
-/// The HTML tags a GitHub-flavoured Markdown renderer makes of `md`, with
-/// GitHub's extensions on and raw HTML passed through (as GitHub passes
-/// the tags it allows), so that any HTML a run smuggled in shows up.
-fn rendered_tags(md: &str) -> (String, BTreeMap<String, usize>) {
-    use pulldown_cmark::{Options, Parser, html};
-    let mut html_out = String::new();
-    html::push_html(
-        &mut html_out,
-        Parser::new_ext(md, Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH),
-    );
-    let mut tags = BTreeMap::new();
-    for piece in html_out.split('<').skip(1) {
-        let name: String = piece
-            .trim_start_matches('/')
-            .chars()
-            .take_while(char::is_ascii_alphanumeric)
-            .collect();
-        if !piece.starts_with('/') {
-            *tags.entry(name).or_insert(0) += 1;
-        }
-    }
-    (html_out, tags)
 }
 
 #[test]
