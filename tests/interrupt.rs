@@ -656,3 +656,77 @@ fn sigkill_mid_replay_leaves_named_dirs_that_the_next_replay_sweeps_and_spares_l
     assert!(fs::symlink_metadata(&link).unwrap().is_symlink());
     drop((live_runs_lock, live_bundle_lock));
 }
+
+#[test]
+fn sigint_while_a_debugger_takes_a_hang_s_stacks_cuts_the_diagnostics_short() {
+    let sb = Sandbox::new();
+    let marker = &crate::support::marker("40961.7713");
+    let _reap = KillOnDrop(marker);
+    // A debugger as slow as gdb attaching on a loaded machine: it says
+    // where it runs, then never finishes (bugpack gives gdb 8 s). It
+    // inherits bugpack's environment, marker included.
+    let started = sb.path("debugger-started");
+    sb.write(
+        "bin/gdb",
+        format!(
+            "#!/bin/sh\nset -- $(cat /proc/$$/stat)\necho \"$1 $5\" > {}\nexec sleep {marker}\n",
+            started.display()
+        ),
+    );
+    fs::set_permissions(
+        sb.path("bin/gdb"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let path = format!(
+        "{}:{}",
+        sb.path("bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let s = scenario(
+        &sb,
+        "diag",
+        &format!(
+            "name: diag\nenv: {{MARK: '{marker}'}}\n\
+             run: 'sleep {marker}'\ntimeout: 1s\nexpect: {{hang: true}}\n"
+        ),
+        &[],
+    );
+    let child = spawn(
+        &sb,
+        &["replay", &s, "--yes", "--json", "r.json", "--runs", "1"],
+        &[("BUGPACK_TEST_MARK", marker), ("PATH", &path)],
+    );
+    wait_until("the debugger to start", || started.exists());
+    send(&child, Signal::SIGINT);
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stdout}\n{stderr}");
+    assert!(stderr.contains("interrupted after 1 run;"), "{stderr}");
+    // The debugger had a process group of its own: a Ctrl-C at the
+    // terminal reaches bugpack, not it.
+    let ids = fs::read_to_string(&started).unwrap();
+    let (pid, pgid) = ids.trim().split_once(' ').unwrap();
+    assert_eq!(pid, pgid, "the debugger leads its own group");
+    // The run is reported with what was gathered, marked as cut short.
+    let r: JReport = serde_json::from_str(&fs::read_to_string(sb.path("r.json")).unwrap()).unwrap();
+    let run = &r.cells[0].results[0];
+    assert_eq!(
+        (run.outcome.as_str(), run.reason.as_str()),
+        ("reproduced", "hang")
+    );
+    assert!(
+        run.diagnostics.as_ref().is_some_and(|d| !d.is_empty()),
+        "{run:?}"
+    );
+    assert!(run.diagnostics_cut_short, "{run:?}");
+    assert!(
+        stdout.contains("hung; its processes (diagnostics cut short by the interrupt):"),
+        "{stdout}"
+    );
+    // Neither the debugger nor the run outlived bugpack.
+    let left = processes_holding(marker);
+    assert!(left.is_empty(), "survived: {left:#?}");
+    assert!(names_in(&sb.tmp()).is_empty());
+}
