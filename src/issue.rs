@@ -2,8 +2,11 @@
 //!
 //! Capture renders it twice: into the bundle as `ISSUE.md` (which cannot
 //! name the bundle's own hash, nor the manifest's id, which covers it) and
-//! beside the bundle as `<output>.md` (which names the bundle and its hash). The values come from the redacted entries, never from raw input,
-//! so the text can no more leak a secret than the bundle can.
+//! beside the bundle as `<output>.md` (which names the bundle and its hash).
+//! The values come from the redacted entries, never from raw input, so the
+//! text can no more leak a secret than the bundle can; and every value goes
+//! through [`crate::markdown`] in the template, so that a hostile bundle
+//! cannot put HTML, links or mentions into the issue.
 
 use std::sync::OnceLock;
 
@@ -12,6 +15,11 @@ use serde::Serialize;
 
 use crate::capture::observe::{Ending, Observed};
 use crate::capture::system::SystemInfo;
+use crate::markdown;
+use crate::report::table::printable;
+
+/// What `steps.md` says when the reporter gave no steps.
+pub const NO_STEPS: &str = "_The reporter gave no steps._";
 
 /// How many lines of each output stream the issue shows.
 const TAIL_LINES: usize = 30;
@@ -22,6 +30,7 @@ pub struct IssueData {
     pub title: String,
     pub created: String,
     pub bugpack_version: String,
+    /// The reporter's steps; empty when there are none.
     pub steps: String,
     pub environment: Vec<(String, String)>,
     pub observed: Option<ObservedView>,
@@ -95,7 +104,7 @@ pub fn environment_rows(system: &SystemInfo) -> Vec<(String, String)> {
             system
                 .proxy
                 .iter()
-                .map(|(k, v)| format!("`{k}={v}`"))
+                .map(|(k, v)| format!("{k}={v}"))
                 .collect::<Vec<_>>()
                 .join(" ")
         }),
@@ -152,11 +161,10 @@ pub fn observed_view(observed: &Observed, stdout: &[u8], stderr: &[u8]) -> Obser
         ));
         tail.push_str(&lines[lines.len().saturating_sub(TAIL_LINES)..].join("\n"));
     }
-    let longest = tail.split(|c| c != '`').map(str::len).max().unwrap_or(0);
     ObservedView {
-        command: observed.command.replace('`', "'"),
+        command: observed.command.clone(),
         summary,
-        fence: "`".repeat(longest.max(2) + 1),
+        fence: markdown::fence(&tail),
         tail,
     }
 }
@@ -178,8 +186,14 @@ fn environment() -> &'static Environment<'static> {
         {
             env.set_syntax(syntax);
         }
-        env.add_filter("cell", |value: String| {
-            value.replace('|', "\\|").replace(['\n', '\r'], " ")
+        // Every value comes from a bundle or the environment: text, never
+        // Markdown or HTML of its own.
+        env.add_filter("text", |value: String| markdown::text(&value));
+        env.add_filter("lines", |value: String| markdown::lines(&value));
+        env.add_filter("code", |value: String| markdown::code(&value));
+        // A word on a shell line in a fenced block: quoted, on one line.
+        env.add_filter("sh", |value: String| {
+            printable(&shlex::try_quote(&value).map_or_else(|_| value.clone(), Into::into))
         });
         // The template ships in the binary and is covered by tests; failing
         // to parse it is a build defect, reported on first render.

@@ -10,6 +10,8 @@ pub mod ci;
 pub mod diff;
 pub mod error;
 pub mod issue;
+pub mod markdown;
+pub mod partial;
 pub mod proxy;
 pub mod redact;
 pub mod replay;

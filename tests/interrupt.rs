@@ -489,3 +489,244 @@ fn sigkill_while_capture_writes_leaves_nothing_at_the_output_and_the_next_captur
     assert_eq!(names_in(&sb.tmp()), ["bugpack-capture-partial-live00"]);
     drop((live_lock, live_tmp_lock));
 }
+
+#[test]
+fn sigkill_while_sign_rewrites_leaves_the_bundle_whole_and_the_next_sign_sweeps_it() {
+    use crate::support::zipper::BundleSpec;
+    let sb = Sandbox::new();
+    sb.bugpack().arg("keygen").run().success();
+    // Random bytes do not compress: rewriting them takes long enough to
+    // be caught in the middle.
+    let mut random = vec![0u8; 48 << 20];
+    fs::File::open("/dev/urandom")
+        .unwrap()
+        .read_exact(&mut random)
+        .unwrap();
+    let mut zip = BundleSpec::valid().with_file("logs/big.log", random).zip();
+    for e in &mut zip.entries {
+        e.deflate = false;
+    }
+    let original = zip.bytes();
+    drop(zip);
+    sb.write("b.zip", &original);
+    let before = names_in(&sb.dir());
+    let child = spawn(&sb, &["sign", "b.zip"], &[]);
+    wait_until("the writer to start", || {
+        names_in(&sb.dir())
+            .iter()
+            .any(|n| is_partial_of(n, "b.zip"))
+    });
+    send(&child, Signal::SIGKILL);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), None, "killed");
+    // The bundle is as it was; what is left beside it is named for what it is.
+    assert!(
+        fs::read(sb.path("b.zip")).unwrap() == original,
+        "b.zip changed"
+    );
+    let after = names_in(&sb.dir());
+    let new: Vec<&String> = after.iter().filter(|n| !before.contains(n)).collect();
+    assert_eq!(new.len(), 1, "{after:?}");
+    assert!(is_partial_of(new[0], "b.zip"), "{new:?}");
+    let killed = sb.path(new[0]);
+    assert!(killed.is_dir());
+
+    // What a live writer of b.zip holds, and names not its own, stay.
+    let (live, live_lock) = held_partial(sb.path(".b.zip.bugpack-partial-live00"));
+    let other = sb.path(".c.zip.bugpack-partial-abc123");
+    fs::create_dir(&other).unwrap();
+    sb.bugpack().args(["sign", "b.zip"]).run().success();
+    assert!(
+        !killed.exists(),
+        "the killed sign's partial output is still there"
+    );
+    assert!(live.exists() && other.exists());
+    sb.bugpack()
+        .args(["verify", "b.zip", "--key"])
+        .arg(sb.home().join(".config/bugpack/id_ed25519.pub"))
+        .run()
+        .success();
+    drop(live_lock);
+}
+
+#[test]
+fn sigkill_mid_replay_leaves_named_dirs_that_the_next_replay_sweeps_and_spares_live_ones() {
+    use std::os::unix::fs::MetadataExt as _;
+    let sb = Sandbox::new();
+    let marker = &crate::support::marker("61027.2291");
+    let _reap = KillOnDrop(marker);
+    let hang = scenario(
+        &sb,
+        "hang",
+        &format!(
+            "name: hang\nenv: {{MARK: '{marker}'}}\n\
+             run: 'echo started > $BUGPACK_RUN_DIR/started; sleep {marker}'\n\
+             timeout: 300s\nexpect: {{hang: true}}\n"
+        ),
+        &[],
+    );
+    let quick = scenario(
+        &sb,
+        "quick",
+        "name: quick\nrun: exit 3\nexpect: {exit: 3}\n",
+        &[],
+    );
+    for (out, dir) in [("hang.zip", &hang), ("quick.zip", &quick)] {
+        sb.bugpack()
+            .args(["capture", "-o", out, "--title", "t", "--scenario", dir])
+            .run()
+            .success();
+    }
+    let child = spawn(
+        &sb,
+        &["replay", "hang.zip", "--yes", "--runs", "1"],
+        &[("BUGPACK_TEST_MARK", marker)],
+    );
+    wait_until("the run to start", || exists_under(&sb.tmp(), "started"));
+    send(&child, Signal::SIGKILL);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), None, "killed");
+    // The run itself is not this test's concern: stop it, so that only
+    // what is on disk is left.
+    drop(KillOnDrop(marker));
+    wait_until("the killed replay's processes to end", || {
+        processes_holding(marker).is_empty()
+    });
+
+    // What is left is named for what it is: the runs and the extracted bundle.
+    let left = names_in(&sb.tmp());
+    assert_eq!(left.len(), 2, "{left:?}");
+    let runs = sb.tmp().join(
+        left.iter()
+            .find(|n| n.starts_with("bugpack-replay-partial-"))
+            .unwrap_or_else(|| panic!("no runs' directory in {left:?}")),
+    );
+    let bundle = sb.tmp().join(
+        left.iter()
+            .find(|n| n.starts_with("bugpack-bundle-partial-"))
+            .unwrap_or_else(|| panic!("no extracted bundle in {left:?}")),
+    );
+    assert!(bundle.join("scenario/scenario.yaml").is_file());
+    let run_dir = runs.join("cell0-run0");
+    assert!(run_dir.join("started").is_file(), "{:?}", names_in(&runs));
+    if nix::unistd::Uid::effective().is_root() {
+        // The sandbox user's files: root removes them all the same.
+        assert_eq!(fs::metadata(run_dir.join("started")).unwrap().uid(), 65534);
+    }
+    // A link a run left inside points out of the directory: removing the
+    // directory removes the link, not what it points to.
+    let outside = sb.path("outside");
+    fs::create_dir(&outside).unwrap();
+    fs::write(outside.join("precious"), "keep").unwrap();
+    std::os::unix::fs::symlink(&outside, run_dir.join("link")).unwrap();
+
+    // Another replay's directories, still held; a symlink and a file
+    // with the prefix; none of them is the next replay's to remove.
+    let (live_runs, live_runs_lock) = held_partial(sb.tmp().join("bugpack-replay-partial-live00"));
+    let (live_bundle, live_bundle_lock) =
+        held_partial(sb.tmp().join("bugpack-bundle-partial-live00"));
+    let link = sb.tmp().join("bugpack-replay-partial-link00");
+    std::os::unix::fs::symlink(&outside, &link).unwrap();
+    let file = sb.tmp().join("bugpack-bundle-partial-file00");
+    fs::write(&file, "").unwrap();
+    let mut spared = vec![live_runs.clone(), live_bundle.clone(), file.clone()];
+    if nix::unistd::Uid::effective().is_root() {
+        let theirs = sb.tmp().join("bugpack-replay-partial-other0");
+        fs::create_dir(&theirs).unwrap();
+        std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
+        spared.push(theirs);
+    }
+
+    sb.bugpack()
+        .args(["replay", "quick.zip", "--yes", "--runs", "1"])
+        .run()
+        .success();
+    assert!(!runs.exists(), "the killed replay's runs are still there");
+    assert!(
+        !bundle.exists(),
+        "the killed replay's bundle is still there"
+    );
+    assert_eq!(
+        fs::read_to_string(outside.join("precious")).unwrap(),
+        "keep"
+    );
+    for kept in &spared {
+        assert!(kept.exists(), "{} was removed", kept.display());
+    }
+    assert!(fs::symlink_metadata(&link).unwrap().is_symlink());
+    drop((live_runs_lock, live_bundle_lock));
+}
+
+#[test]
+fn sigint_while_a_debugger_takes_a_hang_s_stacks_cuts_the_diagnostics_short() {
+    let sb = Sandbox::new();
+    let marker = &crate::support::marker("40961.7713");
+    let _reap = KillOnDrop(marker);
+    // A debugger as slow as gdb attaching on a loaded machine: it says
+    // where it runs, then never finishes (bugpack gives gdb 8 s). It
+    // inherits bugpack's environment, marker included.
+    let started = sb.path("debugger-started");
+    sb.write(
+        "bin/gdb",
+        format!(
+            "#!/bin/sh\nset -- $(cat /proc/$$/stat)\necho \"$1 $5\" > {}\nexec sleep {marker}\n",
+            started.display()
+        ),
+    );
+    fs::set_permissions(
+        sb.path("bin/gdb"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let path = format!(
+        "{}:{}",
+        sb.path("bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let s = scenario(
+        &sb,
+        "diag",
+        &format!(
+            "name: diag\nenv: {{MARK: '{marker}'}}\n\
+             run: 'sleep {marker}'\ntimeout: 1s\nexpect: {{hang: true}}\n"
+        ),
+        &[],
+    );
+    let child = spawn(
+        &sb,
+        &["replay", &s, "--yes", "--json", "r.json", "--runs", "1"],
+        &[("BUGPACK_TEST_MARK", marker), ("PATH", &path)],
+    );
+    wait_until("the debugger to start", || started.exists());
+    send(&child, Signal::SIGINT);
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stdout}\n{stderr}");
+    assert!(stderr.contains("interrupted after 1 run;"), "{stderr}");
+    // The debugger had a process group of its own: a Ctrl-C at the
+    // terminal reaches bugpack, not it.
+    let ids = fs::read_to_string(&started).unwrap();
+    let (pid, pgid) = ids.trim().split_once(' ').unwrap();
+    assert_eq!(pid, pgid, "the debugger leads its own group");
+    // The run is reported with what was gathered, marked as cut short.
+    let r: JReport = serde_json::from_str(&fs::read_to_string(sb.path("r.json")).unwrap()).unwrap();
+    let run = &r.cells[0].results[0];
+    assert_eq!(
+        (run.outcome.as_str(), run.reason.as_str()),
+        ("reproduced", "hang")
+    );
+    assert!(
+        run.diagnostics.as_ref().is_some_and(|d| !d.is_empty()),
+        "{run:?}"
+    );
+    assert!(run.diagnostics_cut_short, "{run:?}");
+    assert!(
+        stdout.contains("hung; its processes (diagnostics cut short by the interrupt):"),
+        "{stdout}"
+    );
+    // Neither the debugger nor the run outlived bugpack.
+    let left = processes_holding(marker);
+    assert!(left.is_empty(), "survived: {left:#?}");
+    assert!(names_in(&sb.tmp()).is_empty());
+}

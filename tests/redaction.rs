@@ -490,3 +490,27 @@ fn bugpacks_own_words_never_print_a_secret() {
         }
     }
 }
+
+#[test]
+fn a_token_in_a_url_query_goes_and_the_parameters_after_it_stay() {
+    let sb = Sandbox::new();
+    sb.write(
+        "app.log",
+        "GET /v1/items?access_token=q7Rt9Zx2Lm4Np8Vb&page=2&sort=name#top 200\n\
+         POST /login?user=bob&password=Hunt3rHunt3r&next=/home 302\n",
+    );
+    sb.bugpack()
+        .args(["capture", "-o", "bug.zip", "--log", "app.log"])
+        .run()
+        .success();
+    let bundle = sb.path("bug.zip");
+    for secret in ["q7Rt9Zx2Lm4Np8Vb", "Hunt3rHunt3r"] {
+        nowhere_in(&bundle, secret);
+    }
+    let log = crate::capture::entry(&bundle, "logs/app.log");
+    assert_eq!(
+        log,
+        "GET /v1/items?access_token=[REDACTED:token:1]&page=2&sort=name#top 200\n\
+         POST /login?user=bob&password=[REDACTED:password:1]&next=/home 302\n"
+    );
+}

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::reports::{JReport, cell_min_duration, scenario};
 use crate::support::zipper::{BundleSpec, Entry};
-use crate::support::{Sandbox, marker};
+use crate::support::{Sandbox, marker, rendered_tags};
 
 /// Replays with `--yes --json`, checks the exit code, returns the report.
 fn replay(
@@ -1300,28 +1300,48 @@ fn markdown_and_json_can_go_to_stdout() {
     nothing_left(&sb);
 }
 
-/// The HTML tags a GitHub-flavoured Markdown renderer makes of `md`, with
-/// GitHub's extensions on and raw HTML passed through (as GitHub passes
-/// the tags it allows), so that any HTML a run smuggled in shows up.
-fn rendered_tags(md: &str) -> (String, BTreeMap<String, usize>) {
-    use pulldown_cmark::{Options, Parser, html};
-    let mut html_out = String::new();
-    html::push_html(
-        &mut html_out,
-        Parser::new_ext(md, Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH),
+/// `bugpack replay ... --json FILE | head` whose reader is gone before the
+/// table comes: the files asked for are written all the same, and the exit
+/// code is the replay's answer (here 1, not reproduced), not a pipe's.
+#[test]
+fn a_closed_stdout_loses_neither_the_report_files_nor_the_verdict() {
+    let sb = Sandbox::new();
+    let s = scenario(
+        &sb,
+        "fine",
+        "name: fine\nrun: 'true'\nexpect: {exit: nonzero}\n",
+        &[],
     );
-    let mut tags = BTreeMap::new();
-    for piece in html_out.split('<').skip(1) {
-        let name: String = piece
-            .trim_start_matches('/')
-            .chars()
-            .take_while(char::is_ascii_alphanumeric)
-            .collect();
-        if !piece.starts_with('/') {
-            *tags.entry(name).or_insert(0) += 1;
-        }
-    }
-    (html_out, tags)
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(env!("CARGO_BIN_EXE_bugpack"))
+        .args([
+            "replay",
+            &s,
+            "--yes",
+            "--runs",
+            "1",
+            "--json",
+            "r.json",
+            "--markdown",
+            "r.md",
+        ])
+        .current_dir(sb.dir())
+        .env("TMPDIR", sb.tmp())
+        .env("HOME", sb.home())
+        .stdin(Stdio::null())
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr, "", "a closed pipe is not an error");
+    let r = read_report(&sb.path("r.json"), &stderr);
+    assert_eq!(r.verdict, "not-reproduced");
+    let md = fs::read_to_string(sb.path("r.md")).unwrap();
+    assert!(md.contains("**not reproduced"), "{md}");
+    nothing_left(&sb);
 }
 
 #[test]

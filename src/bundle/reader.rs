@@ -16,12 +16,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use sha2::{Digest, Sha256};
-use tempfile::TempDir;
 use zip::ZipArchive;
 
 use super::layout::{self, RawEntry, ScanError};
 use super::{MANIFEST, Manifest, Rejection, SCENARIO_FILE, SIGNATURE, check_entry_place};
 use crate::error::usage;
+use crate::partial::Partial;
 use crate::scenario::ScenarioFile;
 use crate::yaml::MAX_YAML_BYTES;
 
@@ -305,10 +305,10 @@ impl Bundle {
     /// Extracts the listed entries for which `wanted` says yes into a fresh
     /// temporary directory, re-hashing each as it is written. On any failure
     /// the directory is removed. Files are 0644, or 0755 when the entry says so.
-    pub fn extract(&mut self, wanted: impl Fn(&str) -> bool) -> anyhow::Result<TempDir> {
-        let dir = tempfile::Builder::new()
-            .prefix("bugpack-bundle-")
-            .tempdir()
+    /// The directory is a [`Partial`] in TMPDIR: what a killed bugpack left
+    /// there is swept first.
+    pub fn extract(&mut self, wanted: impl Fn(&str) -> bool) -> anyhow::Result<Partial> {
+        let dir = Partial::fresh(&std::env::temp_dir(), crate::partial::EXTRACT_PREFIX)
             .context("cannot create a temporary directory to extract the bundle into")?;
         let listed: Vec<_> = self
             .manifest

@@ -3,10 +3,12 @@
 //! Entries are sorted by path after the manifest (always first) and its
 //! signature; every entry has the DOS epoch as its time, mode 0644 or 0755,
 //! no extra fields. The same inputs therefore give the same bytes. The zip
-//! is written to a temporary file beside the output and renamed into place,
-//! so an interrupted capture never leaves a partial bundle at the output
-//! path. An entry that would compress past the readers' ratio limit is
-//! stored instead, so a bugpack bundle never looks like a zip bomb.
+//! is written in a private directory beside the output and renamed into
+//! place, so an interrupted capture or sign never leaves a partial bundle
+//! at the output path, and a killed one leaves a directory named for what
+//! it is, which the next write to that output removes ([`crate::partial`]).
+//! An entry that would compress past the readers' ratio limit is stored
+//! instead, so a bugpack bundle never looks like a zip bomb.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs::{self, File};
@@ -18,6 +20,8 @@ use anyhow::{Context as _, bail};
 use sha2::{Digest, Sha256};
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, DateTime, ZipWriter};
+
+use crate::partial::Partial;
 
 use super::reader::{Limits, ratio_offenders, sha256_file, sha256_stream};
 use super::{
@@ -174,6 +178,32 @@ impl BundleWriter {
     /// Writes the bundle to `output`; `sign`, when given, turns the manifest's
     /// bytes into an armored signature stored as `bugpack.yaml.sig`.
     pub fn write(&self, output: &Path, sign: Option<Signer<'_>>) -> anyhow::Result<Written> {
+        let (manifest, raw) = self.raw(sign)?;
+        let (size, sha256) = raw.write(output)?;
+        Ok(Written {
+            path: output.to_path_buf(),
+            size,
+            sha256,
+            manifest,
+        })
+    }
+
+    /// [`BundleWriter::write`] without the rename: writes the bundle at
+    /// `path`, in a private directory the caller made (see
+    /// [`crate::partial`]), to move it into place with other files.
+    pub fn write_to(&self, path: &Path, sign: Option<Signer<'_>>) -> anyhow::Result<Written> {
+        let (manifest, raw) = self.raw(sign)?;
+        let (size, sha256) = raw.write_to(path)?;
+        Ok(Written {
+            path: path.to_path_buf(),
+            size,
+            sha256,
+            manifest,
+        })
+    }
+
+    /// The manifest and the bundle to lay down, signed by `sign` if given.
+    fn raw(&self, sign: Option<Signer<'_>>) -> anyhow::Result<(Manifest, RawBundle)> {
         let manifest = self.manifest()?;
         let manifest_bytes = manifest
             .to_yaml()
@@ -199,13 +229,7 @@ impl BundleWriter {
                 })
                 .collect(),
         };
-        let (size, sha256) = raw.write(output)?;
-        Ok(Written {
-            path: output.to_path_buf(),
-            size,
-            sha256,
-            manifest,
-        })
+        Ok((manifest, raw))
     }
 }
 
@@ -231,15 +255,13 @@ pub struct RawFile {
 
 impl RawBundle {
     /// Writes the zip atomically to `output`; returns its size and SHA-256.
+    ///
+    /// The zip is made in a private directory beside `output` ([`Partial`])
+    /// and renamed into place: an interrupted write leaves nothing at
+    /// `output`, and what a killed one left is removed by the next write to
+    /// the same output.
     pub fn write(&self, output: &Path) -> anyhow::Result<(u64, String)> {
-        let dir = match output.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        let name = output.file_name().map_or_else(
-            || "bundle.zip".to_owned(),
-            |n| n.to_string_lossy().into_owned(),
-        );
+        let (dir, name) = crate::partial::split_output(output);
         if !dir.is_dir() {
             return Err(crate::error::usage(format!(
                 "cannot write {}: the directory {} does not exist; create it or choose another path",
@@ -247,26 +269,39 @@ impl RawBundle {
                 dir.display()
             )));
         }
+        // The private directory is ours, not the user's: errors name the
+        // directory and the output instead.
+        let private = Partial::beside(output).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot write {}: cannot create a directory in {} ({})",
+                output.display(),
+                dir.display(),
+                std::io::Error::from(e.kind())
+            )
+        })?;
+        let staged = private.path().join(name);
+        let written = self.write_to(&staged)?;
+        fs::rename(&staged, output)
+            .with_context(|| format!("cannot write {}", output.display()))?;
+        Ok(written)
+    }
+
+    /// Writes the zip at `path`, a new name in a directory no one else
+    /// writes in (see [`RawBundle::write`]); returns its size and SHA-256.
+    pub fn write_to(&self, path: &Path) -> anyhow::Result<(u64, String)> {
         let mut stored = HashSet::new();
         // At most one pass per entry: each pass stores at least one more.
         for _ in 0..=self.files.len() {
-            // The temporary name is ours, not the user's: errors name the
-            // directory and the output instead.
-            let mut tmp = tempfile::Builder::new()
-                .prefix(&format!(".{name}."))
-                .suffix(".partial")
-                .tempfile_in(dir)
-                .map_err(|e| {
-                    anyhow::anyhow!(
-                        "cannot write {}: cannot create a file in {} ({})",
-                        output.display(),
-                        dir.display(),
-                        std::io::Error::from(e.kind())
-                    )
-                })?;
-            self.write_zip(tmp.as_file_mut(), &stored)
-                .with_context(|| format!("cannot write {}", tmp.path().display()))?;
-            let scanned = layout::scan(tmp.as_file_mut(), u64::MAX)
+            let mut file = File::options()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(path)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            self.write_zip(&mut file, &stored)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            let scanned = layout::scan(&mut file, u64::MAX)
                 .map_err(|e| anyhow::anyhow!("bugpack wrote a zip it cannot read back: {e}"))?;
             let offenders = ratio_offenders(
                 &scanned.entries,
@@ -277,20 +312,16 @@ impl RawBundle {
                 stored.extend(offenders);
                 continue;
             }
-            tmp.as_file()
-                .sync_all()
-                .with_context(|| format!("cannot write {}", tmp.path().display()))?;
-            fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o644))
-                .with_context(|| format!("cannot set permissions on {}", tmp.path().display()))?;
-            tmp.persist(output)
-                .map_err(|e| e.error)
-                .with_context(|| format!("cannot write {}", output.display()))?;
-            let sha256 = sha256_file(output)?;
+            file.sync_all()
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            fs::set_permissions(path, fs::Permissions::from_mode(0o644))
+                .with_context(|| format!("cannot set permissions on {}", path.display()))?;
+            let sha256 = sha256_file(path)?;
             return Ok((scanned.file_size, sha256));
         }
         bail!(
             "cannot lay out {} within the readers' compression limits",
-            output.display()
+            path.display()
         )
     }
 

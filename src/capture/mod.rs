@@ -11,7 +11,6 @@ pub mod git;
 pub mod interrupt;
 pub mod network;
 pub mod observe;
-pub mod partial;
 pub mod profile;
 pub mod run_line;
 pub mod system;
@@ -251,9 +250,14 @@ pub fn collect(
 
     let steps = match &req.steps {
         Some(text) => redactor.redact_str("steps.md", &issue::clean_steps(text)),
-        None => "_The reporter gave no steps._".to_owned(),
+        None => String::new(),
     };
-    writer.add_bytes("steps.md", format!("{steps}\n"))?;
+    let steps_md = if steps.is_empty() {
+        issue::NO_STEPS
+    } else {
+        &steps
+    };
+    writer.add_bytes("steps.md", format!("{steps_md}\n"))?;
 
     let data = IssueData {
         title,
@@ -264,7 +268,7 @@ pub fn collect(
         observed: observed_view,
         scenario: scenario.as_ref().map(|s| ScenarioView {
             name: s.name.clone(),
-            run: s.run.replace('`', "'"),
+            run: s.run.clone(),
         }),
         redactions: 0,
         bundle: None,

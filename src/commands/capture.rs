@@ -1,15 +1,15 @@
 //! `bugpack capture`: gather, redact, write the bundle and the issue text.
 
 use std::io::{IsTerminal as _, Read as _, Write as _};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
 use bugpack::capture::interrupt::{Interrupt, Interrupted};
-use bugpack::capture::partial::{self, Partial};
 use bugpack::capture::{self, Captured, tree};
 use bugpack::error::{ErrorKind, usage};
 use bugpack::issue::{self, BundleView};
+use bugpack::partial::{self, Partial};
 use bugpack::redact::Redactor;
 
 use super::Status;
@@ -86,10 +86,9 @@ fn capture(
         _ => None,
     };
     let tmp = std::env::temp_dir();
-    sweep(&tmp, partial::STAGING_PREFIX);
     let staging = interrupt.create(
         || {
-            Partial::create(&tmp, partial::STAGING_PREFIX).with_context(|| {
+            Partial::fresh(&tmp, partial::STAGING_PREFIX).with_context(|| {
                 format!("cannot create a temporary directory in {}", tmp.display())
             })
         },
@@ -122,19 +121,20 @@ fn capture(
     // then renamed into place at once: an interrupt before that leaves
     // nothing at the output path, and removes the directory; SIGKILL
     // leaves the directory, which the next capture to this output removes.
-    let (dir, name) = split_output(&settings.output);
-    let prefix = partial::output_prefix(&name);
-    sweep(&dir, &prefix);
+    let (_, name) = partial::split_output(&settings.output);
     let private = interrupt.create(
         || {
-            Partial::create(&dir, &prefix).with_context(|| {
-                format!("cannot create a temporary directory in {}", dir.display())
+            Partial::beside(&settings.output).with_context(|| {
+                format!(
+                    "cannot create a temporary directory beside {}",
+                    settings.output.display()
+                )
             })
         },
         |d| d.path().to_path_buf(),
     )?;
     let staged_bundle = private.path().join(&name);
-    let written = captured.writer.write(
+    let written = captured.writer.write_to(
         &staged_bundle,
         key.as_ref()
             .map(|_| &signer as bugpack::bundle::writer::Signer<'_>),
@@ -236,16 +236,6 @@ fn watch_signals(interrupt: &Arc<Interrupt>, prefix: &'static str) -> Result<()>
     Ok(())
 }
 
-/// Removes what killed captures left in `dir` under `prefix`, and says so with -v.
-fn sweep(dir: &Path, prefix: &str) {
-    for path in partial::sweep(dir, prefix) {
-        tracing::info!(
-            "removed {}, left by a capture that was killed",
-            path.display()
-        );
-    }
-}
-
 /// An error whose text may quote a secret (a command line, a URL, a file
 /// name), rewritten through the redactor; its exit code is kept.
 fn scrub_error(err: anyhow::Error, redactor: &Redactor) -> anyhow::Error {
@@ -258,19 +248,6 @@ fn scrub_error(err: anyhow::Error, redactor: &Redactor) -> anyhow::Error {
         ErrorKind::Usage => usage(clean),
         _ => anyhow::anyhow!(clean),
     }
-}
-
-/// The output's directory (`.` for a bare name) and file name.
-fn split_output(output: &Path) -> (PathBuf, String) {
-    let dir = match output.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = output.file_name().map_or_else(
-        || "bundle.zip".to_owned(),
-        |n| n.to_string_lossy().into_owned(),
-    );
-    (dir, name)
 }
 
 fn outcome_words(o: &capture::observe::Observed) -> String {

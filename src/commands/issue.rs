@@ -49,9 +49,15 @@ fn issue_data(bundle: &mut Bundle) -> Result<IssueData> {
     let steps = match optional(bundle, "steps.md", MAX_STEPS_BYTES)? {
         Some(bytes) => {
             let text = String::from_utf8_lossy(&bytes);
-            text.strip_suffix('\n').unwrap_or(&text).to_owned()
+            let text = text.strip_suffix('\n').unwrap_or(&text);
+            // Capture's own words for no steps, not the reporter's.
+            if text == issue::NO_STEPS {
+                String::new()
+            } else {
+                text.to_owned()
+            }
         }
-        None => "_The reporter gave no steps._".to_owned(),
+        None => String::new(),
     };
     let system: SystemInfo = yaml_entry(bundle, "env/system.yaml")?.unwrap_or_default();
     let observed = match yaml_entry::<Observed>(bundle, "observed/result.yaml")? {
@@ -66,7 +72,7 @@ fn issue_data(bundle: &mut Bundle) -> Result<IssueData> {
     };
     let scenario = bundle.scenario().map(|s| ScenarioView {
         name: s.name.clone(),
-        run: s.run.replace('`', "'"),
+        run: s.run.clone(),
     });
     let name = bundle
         .path()

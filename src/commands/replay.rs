@@ -256,35 +256,66 @@ fn consent(
 }
 
 fn write_outputs(settings: &Replay, report: &Report, ui: &Ui) -> Result<()> {
-    let stdout_taken =
-        settings.json == Some(Sink::Stdout) || settings.markdown == Some(Sink::Stdout);
-    if !stdout_taken && !ui.quiet {
-        let mut out = std::io::stdout().lock();
-        report::table::render(report, ui.color, &mut out)?;
-    }
-    if let Some(sink) = &settings.json {
-        let mut text = serde_json::to_vec_pretty(report)?;
-        text.push(b'\n');
-        emit(sink, &text)?;
-    }
-    if let Some(sink) = &settings.markdown {
-        let mut text = Vec::new();
-        report::markdown::render(report, &mut text)?;
-        emit(sink, &text)?;
-    }
-    Ok(())
+    let table = if ui.quiet {
+        None
+    } else {
+        let mut table = Vec::new();
+        report::table::render(report, ui.color, &mut table)?;
+        Some(table)
+    };
+    write_report(
+        report,
+        settings.json.as_ref(),
+        settings.markdown.as_ref(),
+        table,
+    )
 }
 
-pub(super) fn emit(sink: &Sink, bytes: &[u8]) -> Result<()> {
-    match sink {
-        Sink::Stdout => {
-            let mut out = std::io::stdout().lock();
-            out.write_all(bytes)?;
-            out.flush()?;
+/// Writes the report where it was asked for: the files first, then
+/// stdout (the JSON or Markdown sent there, or else `table`), so that a
+/// dead stdout (a closed pipe, a hung-up terminal) loses no file. A closed
+/// pipe only ends what goes to stdout: the exit code still says what the
+/// replay found.
+pub(super) fn write_report(
+    report: &Report,
+    json: Option<&Sink>,
+    markdown: Option<&Sink>,
+    table: Option<Vec<u8>>,
+) -> Result<()> {
+    let mut to_stdout = Vec::new();
+    if let Some(sink) = json {
+        let mut text = serde_json::to_vec_pretty(report)?;
+        text.push(b'\n');
+        match sink {
+            Sink::File(path) => write_file(path, &text)?,
+            Sink::Stdout => to_stdout.push(text),
         }
-        Sink::File(path) => write_file(path, bytes)?,
     }
-    Ok(())
+    if let Some(sink) = markdown {
+        let mut text = Vec::new();
+        report::markdown::render(report, &mut text)?;
+        match sink {
+            Sink::File(path) => write_file(path, &text)?,
+            Sink::Stdout => to_stdout.push(text),
+        }
+    }
+    if to_stdout.is_empty()
+        && let Some(table) = table
+    {
+        to_stdout.push(table);
+    }
+    let mut out = std::io::stdout().lock();
+    let printed = to_stdout
+        .iter()
+        .try_for_each(|bytes| out.write_all(bytes))
+        .and_then(|()| out.flush());
+    match printed {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            tracing::debug!("stdout was closed: the report was not printed");
+            Ok(())
+        }
+        other => other.context("cannot print the report"),
+    }
 }
 
 fn write_file(path: &PathBuf, bytes: &[u8]) -> Result<()> {

@@ -7,7 +7,7 @@
 //! own replay results, which merge reads and never runs.
 
 use std::fs;
-use std::io::{Read as _, Write as _};
+use std::io::Read as _;
 use std::path::Path;
 
 use anyhow::{Context as _, Result};
@@ -16,7 +16,7 @@ use bugpack::report::merge::{self, Input};
 use bugpack::report::{self, Report, Verdict};
 
 use super::Status;
-use crate::settings::{Merge, Sink};
+use crate::settings::Merge;
 use crate::terminal::Ui;
 
 /// The largest report file merge reads.
@@ -135,27 +135,20 @@ fn parse(text: &str, name: &str) -> Result<Report> {
 }
 
 fn write_outputs(settings: &Merge, report: &Report, ui: &Ui) -> Result<()> {
-    let stdout_taken =
-        settings.json == Some(Sink::Stdout) || settings.markdown == Some(Sink::Stdout);
-    if !stdout_taken && !ui.quiet {
+    let table = if ui.quiet {
+        None
+    } else {
         let mut table = Vec::new();
         report::table::render(report, ui.color, &mut table)?;
         // The reports came from other machines: nothing in them may drive the terminal.
-        let mut out = std::io::stdout().lock();
-        out.write_all(terminal_safe(&String::from_utf8_lossy(&table)).as_bytes())?;
-        out.flush()?;
-    }
-    if let Some(sink) = &settings.json {
-        let mut text = serde_json::to_vec_pretty(report)?;
-        text.push(b'\n');
-        super::replay::emit(sink, &text)?;
-    }
-    if let Some(sink) = &settings.markdown {
-        let mut text = Vec::new();
-        report::markdown::render(report, &mut text)?;
-        super::replay::emit(sink, &text)?;
-    }
-    Ok(())
+        Some(terminal_safe(&String::from_utf8_lossy(&table)).into_bytes())
+    };
+    super::replay::write_report(
+        report,
+        settings.json.as_ref(),
+        settings.markdown.as_ref(),
+        table,
+    )
 }
 
 /// `text` with every control character escaped, except line breaks and

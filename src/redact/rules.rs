@@ -59,6 +59,32 @@ fn url_credential(userinfo: &[u8]) -> bool {
     !userinfo.starts_with(b"[REDACTED:") && (userinfo.contains(&b':') || userinfo.len() >= 16)
 }
 
+/// The pattern of an assignment to a name matching `$name` (a regex), its
+/// value in group 1, 2, 3 or 4:
+///
+/// 1. in a URL query (`?name=v&...`, `&name=v#...`): the value ends at the
+///    next `&` or `#`, which a query value cannot hold unescaped, so the
+///    parameters after it stay (only a space, a quote, `<`, `>` or a
+///    backtick end it otherwise, so no part of the secret is left). An
+///    empty value matches too, without a group, so that the parameters
+///    after it are not taken for its value;
+/// 2. to 4. anywhere else (ini, env, yaml, json, toml, flags): a quoted
+///    value, or an unquoted one up to a space or a separator.
+///
+/// The query form starts at the `?` or `&`, before the name, so it wins
+/// over the general one, which would start at the name.
+macro_rules! assignment {
+    ($name:literal) => {
+        concat!(
+            r"(?i)(?:[?&]",
+            $name,
+            r"=(?:([^\s&#'\x22<>`]+)|[&#\s]|$)|\b",
+            $name,
+            r#"["']?[ \t]*[:=][ \t]*(?:"([^"\r\n]*)"|'([^'\r\n]*)'|([^\s,;#'"\]\}]+)))"#
+        )
+    };
+}
+
 /// The rules, most specific first.
 pub static BUILTIN_RULES: &[RuleDef] = &[
     RuleDef {
@@ -151,20 +177,26 @@ pub static BUILTIN_RULES: &[RuleDef] = &[
         name: "password",
         // `password`, `passwd`, `passphrase`, `pwd` ending a name, and
         // `pass` as a whole segment of one (`DB_PASS`, `smtp.pass`, not `compass`).
-        pattern: r#"(?i)\b(?:[A-Za-z0-9_.\-]*(?:password|passwd|passphrase|pwd)|(?:[A-Za-z0-9_.\-]*[_.\-])?pass)["']?[ \t]*[:=][ \t]*(?:"([^"\r\n]*)"|'([^'\r\n]*)'|([^\s,;#'"\]\}]+))"#,
-        groups: &[1, 2, 3],
+        pattern: assignment!(
+            r"(?:[A-Za-z0-9_.\-]*(?:password|passwd|passphrase|pwd)|(?:[A-Za-z0-9_.\-]*[_.\-])?pass)"
+        ),
+        groups: &[1, 2, 3, 4],
         keep_if: Some(plausible_value),
     },
     RuleDef {
         name: "secret",
-        pattern: r#"(?i)\b(?:[A-Za-z0-9_.\-]*[_.\-])?(?:secret|private_?key|credentials?|auth)["']?[ \t]*[:=][ \t]*(?:"([^"\r\n]*)"|'([^'\r\n]*)'|([^\s,;#'"\]\}]+))"#,
-        groups: &[1, 2, 3],
+        pattern: assignment!(
+            r"(?:[A-Za-z0-9_.\-]*[_.\-])?(?:secret|private_?key|credentials?|auth)"
+        ),
+        groups: &[1, 2, 3, 4],
         keep_if: Some(plausible_value),
     },
     RuleDef {
         name: "token",
-        pattern: r#"(?i)\b[A-Za-z0-9_.\-]*(?:token|api[_\-]?key|access[_\-]?key|secret[_\-]?key)["']?[ \t]*[:=][ \t]*(?:"([^"\r\n]*)"|'([^'\r\n]*)'|([^\s,;#'"\]\}]+))"#,
-        groups: &[1, 2, 3],
+        pattern: assignment!(
+            r"[A-Za-z0-9_.\-]*(?:token|api[_\-]?key|access[_\-]?key|secret[_\-]?key)"
+        ),
+        groups: &[1, 2, 3, 4],
         keep_if: Some(plausible_value),
     },
     RuleDef {

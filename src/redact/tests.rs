@@ -252,6 +252,42 @@ fn assignments() {
 }
 
 #[test]
+fn assignments_in_a_url_query_end_at_the_next_parameter() {
+    let mut r = redactor();
+    let out = r.redact_str(
+        "t",
+        "GET /v1/items?access_token=abcd1234efgh5678&page=2&sort=name HTTP/1.1",
+    );
+    assert_eq!(
+        out,
+        "GET /v1/items?access_token=[REDACTED:token:1]&page=2&sort=name HTTP/1.1"
+    );
+    let out = r.redact_str(
+        "t",
+        "https://h/cb?x=1&client_secret=s3cr3tValue99#section-2 and          https://h/login?user=bob&password=hunter2hunter2&next=/home",
+    );
+    assert_eq!(
+        out,
+        "https://h/cb?x=1&client_secret=[REDACTED:secret:1]#section-2 and          https://h/login?user=bob&password=[REDACTED:password:1]&next=/home"
+    );
+    // Nothing but `&`, `#`, a space or a quote ends a query value: every
+    // other byte of the secret goes with it.
+    let out = r.redact_str("t", "\"https://h/?api_key=k3y,part;two]}(x)\" done");
+    assert_eq!(out, "\"https://h/?api_key=[REDACTED:token:2]\" done");
+    // An empty value is no secret, and the next parameter is not its value.
+    stays("https://h/?token=&page=2 and /x?api_key=#top and ?token= HTTP/1.1");
+    stays("https://example.com/search?q=token&page=2&passage=1");
+    // Outside a URL query, `&` may belong to the secret.
+    gone("password", "DB_PASSWORD=abc&defghij\n", "abc&defghij");
+    gone("token", "token: 'quoted&value#1'\n", "quoted&value#1");
+    gone(
+        "token",
+        "https://h/?token=\"quoted-in-url\"",
+        "quoted-in-url",
+    );
+}
+
+#[test]
 fn api_keys_with_dashes_and_short_pass_names() {
     gone("token", "X-API-Key: k3y-v4lue-0192\n", "k3y-v4lue-0192");
     gone(

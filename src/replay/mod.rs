@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use nix::sys::signal::Signal;
 
+use crate::partial::Partial;
 use crate::report::{Axes, CellReport, FirstReproduction, IsolationInfo, Report, RunResult};
 use crate::scenario::{Readiness, Scenario};
 use matrix::{Cache, Cell};
@@ -130,10 +131,7 @@ pub fn replay(
     progress: &dyn Progress,
 ) -> anyhow::Result<Report> {
     let started = Instant::now();
-    let root = tempfile::Builder::new()
-        .prefix("bugpack-replay-")
-        .tempdir()
-        .context("cannot create a directory for the runs")?;
+    let root = RunsRoot::create(plan.keep).context("cannot create a directory for the runs")?;
     tracing::debug!("the runs' directories go under {}", root.path().display());
     if plan.isolation.run_as.is_some() {
         // Runs take another uid; they must be able to reach their directories.
@@ -243,9 +241,9 @@ pub fn replay(
             });
         }
     });
-    if plan.keep {
+    if let RunsRoot::Kept(dir) = root {
         // The user asked to keep the runs: leave the directory in place.
-        let kept = root.keep();
+        let kept = dir.keep();
         tracing::info!("kept the runs' directories in {}", kept.display());
     }
     let mut by_cell: BTreeMap<usize, Vec<RunResult>> = BTreeMap::new();
@@ -288,6 +286,39 @@ pub fn replay(
         first_reproduction: first.into_inner().ok().flatten(),
         cells,
     })
+}
+
+/// The directory in TMPDIR that holds every run's directory.
+enum RunsRoot {
+    /// Removed at the end; left by a killed replay, swept by the next one
+    /// ([`Partial`]).
+    Swept(Partial),
+    /// Kept at the end (`--keep`), under a name no sweep takes.
+    Kept(tempfile::TempDir),
+}
+
+/// The prefix of the directory in TMPDIR that holds the runs of `--keep`.
+const KEPT_PREFIX: &str = "bugpack-replay-kept-";
+
+impl RunsRoot {
+    fn create(keep: bool) -> std::io::Result<Self> {
+        let tmp = std::env::temp_dir();
+        if keep {
+            let dir = tempfile::Builder::new()
+                .prefix(KEPT_PREFIX)
+                .tempdir_in(&tmp)?;
+            Ok(Self::Kept(dir))
+        } else {
+            Partial::fresh(&tmp, crate::partial::RUNS_PREFIX).map(Self::Swept)
+        }
+    }
+
+    fn path(&self) -> &Path {
+        match self {
+            Self::Swept(p) => p.path(),
+            Self::Kept(d) => d.path(),
+        }
+    }
 }
 
 /// The part of the work list that the plan's shard runs (all of it unsharded).
@@ -598,12 +629,14 @@ fn run_in(
                 "[{label}] still running at the {} ms limit: taking hang diagnostics, then stopping it",
                 millis(plan.timeout)
             );
-            let diagnostics = hang_diagnostics(&sandbox);
+            let diagnostics = hang_diagnostics(&sandbox, interrupted);
+            if diagnostics.cut_short {
+                tracing::info!("[{label}] diagnostics cut short by the interrupt");
+            }
             sandbox.kill();
             (Ending::Hang, None, None, millis(elapsed), Some(diagnostics))
         }
     };
-    let (diagnostics, omitted) = diagnostics.map_or((None, 0), |(d, n)| (Some(d), n));
     let stdout = layout.logs.join("run.out");
     let stderr = layout.logs.join("run.err");
     let judgement = outcome::judge(&plan.scenario.expect, judged_ending, &stdout, &stderr);
@@ -613,8 +646,12 @@ fn run_in(
         .map(|s| Signal::try_from(s).map_or_else(|_| s.to_string(), |s| s.as_str().to_owned()));
     r.duration_ms = duration_ms;
     r.matched = judgement.matched;
-    r.diagnostics = diagnostics;
-    r.diagnostics_omitted = (omitted > 0).then(|| u32::try_from(omitted).unwrap_or(u32::MAX));
+    if let Some(d) = diagnostics {
+        r.diagnostics = Some(d.processes);
+        r.diagnostics_omitted =
+            (d.omitted > 0).then(|| u32::try_from(d.omitted).unwrap_or(u32::MAX));
+        r.diagnostics_cut_short = d.cut_short;
+    }
     r.axes_detail = axes::run_detail(
         cell,
         timing_detail,
@@ -631,15 +668,26 @@ fn run_in(
     Ok(Some(r))
 }
 
+/// What [`hang_diagnostics`] gathered.
+struct HangDiagnostics {
+    processes: Vec<procfs::ProcessReport>,
+    /// How many more processes there were.
+    omitted: usize,
+    /// An interrupt ended the gathering early: debuggers were killed, the
+    /// runtimes' dumps not waited for.
+    cut_short: bool,
+}
+
 /// At a hang: what every process does, then ask runtimes for their stacks
 /// (SIGQUIT to JVMs, SIGABRT to all: Python's faulthandler and Go dump every
-/// thread on it) and give them until they have exited, or [`DUMP_GRACE`], to print.
-/// Returns the processes described and how many more there were.
-fn hang_diagnostics(sandbox: &Sandbox) -> (Vec<procfs::ProcessReport>, usize) {
+/// thread on it) and give them until they have exited, or [`DUMP_GRACE`], to
+/// print. An interrupt cuts the debuggers and the wait short; what was
+/// gathered by then is kept.
+fn hang_diagnostics(sandbox: &Sandbox, interrupted: &AtomicBool) -> HangDiagnostics {
     sandbox.hold();
     let procs = sandbox.processes();
-    let (mut reports, omitted) = procfs::diagnose(&procs, procfs::MAX_PROCESSES);
-    procfs::add_stacks(&mut reports, 3, STACK_LIMIT);
+    let (mut processes, omitted) = procfs::diagnose(&procs, procfs::MAX_PROCESSES);
+    let mut cut_short = procfs::add_stacks(&mut processes, 3, STACK_LIMIT, interrupted);
     // A debugger stopped at its time limit can leave its target stopped,
     // and a stopped process never acts on the signals below.
     sandbox.signal_all(Signal::SIGCONT);
@@ -661,11 +709,19 @@ fn hang_diagnostics(sandbox: &Sandbox) -> (Vec<procfs::ProcessReport>, usize) {
         if alive == 0 {
             break;
         }
+        if interrupted.load(Ordering::SeqCst) {
+            cut_short = true;
+            break;
+        }
         // A debugger killed mid-attach can leave a SIGSTOP to land after ours.
         sandbox.signal_all(Signal::SIGCONT);
         std::thread::sleep(Duration::from_millis(20));
     }
-    (reports, omitted)
+    HangDiagnostics {
+        processes,
+        omitted,
+        cut_short,
+    }
 }
 
 /// A run's directories.

@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -273,11 +274,19 @@ fn kernel_stack(pid: i32, tid: i32) -> Option<String> {
 
 /// Adds thread stacks from py-spy (Python) or gdb (anything else), when
 /// installed, to at most `max` sleeping processes, each within `limit`.
-pub fn add_stacks(reports: &mut [ProcessReport], max: usize, limit: Duration) {
+/// Once `stop` is set (an interrupt) the debuggers still running are
+/// killed and what they had not printed is left out; returns whether that
+/// happened.
+pub fn add_stacks(
+    reports: &mut [ProcessReport],
+    max: usize,
+    limit: Duration,
+    stop: &AtomicBool,
+) -> bool {
     let py_spy = which("py-spy");
     let gdb = which("gdb");
     if py_spy.is_none() && gdb.is_none() {
-        return;
+        return false;
     }
     // Only processes a tool can say something about count towards `max`.
     let picked: Vec<(usize, Vec<String>)> = reports
@@ -310,30 +319,80 @@ pub fn add_stacks(reports: &mut [ProcessReport], max: usize, limit: Duration) {
         })
         .take(max)
         .collect();
-    let handles: Vec<_> = picked
-        .into_iter()
-        .map(|(i, argv)| (i, std::thread::spawn(move || run_bounded(&argv, limit))))
-        .collect();
-    for (i, h) in handles {
-        if let Ok(Some(text)) = h.join() {
-            reports[i].stacks = Some(text);
-        }
+    if picked.is_empty() {
+        return false;
     }
+    if stop.load(Ordering::SeqCst) {
+        // Interrupted before a debugger could start.
+        return true;
+    }
+    let mut cut_short = false;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = picked
+            .iter()
+            .map(|(i, argv)| (*i, scope.spawn(|| run_bounded(argv, limit, stop))))
+            .collect();
+        for (i, h) in handles {
+            match h.join() {
+                Ok(Stacks::Printed(text)) => reports[i].stacks = Some(text),
+                Ok(Stacks::Stopped) => cut_short = true,
+                _ => {}
+            }
+        }
+    });
+    cut_short
 }
 
-fn run_bounded(argv: &[String], limit: Duration) -> Option<String> {
-    let (program, args) = argv.split_first()?;
+/// What one debugger run gave.
+enum Stacks {
+    Printed(String),
+    /// Nothing worth keeping, or it could not run, or ran out of time.
+    None,
+    /// Killed by an interrupt.
+    Stopped,
+}
+
+fn run_bounded(argv: &[String], limit: Duration, stop: &AtomicBool) -> Stacks {
+    let Some((program, args)) = argv.split_first() else {
+        return Stacks::None;
+    };
     tracing::info!(
         "running `{}` for a hung process's stacks",
         shlex::try_join(argv.iter().map(String::as_str)).unwrap_or_else(|_| argv.join(" "))
     );
-    let handle = duct::cmd(program, args)
+    // A process group of its own: a Ctrl-C at the terminal is bugpack's to
+    // act on, not the debugger's (gdb stopped by one can leave its target
+    // stopped), and a kill reaches whatever the debugger started.
+    let Ok(handle) = duct::cmd(program, args)
+        .before_spawn(|cmd| {
+            std::os::unix::process::CommandExt::process_group(cmd, 0);
+            Ok(())
+        })
         .stdin_null()
         .stderr_null()
         .stdout_capture()
         .unchecked()
         .start()
-        .ok()?;
+    else {
+        return Stacks::None;
+    };
+    let kill = || {
+        for pid in handle.pids() {
+            if let Ok(pid) = i32::try_from(pid) {
+                let _ = nix::sys::signal::killpg(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+        let _ = handle.kill();
+        // Reaped before bugpack goes on, so that none outlives it; bounded,
+        // since a process stuck in the kernel takes its time to die.
+        let until = std::time::Instant::now() + Duration::from_secs(1);
+        while matches!(handle.try_wait(), Ok(None)) && std::time::Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
     let deadline = std::time::Instant::now() + limit;
     loop {
         if let Ok(Some(out)) = handle.try_wait() {
@@ -349,11 +408,19 @@ fn run_bounded(argv: &[String], limit: Duration) -> Option<String> {
                 .collect::<Vec<_>>()
                 .join("\n");
             let kept: String = kept.chars().take(16 << 10).collect();
-            return (!kept.is_empty()).then_some(kept);
+            return if kept.is_empty() {
+                Stacks::None
+            } else {
+                Stacks::Printed(kept)
+            };
+        }
+        if stop.load(Ordering::SeqCst) {
+            kill();
+            return Stacks::Stopped;
         }
         if std::time::Instant::now() >= deadline {
-            let _ = handle.kill();
-            return None;
+            kill();
+            return Stacks::None;
         }
         std::thread::sleep(Duration::from_millis(20));
     }

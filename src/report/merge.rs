@@ -437,6 +437,7 @@ mod tests {
             matched: None,
             diagnostics: None,
             diagnostics_omitted: None,
+            diagnostics_cut_short: false,
             stderr_tail: None,
             stdout_tail: None,
             axes_detail: BTreeMap::new(),

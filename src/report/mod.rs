@@ -149,6 +149,10 @@ pub struct RunResult {
     /// How many more processes there were than `diagnostics` lists.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub diagnostics_omitted: Option<u32>,
+    /// An interrupt cut the hang's diagnostics short: `diagnostics` holds
+    /// what was gathered by then (stacks from debuggers may be missing).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub diagnostics_cut_short: bool,
     /// The end of the run step's stderr (reproduced and errored runs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stderr_tail: Option<String>,
@@ -177,6 +181,7 @@ impl RunResult {
             matched: None,
             diagnostics: None,
             diagnostics_omitted: None,
+            diagnostics_cut_short: false,
             stderr_tail: None,
             stdout_tail: None,
             axes_detail: BTreeMap::new(),

@@ -224,7 +224,16 @@ pub fn render(report: &Report, color: bool, out: &mut dyn Write) -> io::Result<(
             .iter()
             .find(|r| r.diagnostics.as_ref().is_some_and(|d| !d.is_empty()))
         {
-            writeln!(out, "  {label} run {} hung; its processes:", run.index)?;
+            writeln!(
+                out,
+                "  {label} run {} hung; its processes{}:",
+                run.index,
+                if run.diagnostics_cut_short {
+                    " (diagnostics cut short by the interrupt)"
+                } else {
+                    ""
+                }
+            )?;
             // Zombies wait on nothing; the JSON keeps them.
             let live: Vec<_> = run
                 .diagnostics

@@ -341,3 +341,27 @@ impl Drop for KillOnDrop<'_> {
         }
     }
 }
+
+/// The HTML tags a GitHub-flavoured Markdown renderer makes of `md`, with
+/// GitHub's extensions on and raw HTML passed through (as GitHub passes
+/// the tags it allows), so that any HTML a run smuggled in shows up.
+pub fn rendered_tags(md: &str) -> (String, std::collections::BTreeMap<String, usize>) {
+    use pulldown_cmark::{Options, Parser, html};
+    let mut html_out = String::new();
+    html::push_html(
+        &mut html_out,
+        Parser::new_ext(md, Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH),
+    );
+    let mut tags = std::collections::BTreeMap::new();
+    for piece in html_out.split('<').skip(1) {
+        let name: String = piece
+            .trim_start_matches('/')
+            .chars()
+            .take_while(char::is_ascii_alphanumeric)
+            .collect();
+        if !piece.starts_with('/') {
+            *tags.entry(name).or_insert(0) += 1;
+        }
+    }
+    (html_out, tags)
+}

@@ -117,6 +117,8 @@ pub struct JRun {
     #[serde(default)]
     pub diagnostics_omitted: Option<u32>,
     #[serde(default)]
+    pub diagnostics_cut_short: bool,
+    #[serde(default)]
     pub stderr_tail: Option<String>,
     #[serde(default)]
     pub stdout_tail: Option<String>,

@@ -1,16 +1,19 @@
-//! A capture's private working directories, and the removal of those that
-//! a killed capture left behind.
+//! bugpack's private working directories, and the removal of those that
+//! a killed bugpack left behind.
 //!
-//! A capture stages its work in directories it removes when it ends or is
-//! interrupted ([`super::interrupt`]). SIGKILL, an OOM kill or a power cut
-//! give it no chance: the directory stays. So each one is named for what it
-//! is (a prefix plus random characters, e.g. `.bug.zip.bugpack-partial-Xa9f2Q`
-//! beside the output) and locked with `flock` by its capture for as long as
-//! that capture lives; the kernel drops the lock however the process ends,
-//! and a recycled process id cannot fake it. The next capture that uses the
-//! same prefix removes every such directory whose lock it can take
-//! ([`sweep`]). It never touches a name without the prefix, a symlink, a
-//! directory another user owns, or one whose lock is held.
+//! Every command that writes stages its work in directories it removes
+//! when it ends or is interrupted: the bundle writer beside its output
+//! (capture, sign), capture's staging, replay's runs and extracted bundle in
+//! TMPDIR. SIGKILL, an OOM kill or a power cut give it no chance: the
+//! directory stays. So each one is named for what it is (a prefix plus
+//! random characters, e.g. `.bug.zip.bugpack-partial-Xa9f2Q` beside the
+//! output) and locked with `flock` by its process for as long as that
+//! process lives; the kernel drops the lock however the process ends, and a
+//! recycled process id cannot fake it. The next command that uses the same
+//! prefix removes every such directory whose lock it can take ([`sweep`]).
+//! It never touches a name without the prefix, a symlink, a directory
+//! another user owns, or one whose lock is held, and never follows a
+//! symlink inside the directories it removes.
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
@@ -22,10 +25,30 @@ use tempfile::TempDir;
 /// The prefix of a capture's staging directory in TMPDIR.
 pub const STAGING_PREFIX: &str = "bugpack-capture-partial-";
 
+/// The prefix of the directory in TMPDIR that holds a replay's runs (the
+/// scenario's copies and whatever its processes wrote).
+pub const RUNS_PREFIX: &str = "bugpack-replay-partial-";
+
+/// The prefix of a directory in TMPDIR a bundle is extracted into.
+pub const EXTRACT_PREFIX: &str = "bugpack-bundle-partial-";
+
 /// The prefix of the private directory a bundle named `name` is written
 /// in, beside it, before it is renamed into place.
 pub fn output_prefix(name: &str) -> String {
     format!(".{name}.bugpack-partial-")
+}
+
+/// The directory `output` is written in and its file name.
+pub fn split_output(output: &Path) -> (PathBuf, String) {
+    let dir = match output.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = output.file_name().map_or_else(
+        || "bundle.zip".to_owned(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    (dir, name)
 }
 
 /// A private directory, locked while this value lives, removed on drop.
@@ -59,6 +82,21 @@ impl Partial {
             "another process keeps removing new directories in {}",
             parent.display()
         )))
+    }
+
+    /// Sweeps what killed processes left in `parent` under `prefix`, then
+    /// creates and locks a new directory there ([`Partial::create`]).
+    pub fn fresh(parent: &Path, prefix: &str) -> io::Result<Self> {
+        sweep(parent, prefix);
+        Self::create(parent, prefix)
+    }
+
+    /// Sweeps what killed writers of `output` left beside it, then creates
+    /// and locks a private directory there ([`output_prefix`]), from which
+    /// a finished file is renamed onto `output`.
+    pub fn beside(output: &Path) -> io::Result<Self> {
+        let (dir, name) = split_output(output);
+        Self::fresh(&dir, &output_prefix(&name))
     }
 
     pub fn path(&self) -> &Path {
@@ -95,7 +133,12 @@ pub fn sweep(parent: &Path, prefix: &str) -> Vec<PathBuf> {
         let Ok(Some(held)) = lock(&path) else {
             continue;
         };
+        // `remove_dir_all` unlinks symlinks inside, never what they point to.
         if is_at(&held, &path) && fs::remove_dir_all(&path).is_ok() {
+            tracing::info!(
+                "removed {}, left by a bugpack that was killed",
+                path.display()
+            );
             removed.push(path);
         }
     }
