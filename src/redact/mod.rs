@@ -256,7 +256,7 @@ impl Redactor {
     /// earlier rule saw where its secret ends (it matched context after
     /// it, as `@` after a URL's credentials): then the later match only
     /// reads past that end greedily (the `token` rule would take the host
-    /// of https://x-access-token:TOKEN@host/).
+    /// of `https://x-access-token:TOKEN@host/`).
     fn spans(&self, input: &[u8]) -> Vec<(usize, usize, usize)> {
         // Text that already holds placeholders (redacted twice, or a bundle's
         // own output quoted back) keeps them: no match may touch one.
