@@ -243,19 +243,13 @@ pub(crate) struct VerifyArgs {
     pub(crate) limits: LimitArgs,
 }
 
+/// The matrix a replay runs and how long each run may take: the same
+/// flags for `replay` and for the `ci` generators that write replays.
 #[derive(Debug, Args)]
-pub(crate) struct ReplayArgs {
-    /// A bundle (.zip) or a scenario directory
-    #[arg(value_name = "BUNDLE_OR_SCENARIO_DIR")]
-    pub(crate) source: PathBuf,
-
+pub(crate) struct MatrixArgs {
     /// Runs per cell of the matrix [default: 3]
     #[arg(long, value_name = "N")]
     pub(crate) runs: Option<u32>,
-
-    /// Runs at once [default: number of CPUs]
-    #[arg(long, value_name = "N")]
-    pub(crate) jobs: Option<u32>,
 
     /// Per-run time limit, overriding the scenario's (e.g. 10s, 1m)
     #[arg(long, value_name = "DUR")]
@@ -272,6 +266,20 @@ pub(crate) struct ReplayArgs {
     /// Cache conditions: cold,warm
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     pub(crate) cache: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ReplayArgs {
+    /// A bundle (.zip) or a scenario directory
+    #[arg(value_name = "BUNDLE_OR_SCENARIO_DIR")]
+    pub(crate) source: PathBuf,
+
+    #[command(flatten)]
+    pub(crate) matrix: MatrixArgs,
+
+    /// Runs at once [default: number of CPUs]
+    #[arg(long, value_name = "N")]
+    pub(crate) jobs: Option<u32>,
 
     /// Stop at the first reproduction
     #[arg(long)]
@@ -498,25 +506,8 @@ pub(crate) struct CiReplayArgs {
     #[arg(long, value_name = "N")]
     pub(crate) shards: u32,
 
-    /// Runs per cell of the matrix [default: 3]
-    #[arg(long, value_name = "N")]
-    pub(crate) runs: Option<u32>,
-
-    /// Timing conditions: none,slow,jitter,cpu1,load,trace
-    #[arg(long, value_name = "LIST", value_delimiter = ',')]
-    pub(crate) timing: Vec<String>,
-
-    /// Proxy conditions: none,pass,cache,rfc,slow[:MS],flaky[:P]
-    #[arg(long, value_name = "LIST", value_delimiter = ',')]
-    pub(crate) proxy: Vec<String>,
-
-    /// Cache conditions: cold,warm
-    #[arg(long, value_name = "LIST", value_delimiter = ',')]
-    pub(crate) cache: Vec<String>,
-
-    /// Per-run time limit, overriding the scenario's (e.g. 10s, 1m)
-    #[arg(long, value_name = "DUR")]
-    pub(crate) timeout: Option<String>,
+    #[command(flatten)]
+    pub(crate) matrix: MatrixArgs,
 
     /// Runs at once within each shard [default: the machine's CPUs]
     #[arg(long, value_name = "N")]

@@ -474,25 +474,19 @@ impl Replay {
                 args.source.display()
             )));
         };
-        let runs = args.runs.unwrap_or(3);
-        if runs == 0 {
-            return Err(usage("--runs must be at least 1"));
-        }
+        let Matrix {
+            runs,
+            timeout,
+            timing,
+            proxy,
+            cache,
+        } = Matrix::resolve(&args.matrix)?;
+        let timeout = timeout.map(|(_, d)| d);
         let jobs = match args.jobs {
             Some(0) => return Err(usage("--jobs must be at least 1")),
             Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
             None => std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
         };
-        let timeout = args
-            .timeout
-            .as_deref()
-            .map(|t| {
-                bugpack::scenario::parse_duration("--timeout", t).map_err(|_| {
-                    usage(format!("--timeout {t:?}: use a duration such as 10s or 2m"))
-                })
-            })
-            .transpose()?;
-        let (timing, proxy, cache) = axes(&args.timing, &args.proxy, &args.cache)?;
         let shard = args
             .shard
             .as_deref()
@@ -569,8 +563,49 @@ impl Replay {
     }
 }
 
-/// The three axis lists of `replay` (and `ci`), each value checked.
-pub(crate) fn axes(
+/// A replay's matrix and run time limit, every value checked: the same
+/// for `replay` and for the `ci` generators that write replays.
+#[derive(Debug)]
+pub(crate) struct Matrix {
+    pub(crate) runs: u32,
+    /// `--timeout` as given (for a generated command line) and as a duration.
+    pub(crate) timeout: Option<(String, std::time::Duration)>,
+    pub(crate) timing: Vec<bugpack::replay::matrix::Timing>,
+    pub(crate) proxy: Vec<String>,
+    pub(crate) cache: Vec<bugpack::replay::matrix::Cache>,
+}
+
+impl Matrix {
+    pub(crate) fn resolve(args: &cli::MatrixArgs) -> Result<Self> {
+        let runs = args.runs.unwrap_or(3);
+        if runs == 0 {
+            return Err(usage("--runs must be at least 1"));
+        }
+        let timeout = args
+            .timeout
+            .as_deref()
+            .map(|t| {
+                let t = t.trim();
+                bugpack::scenario::parse_duration("--timeout", t)
+                    .map(|d| (t.to_owned(), d))
+                    .map_err(|_| {
+                        usage(format!("--timeout {t:?}: use a duration such as 10s or 2m"))
+                    })
+            })
+            .transpose()?;
+        let (timing, proxy, cache) = axes(&args.timing, &args.proxy, &args.cache)?;
+        Ok(Self {
+            runs,
+            timeout,
+            timing,
+            proxy,
+            cache,
+        })
+    }
+}
+
+/// The three axis lists, each value checked.
+fn axes(
     timing: &[String],
     proxy: &[String],
     cache: &[String],
@@ -732,14 +767,16 @@ impl CiReplay {
                 args.shards
             )));
         }
-        let runs = args.runs.unwrap_or(3);
-        if runs == 0 {
-            return Err(usage("--runs must be at least 1"));
-        }
+        let Matrix {
+            runs,
+            timeout,
+            timing,
+            proxy,
+            cache,
+        } = Matrix::resolve(&args.matrix)?;
         if args.jobs == Some(0) {
             return Err(usage("--jobs must be at least 1"));
         }
-        let (timing, proxy, cache) = axes(&args.timing, &args.proxy, &args.cache)?;
         let cells = bugpack::replay::matrix::cells(&timing, &proxy, &cache);
         let units: u64 = cells
             .iter()
@@ -763,11 +800,9 @@ impl CiReplay {
             replay_args.push("--cache".into());
             replay_args.push(join(cache.iter().map(ToString::to_string).collect()));
         }
-        if let Some(t) = &args.timeout {
-            bugpack::scenario::parse_duration("--timeout", t.trim())
-                .map_err(|_| usage(format!("--timeout {t:?}: use a duration such as 10s or 2m")))?;
+        if let Some((t, _)) = timeout {
             replay_args.push("--timeout".into());
-            replay_args.push(t.trim().to_owned());
+            replay_args.push(t);
         }
         if let Some(j) = args.jobs {
             replay_args.push("--jobs".into());

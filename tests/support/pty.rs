@@ -12,11 +12,16 @@ use super::Sandbox;
 /// to EOF and prints what the terminal showed and the exit code as JSON.
 /// The deadline only stops a hung test; nothing asserts on time.
 const DRIVER: &str = r#"
-import json, os, pty, select, sys, termios, time
+import json, os, pty, select, signal, sys, termios, time
 spec = json.loads(sys.argv[1])
 pid, fd = pty.fork()
 if pid == 0:
     os.chdir(spec["cwd"])
+    # A person's terminal delivers Ctrl-C and Ctrl-\ to a program that
+    # acts on them, whatever started these tests (a background job ignores
+    # SIGINT, and an ignored signal stays ignored across exec).
+    for sig in (signal.SIGINT, signal.SIGQUIT):
+        signal.signal(sig, signal.SIG_DFL)
     os.execve(spec["argv"][0], spec["argv"], spec["env"])
 out = b""
 def read_some(deadline):
