@@ -29,6 +29,7 @@ pub(crate) struct Cli {
 }
 
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub(crate) struct GlobalArgs {
     /// Say more about what bugpack does (repeat for more detail)
     #[arg(short, long, action = ArgAction::Count, global = true)]
