@@ -49,6 +49,8 @@ pub mod redact {
         Shape { rule: "password", before: "db_password = ", alphabet: ALNUM, len: (8, 40), after: "" },
         Shape { rule: "secret", before: "client_secret: ", alphabet: ALNUM, len: (8, 40), after: "" },
         Shape { rule: "token", before: "api_token=", alphabet: ALNUM, len: (8, 40), after: "" },
+        Shape { rule: "netrc", before: "machine api.example.com login deploy password ", alphabet: ALNUM, len: (8, 40), after: "" },
+        Shape { rule: "cli-flag", before: "mysql --user app --password ", alphabet: ALNUM, len: (8, 40), after: " --host db" },
         Shape { rule: "env", before: "", alphabet: ALNUM, len: (8, 40), after: "" },
         Shape { rule: "ticket", before: "TCK-", alphabet: b"0123456789", len: (8, 20), after: "" },
     ];
