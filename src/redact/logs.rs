@@ -12,30 +12,52 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use super::Redactor;
 
-static LOG_REDACTOR: RwLock<Option<Arc<Redactor>>> = RwLock::new(None);
+/// The log redactor, or what to build it from when the first line comes:
+/// compiling the rules costs milliseconds, which a run's sandbox that logs
+/// nothing (the default) should not pay on every run.
+enum Slot {
+    /// Not installed: built from this process's environment on first use.
+    Unset,
+    /// Built on first use from these variables (a run's environment).
+    Pending(Vec<(String, String)>),
+    Built(Arc<Redactor>),
+}
+
+static LOG_REDACTOR: RwLock<Slot> = RwLock::new(Slot::Unset);
 
 /// Makes `redactor` the one every later log line passes through.
 pub fn install(redactor: Redactor) {
     let mut slot = LOG_REDACTOR.write().unwrap_or_else(PoisonError::into_inner);
-    *slot = Some(Arc::new(redactor));
+    *slot = Slot::Built(Arc::new(redactor));
+}
+
+/// Makes the built-in rules and the secret-named variables of `env` the
+/// redactor of every later log line; the rules are compiled only when the
+/// first line is scrubbed.
+pub fn install_env(env: Vec<(String, String)>) {
+    let mut slot = LOG_REDACTOR.write().unwrap_or_else(PoisonError::into_inner);
+    *slot = Slot::Pending(env);
 }
 
 /// `text` with every secret the log redactor knows replaced.
 pub fn scrub(text: &str) -> String {
-    let current = LOG_REDACTOR
-        .read()
-        .unwrap_or_else(PoisonError::into_inner)
-        .clone();
-    let redactor = if let Some(r) = current {
-        r
-    } else {
-        let Some(made) = from_environment() else {
-            return "(a log line was left out: its redactor could not be built)".to_owned();
-        };
-        let made = Arc::new(made);
-        let mut slot = LOG_REDACTOR.write().unwrap_or_else(PoisonError::into_inner);
-        Arc::clone(slot.get_or_insert(made))
+    if let Slot::Built(r) = &*LOG_REDACTOR.read().unwrap_or_else(PoisonError::into_inner) {
+        return r.scrub(text);
+    }
+    let mut slot = LOG_REDACTOR.write().unwrap_or_else(PoisonError::into_inner);
+    let made = match &*slot {
+        Slot::Built(r) => Some(Arc::clone(r)),
+        Slot::Pending(env) => {
+            with_env(env.iter().map(|(k, v)| (k.as_str(), v.as_str()))).map(Arc::new)
+        }
+        Slot::Unset => from_environment().map(Arc::new),
     };
+    let Some(redactor) = made else {
+        // Left as it was, so that no later line goes out less scrubbed.
+        return "(a log line was left out: its redactor could not be built)".to_owned();
+    };
+    *slot = Slot::Built(Arc::clone(&redactor));
+    drop(slot);
     redactor.scrub(text)
 }
 
@@ -55,6 +77,17 @@ pub fn with_env<'a>(env: impl IntoIterator<Item = (&'a str, &'a str)>) -> Option
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pending_environment_scrubs_its_secrets_on_first_use() {
+        install_env(vec![(
+            "RUN_TOKEN".to_owned(),
+            "pendingSecretValue42".to_owned(),
+        )]);
+        let clean = scrub("the run said pendingSecretValue42");
+        assert!(!clean.contains("pendingSecretValue42"), "{clean}");
+        assert!(clean.starts_with("the run said "), "{clean}");
+    }
 
     #[test]
     fn log_lines_lose_secrets_of_every_known_shape() {

@@ -272,11 +272,7 @@ fn supervise() -> io::Result<()> {
         .take(16 << 20)
         .read_to_string(&mut text)?;
     let plan: RunPlan = serde_json::from_str(&text).map_err(io::Error::other)?;
-    if let Some(r) =
-        crate::redact::logs::with_env(plan.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-    {
-        crate::redact::logs::install(r);
-    }
+    crate::redact::logs::install_env(plan.env.clone().into_iter().collect());
     let emit = send;
     if let Some(cpu) = plan.cpu {
         if let Err(why) = pin_to_cpu(cpu) {
@@ -559,6 +555,10 @@ fn wait_timeout(
     reaper: &mut Reaper,
 ) -> io::Result<Option<ExitStatus>> {
     let deadline = Instant::now() + limit;
+    // Short pauses first: most steps of a quick scenario end within a
+    // millisecond or two, and a fixed 5 ms poll was half of replay's
+    // per-run overhead (benches/replay.rs).
+    let mut pause = Duration::from_micros(100);
     loop {
         if let Some(status) = child.try_wait()? {
             return Ok(Some(status));
@@ -567,7 +567,8 @@ fn wait_timeout(
             return Ok(None);
         }
         reaper.reap();
-        thread::sleep(Duration::from_millis(5));
+        thread::sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
+        pause = (pause * 2).min(Duration::from_millis(5));
     }
 }
 
