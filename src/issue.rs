@@ -124,11 +124,7 @@ pub fn environment_rows(system: &SystemInfo) -> Vec<(String, String)> {
 
 /// The observed run for the template, from its record and redacted tails.
 pub fn observed_view(observed: &Observed, stdout: &[u8], stderr: &[u8]) -> ObservedView {
-    let secs = |ms: u64| {
-        #[allow(clippy::cast_precision_loss)]
-        let s = ms as f64 / 1000.0;
-        format!("{s:.1} s")
-    };
+    let secs = crate::report::table::duration;
     let summary = match observed.ending {
         Ending::Hang => format!(
             "hung: it was still running after {} and was stopped",

@@ -251,17 +251,18 @@ fn scrub_error(err: anyhow::Error, redactor: &Redactor) -> anyhow::Error {
 }
 
 fn outcome_words(o: &capture::observe::Observed) -> String {
+    use bugpack::report::table::duration;
     use capture::observe::Ending;
     match o.ending {
-        Ending::Hang => format!("hung (stopped after {} ms)", o.timeout_ms),
+        Ending::Hang => format!("hung (stopped after {})", duration(o.timeout_ms)),
         Ending::Signaled => format!(
             "was killed by {}",
             o.signal.as_deref().unwrap_or("a signal")
         ),
         Ending::Exited => format!(
-            "exited {} in {} ms",
+            "exited {} in {}",
             o.exit_code.unwrap_or(-1),
-            o.duration_ms
+            duration(o.duration_ms)
         ),
     }
 }
