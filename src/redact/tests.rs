@@ -575,3 +575,18 @@ fn a_match_cut_into_by_an_earlier_one_leaves_no_tail() {
     );
     assert!(!out.contains("hunter"), "{out:?}");
 }
+
+/// The `redact` fuzz target refuses to start unless every built-in rule has
+/// a secret shape in `fuzz/src/lib.rs`; caught here, a new rule without one
+/// fails `cargo test` instead of CI's fuzz smoke.
+#[test]
+fn every_builtin_rule_has_a_fuzz_shape() {
+    let shapes = include_str!("../../fuzz/src/lib.rs");
+    for rule in BUILTIN_RULES {
+        assert!(
+            shapes.contains(&format!("rule: \"{}\"", rule.name)),
+            "rule {} has no Shape in fuzz/src/lib.rs: add one",
+            rule.name
+        );
+    }
+}
