@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::capture::observe::{Ending, Observed};
 use crate::capture::system::SystemInfo;
 use crate::markdown;
-use crate::report::table::printable;
+use crate::report::table::{duration, printable};
 
 /// What `steps.md` says when the reporter gave no steps.
 pub const NO_STEPS: &str = "_The reporter gave no steps._";
@@ -124,21 +124,20 @@ pub fn environment_rows(system: &SystemInfo) -> Vec<(String, String)> {
 
 /// The observed run for the template, from its record and redacted tails.
 pub fn observed_view(observed: &Observed, stdout: &[u8], stderr: &[u8]) -> ObservedView {
-    let secs = crate::report::table::duration;
     let summary = match observed.ending {
         Ending::Hang => format!(
             "hung: it was still running after {} and was stopped",
-            secs(observed.timeout_ms)
+            duration(observed.timeout_ms)
         ),
         Ending::Signaled => format!(
             "was killed by {} after {}",
             observed.signal.as_deref().unwrap_or("a signal"),
-            secs(observed.duration_ms)
+            duration(observed.duration_ms)
         ),
         Ending::Exited => format!(
             "exited with code {} after {}",
             observed.exit_code.unwrap_or(-1),
-            secs(observed.duration_ms)
+            duration(observed.duration_ms)
         ),
     };
     let mut tail = String::new();
