@@ -50,6 +50,25 @@ const DUMP_GRACE: Duration = Duration::from_secs(3);
 /// The PATH every step gets.
 const BASE_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
+/// The pauses of a poll for a process's end: short first, so that a quick
+/// end is seen at once, then doubling up to 5 ms, so that a long wait costs
+/// little.
+#[derive(Debug)]
+pub(crate) struct Backoff(Duration);
+
+impl Backoff {
+    pub(crate) fn starting_at(first: Duration) -> Self {
+        Self(first)
+    }
+
+    /// The next pause.
+    pub(crate) fn next(&mut self) -> Duration {
+        let pause = self.0;
+        self.0 = (self.0 * 2).min(Duration::from_millis(5));
+        pause
+    }
+}
+
 /// Everything a replay needs, resolved.
 #[derive(Debug, Clone)]
 pub struct Plan {

@@ -32,8 +32,8 @@ use nix::sched::{CloneFlags, unshare};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::{Gid, Pid, Uid};
 
-use super::procfs;
 use super::supervisor::{self, Event, RunPlan};
+use super::{Backoff, procfs};
 
 /// The network a run sees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -331,7 +331,7 @@ impl Sandbox {
     /// would leave the namespace dying on its own after we return.
     fn kill_namespace(&mut self) {
         let deadline = Instant::now() + GONE_LIMIT;
-        let mut pause = Duration::from_micros(200);
+        let mut pause = Backoff::starting_at(Duration::from_micros(200));
         loop {
             if matches!(self.child.try_wait(), Ok(Some(_))) {
                 return;
@@ -344,8 +344,7 @@ impl Sandbox {
             if Instant::now() >= deadline {
                 break;
             }
-            thread::sleep(pause);
-            pause = (pause * 2).min(Duration::from_millis(5));
+            thread::sleep(pause.next());
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -368,7 +367,7 @@ impl Sandbox {
             let _ = kill(Pid::from_raw(raw), Signal::SIGSTOP);
         }
         let deadline = Instant::now() + GONE_LIMIT;
-        let mut pause = Duration::from_micros(200);
+        let mut pause = Backoff::starting_at(Duration::from_micros(200));
         loop {
             let children = procfs::children(sup);
             let live: Vec<procfs::Proc> = procfs::descendants(sup)
@@ -396,8 +395,7 @@ impl Sandbox {
             for p in &live {
                 let _ = kill(Pid::from_raw(p.pid), Signal::SIGKILL);
             }
-            thread::sleep(pause);
-            pause = (pause * 2).min(Duration::from_millis(5));
+            thread::sleep(pause.next());
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -421,13 +419,12 @@ impl Sandbox {
 /// Waits up to `limit` for `child` to exit.
 fn wait_for(child: &mut Child, limit: Duration) -> bool {
     let deadline = Instant::now() + limit;
-    let mut pause = Duration::from_micros(200);
+    let mut pause = Backoff::starting_at(Duration::from_micros(200));
     while Instant::now() < deadline {
         if matches!(child.try_wait(), Ok(Some(_))) {
             return true;
         }
-        thread::sleep(pause);
-        pause = (pause * 2).min(Duration::from_millis(5));
+        thread::sleep(pause.next());
     }
     false
 }

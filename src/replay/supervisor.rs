@@ -558,7 +558,7 @@ fn wait_timeout(
     // Short pauses first: most steps of a quick scenario end within a
     // millisecond or two, and a fixed 5 ms poll was half of replay's
     // per-run overhead (benches/replay.rs).
-    let mut pause = Duration::from_micros(100);
+    let mut pause = super::Backoff::starting_at(Duration::from_micros(100));
     loop {
         if let Some(status) = child.try_wait()? {
             return Ok(Some(status));
@@ -567,8 +567,11 @@ fn wait_timeout(
             return Ok(None);
         }
         reaper.reap();
-        thread::sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
-        pause = (pause * 2).min(Duration::from_millis(5));
+        thread::sleep(
+            pause
+                .next()
+                .min(deadline.saturating_duration_since(Instant::now())),
+        );
     }
 }
 
