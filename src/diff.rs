@@ -165,12 +165,8 @@ impl Snapshot {
     /// Gathers this machine's environment with capture's sources and
     /// redaction, writing nothing but a temporary staging directory.
     /// Returns the snapshot and notes on what could not be read.
-    pub fn here(req: &Here) -> anyhow::Result<(Self, Vec<String>)> {
-        let mut redactor = Redactor::new(
-            &req.redact,
-            req.env.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-        )
-        .map_err(|e| crate::error::usage(e.to_string()))?;
+    /// `redactor` is [`Here::redactor`]'s.
+    pub fn here(req: &Here, mut redactor: Redactor) -> anyhow::Result<(Self, Vec<String>)> {
         let staging = tempfile::Builder::new()
             .prefix("bugpack-diff-")
             .tempdir()
@@ -250,6 +246,18 @@ pub struct Here {
     pub redact: Vec<ExtraRule>,
     /// Where `/etc`, `/proc` and `/sys` are read from.
     pub system_root: PathBuf,
+}
+
+impl Here {
+    /// The built-in rules, the profile's and the secret-named variables of
+    /// `env`: what the snapshot and this machine's log lines are scrubbed with.
+    pub fn redactor(&self) -> anyhow::Result<Redactor> {
+        Redactor::new(
+            &self.redact,
+            self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        )
+        .map_err(|e| crate::error::usage(e.to_string()))
+    }
 }
 
 /// A group of differences; the order of [`GroupKind::ALL`] is the order shown.

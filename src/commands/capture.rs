@@ -38,17 +38,9 @@ pub(crate) fn run(settings: Capture, ui: &Ui) -> Result<Status> {
             .map(|(k, v)| (k.as_str(), v.as_str())),
     )
     .map_err(|e| usage(format!("{e}")))?;
-    // Log lines get the same rules as the bundle (the user's --redact too).
-    if let Ok(for_logs) = Redactor::new(
-        &settings.redact,
-        settings
-            .request
-            .env
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str())),
-    ) {
-        bugpack::redact::logs::install(for_logs);
-    }
+    // Log lines get the same rules as the bundle (the user's --redact too);
+    // a clone shares the compiled rules and starts with no counts.
+    bugpack::redact::logs::install(redactor.clone());
     let result = capture(settings, ui, &interrupt, &mut redactor);
     if let Err(e) = &result
         && e.chain().any(<dyn std::error::Error>::is::<Interrupted>)

@@ -81,17 +81,13 @@ pub(crate) fn run(settings: &Diff, ui: &Ui) -> Result<Status> {
             },
         ),
         Other::Here(request, profile) => {
+            let redactor = request.redactor()?;
             // This machine's log lines get the profile's redaction rules too.
-            if let Ok(for_logs) = bugpack::redact::Redactor::new(
-                &request.redact,
-                request.env.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-            ) {
-                bugpack::redact::logs::install(for_logs);
-            }
+            bugpack::redact::logs::install(redactor.clone());
             if let Some(p) = profile {
                 tracing::info!("using the profile {}", p.display());
             }
-            let (snapshot, notes) = Snapshot::here(request)?;
+            let (snapshot, notes) = Snapshot::here(request, redactor)?;
             for note in notes {
                 tracing::warn!("this machine: {note}");
             }
