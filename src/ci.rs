@@ -105,11 +105,7 @@ pub enum CiError {
 /// Refuses text that would not survive as one YAML scalar or shell word
 /// on one line: control characters, line breaks, bidi overrides.
 pub fn check_text(what: &'static str, value: &str) -> Result<(), CiError> {
-    let bad = |c: char| {
-        c.is_control()
-            || ('\u{202a}'..='\u{202e}').contains(&c)
-            || ('\u{2066}'..='\u{2069}').contains(&c)
-    };
+    let bad = crate::report::table::is_unsafe_char;
     if value.is_empty() {
         return Err(CiError::Value {
             what,

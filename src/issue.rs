@@ -189,6 +189,7 @@ fn environment() -> &'static Environment<'static> {
         // A word on a shell line in a fenced block: quoted, on one line.
         env.add_filter("sh", |value: String| {
             printable(&shlex::try_quote(&value).map_or_else(|_| value.clone(), Into::into))
+                .into_owned()
         });
         // The template ships in the binary and is covered by tests; failing
         // to parse it is a build defect, reported on first render.

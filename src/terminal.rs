@@ -164,29 +164,7 @@ pub(crate) enum Style {
     Good,
 }
 
-/// Text from a bundle, with control characters (escape sequences, carriage
-/// returns, bidi overrides) shown as escapes instead of acted on.
-pub(crate) fn printable(text: &str) -> Cow<'_, str> {
-    let unsafe_char = |c: char| {
-        c.is_control()
-            || ('\u{202a}'..='\u{202e}').contains(&c)
-            || ('\u{2066}'..='\u{2069}').contains(&c)
-    };
-    if !text.chars().any(unsafe_char) {
-        return Cow::Borrowed(text);
-    }
-    Cow::Owned(
-        text.chars()
-            .map(|c| {
-                if unsafe_char(c) {
-                    c.escape_default().to_string()
-                } else {
-                    c.to_string()
-                }
-            })
-            .collect(),
-    )
-}
+pub(crate) use bugpack::report::table::printable;
 
 /// Text from a bundle that may run over several lines (a description, a
 /// script), for a field whose label is already printed: line breaks at the

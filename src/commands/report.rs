@@ -163,10 +163,7 @@ fn terminal_safe(text: &str) -> String {
             rest = &rest[code.len()..];
             continue;
         }
-        let unsafe_char = (c.is_control() && c != '\n')
-            || ('\u{202a}'..='\u{202e}').contains(&c)
-            || ('\u{2066}'..='\u{2069}').contains(&c);
-        if unsafe_char {
+        if c != '\n' && report::table::is_unsafe_char(c) {
             out.push_str(&c.escape_default().to_string());
         } else {
             out.push(c);

@@ -1,6 +1,7 @@
 //! The report as a table for the terminal, one row per cell; the row logic
 //! is shared with the Markdown renderer.
 
+use std::borrow::Cow;
 use std::io::{self, Write};
 
 use super::{CellReport, Report, RunResult, Verdict, stats};
@@ -51,7 +52,7 @@ pub fn row(cell: &CellReport) -> [String; 8] {
         .map(|r| shorten(&r, REASON_WIDTH))
         .unwrap_or_default(),
     ]
-    .map(|c| printable(&c))
+    .map(|c| printable(&c).into_owned())
 }
 
 /// A run's reason with its detail: `hang`, `exit 3`, `killed by SIGSEGV`,
@@ -81,23 +82,31 @@ fn shorten(text: &str, max: usize) -> String {
     cut
 }
 
-/// Text from a run (its output, its command lines) with control characters
-/// shown as escapes instead of acted on by the terminal.
-pub fn printable(text: &str) -> String {
-    let unsafe_char = |c: char| {
-        c.is_control()
-            || ('\u{202a}'..='\u{202e}').contains(&c)
-            || ('\u{2066}'..='\u{2069}').contains(&c)
-    };
-    text.chars()
-        .map(|c| {
-            if unsafe_char(c) {
-                c.escape_default().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
+/// A character a terminal would act on instead of showing: a control
+/// character (escape sequences, carriage returns) or a bidi override.
+pub fn is_unsafe_char(c: char) -> bool {
+    c.is_control()
+        || ('\u{202a}'..='\u{202e}').contains(&c)
+        || ('\u{2066}'..='\u{2069}').contains(&c)
+}
+
+/// Text from a run or a bundle (its output, its command lines) with control
+/// characters shown as escapes instead of acted on by the terminal.
+pub fn printable(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(is_unsafe_char) {
+        return Cow::Borrowed(text);
+    }
+    Cow::Owned(
+        text.chars()
+            .map(|c| {
+                if is_unsafe_char(c) {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
 }
 
 /// `812 ms`, `10.0 s`, `2m 05s`.
@@ -218,7 +227,8 @@ pub fn render(report: &Report, color: bool, out: &mut dyn Write) -> io::Result<(
         let label = printable(&format!(
             "{}/{}/{}",
             cell.axes.timing, cell.axes.proxy, cell.axes.cache
-        ));
+        ))
+        .into_owned();
         if let Some(run) = cell
             .results
             .iter()
