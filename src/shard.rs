@@ -63,9 +63,6 @@ pub fn units(warm: &[bool], runs: u32) -> Vec<Unit> {
 }
 
 impl Shard {
-    /// The whole replay as one shard.
-    pub const WHOLE: Self = Self { index: 0, count: 1 };
-
     /// Parses `INDEX/COUNT`, with `INDEX` counting from 0.
     pub fn parse(text: &str) -> Result<Self, String> {
         let form = "give INDEX/COUNT with INDEX counting from 0, e.g. 0/4 \

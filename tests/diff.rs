@@ -5,20 +5,11 @@
 use std::fs;
 use std::process::Command;
 
+use bugpack::capture::system::PROXY_VARS;
+
 use crate::json::JDiff;
 use crate::support::zipper::{BundleSpec, Entry};
 use crate::support::{Run, Sandbox};
-
-const PROXY_VARS: [&str; 8] = [
-    "http_proxy",
-    "HTTP_PROXY",
-    "https_proxy",
-    "HTTPS_PROXY",
-    "all_proxy",
-    "ALL_PROXY",
-    "no_proxy",
-    "NO_PROXY",
-];
 
 /// A bugpack run with no proxy settings from the test's own environment.
 fn bugpack(sb: &Sandbox) -> Run {
