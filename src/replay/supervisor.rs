@@ -248,12 +248,7 @@ pub fn main() -> io::Result<()> {
         return result;
     }
     if let Err(e) = result {
-        let mut out = io::stdout().lock();
-        let event = Event::Error { why: e.to_string() };
-        if serde_json::to_writer(&mut out, &event).is_ok() {
-            let _ = out.write_all(b"\n");
-            let _ = out.flush();
-        }
+        let _ = send(&Event::Error { why: e.to_string() });
     }
     loop {
         thread::park();
@@ -273,10 +268,9 @@ fn supervise() -> io::Result<()> {
         .read_to_string(&mut text)?;
     let plan: RunPlan = serde_json::from_str(&text).map_err(io::Error::other)?;
     crate::redact::logs::install_env(plan.env.clone().into_iter().collect());
-    let emit = send;
     if let Some(cpu) = plan.cpu {
         if let Err(why) = pin_to_cpu(cpu) {
-            emit(&Event::Error {
+            send(&Event::Error {
                 why: format!("cannot pin the run to CPU {cpu}: {why}"),
             })?;
             return Ok(());
@@ -298,7 +292,7 @@ fn supervise() -> io::Result<()> {
                 vec![("http_proxy", url.clone()), ("HTTP_PROXY", url)]
             }
             Err(why) => {
-                return emit(&Event::Error {
+                return send(&Event::Error {
                     why: format!("cannot start the {} proxy: {why}", p.mode),
                 });
             }
@@ -311,7 +305,7 @@ fn supervise() -> io::Result<()> {
         let mut child = match spawn(&plan, &name, step, &proxied) {
             Ok(c) => c,
             Err(e) => {
-                return emit(&Event::SetupFailed {
+                return send(&Event::SetupFailed {
                     index,
                     why: format!("cannot start: {e}"),
                 });
@@ -327,14 +321,14 @@ fn supervise() -> io::Result<()> {
         match wait_timeout(&mut child, limit, &mut reaper)? {
             Some(status) if status.success() => {}
             Some(status) => {
-                return emit(&Event::SetupFailed {
+                return send(&Event::SetupFailed {
                     index,
                     why: describe(status),
                 });
             }
             None => {
                 let _ = child.kill();
-                return emit(&Event::SetupFailed {
+                return send(&Event::SetupFailed {
                     index,
                     why: format!("still running after {}", fmt_ms(plan.step_timeout_ms)),
                 });
@@ -348,7 +342,7 @@ fn supervise() -> io::Result<()> {
         let mut child = match spawn(&plan, &name, &service.run, &[("PORT", port.as_str())]) {
             Ok(c) => c,
             Err(e) => {
-                return emit(&Event::ServiceFailed {
+                return send(&Event::ServiceFailed {
                     name: service.name.clone(),
                     why: format!("cannot start: {e}"),
                 });
@@ -362,12 +356,12 @@ fn supervise() -> io::Result<()> {
             quoted(&service.run)
         );
         match wait_ready(&plan, service, &mut child, &mut reaper) {
-            Ok(()) => emit(&Event::Ready {
+            Ok(()) => send(&Event::Ready {
                 name: service.name.clone(),
                 port: service.port,
             })?,
             Err(why) => {
-                return emit(&Event::ServiceFailed {
+                return send(&Event::ServiceFailed {
                     name: service.name.clone(),
                     why,
                 });
@@ -379,7 +373,7 @@ fn supervise() -> io::Result<()> {
     let run = match spawn(&plan, "run", &plan.run, &proxied) {
         Ok(c) => c,
         Err(e) => {
-            return emit(&Event::Error {
+            return send(&Event::Error {
                 why: format!("cannot start the run step: {e}"),
             });
         }
@@ -399,7 +393,7 @@ fn supervise() -> io::Result<()> {
             quoted(&plan.run)
         );
     }
-    emit(&Event::RunStarted { pid: run.id() })?;
+    send(&Event::RunStarted { pid: run.id() })?;
     // Block until the run step ends, reaping whatever else ends meanwhile
     // (services, orphans): as PID 1 that is our job, and it costs no polling.
     let run_pid = nix::unistd::Pid::from_raw(i32::try_from(run.id()).map_err(io::Error::other)?);
@@ -428,7 +422,7 @@ fn supervise() -> io::Result<()> {
     if let Some(p) = proxy {
         p.stop();
     }
-    emit(&Event::RunExited {
+    send(&Event::RunExited {
         exit_code,
         signal,
         duration_ms,
