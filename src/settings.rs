@@ -778,13 +778,12 @@ impl CiReplay {
             return Err(usage("--jobs must be at least 1"));
         }
         let cells = bugpack::replay::matrix::cells(&timing, &proxy, &cache);
-        let units: u64 = cells
+        let warm: Vec<bool> = cells
             .iter()
-            .map(|c| match c.cache {
-                bugpack::replay::matrix::Cache::Warm => 1,
-                bugpack::replay::matrix::Cache::Cold => u64::from(runs),
-            })
-            .sum();
+            .map(|c| c.cache == bugpack::replay::matrix::Cache::Warm)
+            .collect();
+        // What the shards split: a warm cell is one unit, a cold cell's runs one each.
+        let units = bugpack::shard::units(&warm, runs).len() as u64;
         let strace = timing.contains(&bugpack::replay::matrix::Timing::Trace);
         let mut replay_args = vec!["--runs".to_owned(), runs.to_string()];
         let join = |items: Vec<String>| items.join(",");

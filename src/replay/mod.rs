@@ -32,6 +32,7 @@ use nix::sys::signal::Signal;
 use crate::partial::Partial;
 use crate::report::{Axes, CellReport, FirstReproduction, IsolationInfo, Report, RunResult};
 use crate::scenario::{Readiness, Scenario};
+use crate::shard::Unit;
 use matrix::{Cache, Cell};
 use outcome::{Ending, Outcome};
 use sandbox::{Isolation, Net, Sandbox};
@@ -124,14 +125,6 @@ pub fn run_seed(seed: u64, cell: usize, index: u32) -> u64 {
     x ^ (x >> 31)
 }
 
-/// What a worker picks up: one run of a cold cell, or all runs of a warm
-/// cell (which share a home and a proxy cache, so they run in order).
-#[derive(Debug, Clone, Copy)]
-enum Work {
-    Run { cell: usize, index: u32 },
-    Warm { cell: usize },
-}
-
 /// Directories a warm cell's runs share.
 #[derive(Debug, Default)]
 struct Shared {
@@ -157,26 +150,20 @@ pub fn replay(
         fs::set_permissions(root.path(), fs::Permissions::from_mode(0o711))
             .context("cannot open the runs' directory to the sandbox user")?;
     }
-    let work: Vec<Work> = plan
-        .cells
-        .iter()
-        .enumerate()
-        .flat_map(|(c, cell)| {
-            if cell.cache == Cache::Warm {
-                vec![Work::Warm { cell: c }]
-            } else {
-                (0..plan.runs)
-                    .map(|i| Work::Run { cell: c, index: i })
-                    .collect()
-            }
-        })
-        .collect();
-    let work = shard_work(plan, work);
+    // What a worker picks up: one run of a cold cell, or all runs of a warm
+    // cell (which share a home and a proxy cache, so they run in order);
+    // with --shard, the units that shard runs.
+    let warm: Vec<bool> = plan.cells.iter().map(|c| c.cache == Cache::Warm).collect();
+    let all = crate::shard::units(&warm, plan.runs);
+    let work = match plan.shard {
+        Some(shard) => shard.units(&all, plan.runs),
+        None => all,
+    };
     let counted: u64 = work
         .iter()
         .map(|w| match w {
-            Work::Run { .. } => 1,
-            Work::Warm { .. } => u64::from(plan.runs),
+            Unit::Run { .. } => 1,
+            Unit::Warm { .. } => u64::from(plan.runs),
         })
         .sum();
     progress.start(counted);
@@ -217,14 +204,14 @@ pub fn replay(
                         return;
                     };
                     match item {
-                        Work::Run { cell, index } => {
+                        Unit::Run { cell, index } => {
                             let shared = Shared::default();
                             match run_one(plan, root.path(), cell, index, &shared, interrupted) {
                                 Some(result) => record(cell, result),
                                 None => return,
                             }
                         }
-                        Work::Warm { cell } => {
+                        Unit::Warm { cell } => {
                             let shared = match warm_dirs(plan, root.path(), cell) {
                                 Ok(s) => s,
                                 Err(e) => {
@@ -338,27 +325,6 @@ impl RunsRoot {
             Self::Kept(d) => d.path(),
         }
     }
-}
-
-/// The part of the work list that the plan's shard runs (all of it unsharded).
-fn shard_work(plan: &Plan, work: Vec<Work>) -> Vec<Work> {
-    use crate::shard::Unit;
-    let Some(shard) = plan.shard else {
-        return work;
-    };
-    let warm: Vec<bool> = plan.cells.iter().map(|c| c.cache == Cache::Warm).collect();
-    let mine: std::collections::HashSet<Unit> = shard
-        .units(&crate::shard::units(&warm, plan.runs), plan.runs)
-        .into_iter()
-        .collect();
-    work.into_iter()
-        .filter(|w| {
-            mine.contains(&match *w {
-                Work::Run { cell, index } => Unit::Run { cell, index },
-                Work::Warm { cell } => Unit::Warm { cell },
-            })
-        })
-        .collect()
 }
 
 /// A warm cell's shared home and proxy cache.
