@@ -141,7 +141,7 @@ pub(crate) fn run(settings: &Replay, ui: &Ui) -> Result<Status> {
     if let Some(shard) = settings.shard {
         tracing::info!("running shard {shard} of the matrix (shards count from 0)");
     }
-    let mut report = if ui.interactive && !ui.quiet {
+    let report = if ui.interactive && !ui.quiet {
         let bar = Bar::new();
         crate::logging::show_bar(&bar.0);
         let r = replay::replay(&plan, &interrupted, &bar);
@@ -151,15 +151,6 @@ pub(crate) fn run(settings: &Replay, ui: &Ui) -> Result<Status> {
     } else {
         replay::replay(&plan, &interrupted, &replay::Silent)?
     };
-    if let Some(shard) = settings.shard
-        && report.runs() == 0
-        && !report.interrupted
-    {
-        // More shards than units of work: this one had nothing to run, which
-        // is no error; its report still says which shard it was.
-        tracing::warn!("shard {shard} has no runs: the matrix has fewer units of work than shards");
-        report.verdict = Verdict::NotReproduced;
-    }
     write_outputs(settings, &report, ui)?;
     if report.interrupted {
         if report.runs() == 0 {
@@ -173,20 +164,28 @@ pub(crate) fn run(settings: &Replay, ui: &Ui) -> Result<Status> {
             if runs == 1 { "run" } else { "runs" }
         ));
     }
-    Ok(match (report.verdict, settings.expect_fixed) {
-        (Verdict::Error, _) => {
-            return Err(anyhow::anyhow!(
-                "every run errored ({}); see the report for why",
-                report
-                    .cells
-                    .iter()
-                    .find_map(|c| c.reason.clone())
-                    .unwrap_or_default()
-            ));
-        }
+    status(report.verdict, settings.expect_fixed, report.errors() == 0).ok_or_else(|| {
+        anyhow::anyhow!(
+            "every run errored ({}); see the report for why",
+            report
+                .cells
+                .iter()
+                .find_map(|c| c.reason.clone())
+                .unwrap_or_default()
+        )
+    })
+}
+
+/// The exit status of a replay's (or a merge's) verdict: reproduced is
+/// success, unless `--expect-fixed`, which succeeds only when nothing
+/// reproduced and the runs were `clean` (no errors, nothing missing). None
+/// when every run errored: the caller says why.
+pub(crate) fn status(verdict: Verdict, expect_fixed: bool, clean: bool) -> Option<Status> {
+    Some(match (verdict, expect_fixed) {
+        (Verdict::Error, _) => return None,
         (Verdict::Reproduced, false) => Status::Success,
         (Verdict::NotReproduced, false) | (Verdict::Reproduced, true) => Status::Negative,
-        (Verdict::NotReproduced, true) if report.errors() == 0 => Status::Success,
+        (Verdict::NotReproduced, true) if clean => Status::Success,
         (Verdict::NotReproduced, true) => Status::Negative,
     })
 }

@@ -13,7 +13,7 @@ use std::path::Path;
 use anyhow::{Context as _, Result};
 use bugpack::error::usage;
 use bugpack::report::merge::{self, Input};
-use bugpack::report::{self, Report, Verdict};
+use bugpack::report::{self, Report};
 
 use super::Status;
 use crate::settings::Merge;
@@ -40,17 +40,12 @@ pub(crate) fn merge(settings: &Merge, ui: &Ui) -> Result<Status> {
             .merged
             .as_ref()
             .is_some_and(|m| !m.missing.is_empty());
-    Ok(match (report.verdict, settings.expect_fixed) {
-        (Verdict::Error, _) => {
-            return Err(anyhow::anyhow!(
-                "no run in the merged reports finished without an error ({} runs); see the report for why",
-                report.runs()
-            ));
-        }
-        (Verdict::Reproduced, false) => Status::Success,
-        (Verdict::NotReproduced, false) | (Verdict::Reproduced, true) => Status::Negative,
-        (Verdict::NotReproduced, true) if report.errors() == 0 && !partial => Status::Success,
-        (Verdict::NotReproduced, true) => Status::Negative,
+    let clean = report.errors() == 0 && !partial;
+    super::replay::status(report.verdict, settings.expect_fixed, clean).ok_or_else(|| {
+        anyhow::anyhow!(
+            "no run in the merged reports finished without an error ({} runs); see the report for why",
+            report.runs()
+        )
     })
 }
 

@@ -266,11 +266,23 @@ pub fn replay(
             CellReport::from_results(cell.axes(), results, note)
         })
         .collect();
+    let was_interrupted = interrupted.load(Ordering::SeqCst);
+    let verdict = match plan.shard {
+        // More shards than units of work: this one had nothing to run, which
+        // is no error; its report still says which shard it was.
+        Some(shard) if work.is_empty() && !was_interrupted => {
+            tracing::warn!(
+                "shard {shard} has no runs: the matrix has fewer units of work than shards"
+            );
+            crate::report::Verdict::NotReproduced
+        }
+        _ => Report::verdict_of(&cells),
+    };
     Ok(Report {
         bugpack: env!("CARGO_PKG_VERSION").to_owned(),
         source: plan.source.clone(),
         scenario: plan.scenario.name.clone(),
-        verdict: Report::verdict_of(&cells),
+        verdict,
         bundle_sha256: plan.bundle_sha256.clone(),
         seed: plan.seed,
         scenario_sha256: plan.scenario_sha256.clone(),
@@ -287,7 +299,7 @@ pub fn replay(
             net: plan.isolation.net.as_str().to_owned(),
             run_as: plan.isolation.run_as.map(|(u, g)| format!("{u}:{g}")),
         },
-        interrupted: interrupted.load(Ordering::SeqCst),
+        interrupted: was_interrupted,
         duration_ms: millis(started.elapsed()),
         first_reproduction: first.into_inner().ok().flatten(),
         cells,
