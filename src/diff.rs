@@ -358,6 +358,22 @@ impl Group {
             diff: None,
         });
     }
+
+    /// [`Self::compare`] for each of `keys`, looked up in `a` and `b`.
+    fn compare_maps<'k>(
+        &mut self,
+        keys: impl IntoIterator<Item = &'k String>,
+        a: &BTreeMap<String, String>,
+        b: &BTreeMap<String, String>,
+    ) {
+        for key in keys {
+            self.compare(
+                key,
+                a.get(key).map(String::as_str),
+                b.get(key).map(String::as_str),
+            );
+        }
+    }
 }
 
 /// The differences between two snapshots: every group, in order.
@@ -383,13 +399,7 @@ pub fn compare(a: &Snapshot, b: &Snapshot) -> Comparison {
                 GroupKind::Proxy => proxies(&mut group, a, b),
                 GroupKind::Versions => {
                     let (ta, tb) = (section(&a.system, "tools"), section(&b.system, "tools"));
-                    for key in union(&ta, &tb) {
-                        group.compare(
-                            &key,
-                            ta.get(&key).map(String::as_str),
-                            tb.get(&key).map(String::as_str),
-                        );
-                    }
+                    group.compare_maps(&union(&ta, &tb), &ta, &tb);
                 }
                 GroupKind::Config => configs(&mut group, a, b),
                 GroupKind::System => system(&mut group, a, b),
@@ -397,13 +407,7 @@ pub fn compare(a: &Snapshot, b: &Snapshot) -> Comparison {
                     let (ga, gb) = (git_facts(a.git.as_ref()), git_facts(b.git.as_ref()));
                     let mut keys: Vec<_> = union(&ga, &gb).into_iter().collect();
                     keys.sort_by_key(|k| (git_rank(k), k.clone()));
-                    for key in keys {
-                        group.compare(
-                            &key,
-                            ga.get(&key).map(String::as_str),
-                            gb.get(&key).map(String::as_str),
-                        );
-                    }
+                    group.compare_maps(&keys, &ga, &gb);
                 }
                 GroupKind::Env => {
                     let keep = |m: &BTreeMap<String, String>| -> BTreeMap<String, String> {
@@ -417,13 +421,7 @@ pub fn compare(a: &Snapshot, b: &Snapshot) -> Comparison {
                             .collect()
                     };
                     let (va, vb) = (keep(&a.vars), keep(&b.vars));
-                    for key in union(&va, &vb) {
-                        group.compare(
-                            &key,
-                            va.get(&key).map(String::as_str),
-                            vb.get(&key).map(String::as_str),
-                        );
-                    }
+                    group.compare_maps(&union(&va, &vb), &va, &vb);
                 }
             }
             group
@@ -446,13 +444,7 @@ fn proxies(group: &mut Group, a: &Snapshot, b: &Snapshot) {
             k.clone(),
         )
     });
-    for key in keys {
-        group.compare(
-            &key,
-            pa.get(&key).map(String::as_str),
-            pb.get(&key).map(String::as_str),
-        );
-    }
+    group.compare_maps(&keys, &pa, &pb);
 
     let (qa, qb) = (probes(&a.network), probes(&b.network));
     let mut urls: Vec<&String> = qa.keys().collect();
@@ -469,11 +461,10 @@ fn proxies(group: &mut Group, a: &Snapshot, b: &Snapshot) {
                     for name in names {
                         let key = format!("{url} fetch {}: {name}", i + 1);
                         let (va, vb) = (fa.get(&name), fb.get(&name));
-                        if VOLATILE_HEADERS.contains(&name.as_str()) {
-                            if va.is_some() != vb.is_some() {
-                                group.compare(&key, va.map(String::as_str), vb.map(String::as_str));
-                            }
-                        } else {
+                        // A volatile header (Date, Age) counts only by its presence.
+                        if !VOLATILE_HEADERS.contains(&name.as_str())
+                            || va.is_some() != vb.is_some()
+                        {
                             group.compare(&key, va.map(String::as_str), vb.map(String::as_str));
                         }
                     }
@@ -614,13 +605,7 @@ fn system(group: &mut Group, a: &Snapshot, b: &Snapshot) {
             k.clone(),
         )
     });
-    for key in keys {
-        group.compare(
-            &key,
-            sa.get(&key).map(String::as_str),
-            sb.get(&key).map(String::as_str),
-        );
-    }
+    group.compare_maps(&keys, &sa, &sb);
 }
 
 /// `git/repo.yaml` as the keys the git group compares.
