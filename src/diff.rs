@@ -187,8 +187,8 @@ impl Snapshot {
         let network = capture::network::describe(&req.env, &req.probes, &mut redactor);
         let deny = capture::vars::Deny::new(&req.env_deny)?;
         let (vars, _) = capture::vars::collect(&req.env, &deny, &mut redactor);
-        let git = capture::git::read(&req.cwd, &mut redactor)?
-            .map(|state| serde_json::to_value(state.info))
+        let git = capture::git::read_info(&req.cwd, &mut redactor)?
+            .map(serde_json::to_value)
             .transpose()?;
 
         let mut notes = Vec::new();

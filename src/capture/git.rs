@@ -68,25 +68,50 @@ pub struct GitState {
 
 /// Reads the repository containing `cwd`; `None` when there is none.
 pub fn read(cwd: &Path, redactor: &mut Redactor) -> anyhow::Result<Option<GitState>> {
+    let Some(repo) = discover(cwd) else {
+        return Ok(None);
+    };
+    let info = repo_info(&repo, redactor)?;
+    let diff = diff_against_head(&repo)?;
+    let diff = redactor.redact("git/diff.patch", &diff);
+    Ok(Some(GitState { info, diff }))
+}
+
+/// The state of the repository containing `cwd`, without the patch (which
+/// `diff` does not compare); `None` when there is none.
+pub fn read_info(cwd: &Path, redactor: &mut Redactor) -> anyhow::Result<Option<RepoInfo>> {
+    discover(cwd)
+        .map(|repo| repo_info(&repo, redactor))
+        .transpose()
+}
+
+/// The non-bare repository containing `cwd`, if any (one that cannot be
+/// read is warned about and skipped).
+fn discover(cwd: &Path) -> Option<Repository> {
     let repo = match Repository::discover(cwd) {
         Ok(r) => r,
-        Err(e) if e.code() == git2::ErrorCode::NotFound => return Ok(None),
+        Err(e) if e.code() == git2::ErrorCode::NotFound => return None,
         Err(e) => {
             tracing::warn!(
                 "cannot read the git repository around {}: {}",
                 cwd.display(),
                 e.message()
             );
-            return Ok(None);
+            return None;
         }
     };
     if repo.is_bare() {
-        return Ok(None);
+        return None;
     }
     tracing::info!(
         "reading the git repository at {}",
         repo.workdir().unwrap_or_else(|| repo.path()).display()
     );
+    Some(repo)
+}
+
+/// HEAD, branch, describe, remotes (credentials redacted) and status names.
+fn repo_info(repo: &Repository, redactor: &mut Redactor) -> anyhow::Result<RepoInfo> {
     let origin = "git/repo.yaml";
     let mut info = RepoInfo::default();
     let head = repo.head().ok();
@@ -159,10 +184,7 @@ pub fn read(cwd: &Path, redactor: &mut Redactor) -> anyhow::Result<Option<GitSta
     }
     info.names_omitted = omitted;
     info.dirty = !(info.staged.is_empty() && info.unstaged.is_empty() && info.untracked.is_empty());
-
-    let diff = diff_against_head(&repo)?;
-    let diff = redactor.redact("git/diff.patch", &diff);
-    Ok(Some(GitState { info, diff }))
+    Ok(info)
 }
 
 /// Uncommitted changes to tracked files (staged and not), as a patch.
