@@ -12,7 +12,7 @@
 //!
 //! This module reads `/proc` and signals only the members it finds.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fs;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -74,8 +74,12 @@ impl Tree {
     /// Stops every member: SIGCONT and SIGTERM, up to `grace` for them to
     /// go, then SIGKILL until none is left. Reaps the members it adopted.
     pub fn stop(&self, grace: Duration) {
-        let mut seen = HashSet::new();
         let members = self.members();
+        if members.is_empty() {
+            // Nothing alive to signal, fork or reap (zombies do not fork).
+            return;
+        }
+        let mut seen = HashSet::new();
         for &pid in &members {
             seen.insert(pid);
             let _ = kill(pid, Signal::SIGCONT);
@@ -122,22 +126,10 @@ impl Tree {
 
 /// Every pid below `root`.
 fn below(procs: &[Proc], root: i32) -> HashSet<i32> {
-    let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
-    for p in procs {
-        children.entry(p.ppid).or_default().push(p.pid);
-    }
-    let mut out = HashSet::new();
-    let mut queue = vec![root];
-    while let Some(pid) = queue.pop() {
-        if let Some(kids) = children.get(&pid) {
-            for &kid in kids {
-                if out.insert(kid) {
-                    queue.push(kid);
-                }
-            }
-        }
-    }
-    out
+    procfs::descendants_in(procs, root)
+        .into_iter()
+        .map(|p| p.pid)
+        .collect()
 }
 
 /// Whether `pid`'s environment holds `marker` (`NAME=value`).

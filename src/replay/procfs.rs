@@ -6,7 +6,7 @@
 //! between two reads. Whatever a file says is used; nothing depends on it.
 //! This module never signals or changes a process.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -98,18 +98,26 @@ pub fn descendants(root: u32) -> Vec<Proc> {
     let Ok(root) = i32::try_from(root) else {
         return Vec::new();
     };
-    let procs = all();
+    descendants_in(&all(), root).into_iter().cloned().collect()
+}
+
+/// Every process of the snapshot `procs` below `root` (not `root` itself),
+/// parents first; each once, whatever reused pids make of the parent links.
+pub fn descendants_in(procs: &[Proc], root: i32) -> Vec<&Proc> {
     let mut children: HashMap<i32, Vec<&Proc>> = HashMap::new();
-    for p in &procs {
+    for p in procs {
         children.entry(p.ppid).or_default().push(p);
     }
     let mut out = Vec::new();
+    let mut seen = HashSet::new();
     let mut queue = vec![root];
     while let Some(pid) = queue.pop() {
         if let Some(kids) = children.get(&pid) {
-            for kid in kids {
-                out.push((*kid).clone());
-                queue.push(kid.pid);
+            for &kid in kids {
+                if seen.insert(kid.pid) {
+                    out.push(kid);
+                    queue.push(kid.pid);
+                }
             }
         }
     }
