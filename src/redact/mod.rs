@@ -201,7 +201,8 @@ impl Redactor {
         let mut line = 1;
         let mut line_at = keep_from;
         for (start, end, index) in spans {
-            if end <= keep_from || (start < at && at > keep_from) {
+            // Spans never overlap (see `spans`): only those before the cut are skipped.
+            if end <= keep_from {
                 continue;
             }
             let shown = start.max(keep_from);
@@ -231,9 +232,6 @@ impl Redactor {
         let mut out = Vec::with_capacity(bytes.len());
         let mut at = 0;
         for (start, end, index) in self.spans(bytes) {
-            if start < at {
-                continue;
-            }
             out.extend_from_slice(&bytes[at..start]);
             match self.assigned.get(&bytes[start..end]) {
                 Some(p) => out.extend_from_slice(p.as_bytes()),
@@ -260,14 +258,10 @@ impl Redactor {
     fn spans(&self, input: &[u8]) -> Vec<(usize, usize, usize)> {
         // Text that already holds placeholders (redacted twice, or a bundle's
         // own output quoted back) keeps them: no match may touch one.
-        let placeholders: Vec<(usize, usize)> = if placeholder_pattern().is_match(input) {
-            placeholder_pattern()
-                .find_iter(input)
-                .map(|m| (m.start(), m.end()))
-                .collect()
-        } else {
-            Vec::new()
-        };
+        let placeholders: Vec<(usize, usize)> = placeholder_pattern()
+            .find_iter(input)
+            .map(|m| (m.start(), m.end()))
+            .collect();
         // (start, end, rule, whether the rule matched context after the end)
         let mut spans: Vec<(usize, usize, usize, bool)> = Vec::new();
         for index in &self.set.matches(input) {
