@@ -17,7 +17,7 @@
 //! a bad file found inside a directory or by a glob (unreadable, binary,
 //! a name that is not UTF-8, over the size cap) is skipped with a warning.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::{FileTypeExt as _, PermissionsExt as _};
@@ -108,8 +108,8 @@ pub struct Packer<'a> {
     /// Why each skipped file was skipped (one line each, scrubbed).
     pub skipped: Vec<String>,
     pub included: Vec<Included>,
-    /// Entry names taken (lower-cased, as the writer compares them) and by which source.
-    claimed: HashMap<String, PathBuf>,
+    /// Entry names taken (lower-cased, as the writer compares them).
+    claimed: HashSet<String>,
     next_id: usize,
     config_total: u64,
 }
@@ -134,7 +134,7 @@ impl<'a> Packer<'a> {
             placed: Vec::new(),
             skipped: Vec::new(),
             included: Vec::new(),
-            claimed: HashMap::new(),
+            claimed: HashSet::new(),
             next_id: 0,
             config_total: 0,
         }
@@ -466,9 +466,7 @@ impl<'a> Packer<'a> {
             } else {
                 format!("{top}/{dir}{stem}-{n}{ext}")
             };
-            let folded = entry.to_lowercase();
-            if let std::collections::hash_map::Entry::Vacant(free) = self.claimed.entry(folded) {
-                free.insert(source.to_path_buf());
+            if self.claimed.insert(entry.to_lowercase()) {
                 return Some(entry);
             }
             n += 1;

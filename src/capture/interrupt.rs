@@ -102,10 +102,7 @@ impl Interrupt {
         make: impl FnOnce() -> anyhow::Result<T>,
         path: impl Fn(&T) -> PathBuf,
     ) -> anyhow::Result<T> {
-        let mut state = self.lock();
-        if state.aborted || self.is_set() {
-            return Err(Interrupted.into());
-        }
+        let mut state = self.live()?;
         let made = make()?;
         state.paths.push(path(&made));
         Ok(made)
@@ -114,10 +111,7 @@ impl Interrupt {
     /// Starts a process tree (`spawn` returns it), registered in the same
     /// step; [`Interrupt::finished`] takes it off the list.
     pub fn spawn<T>(&self, spawn: impl FnOnce() -> anyhow::Result<(T, Tree)>) -> anyhow::Result<T> {
-        let mut state = self.lock();
-        if state.aborted || self.is_set() {
-            return Err(Interrupted.into());
-        }
+        let mut state = self.live()?;
         let (value, tree) = spawn()?;
         state.trees.push(tree);
         Ok(value)
@@ -131,10 +125,7 @@ impl Interrupt {
     /// Runs `put_in_place` unless an interrupt came first; once it has
     /// succeeded, interrupts change nothing.
     pub fn commit<T>(&self, put_in_place: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
-        let mut state = self.lock();
-        if state.aborted || self.is_set() {
-            return Err(Interrupted.into());
-        }
+        let mut state = self.live()?;
         let done = put_in_place()?;
         state.committed = true;
         Ok(done)
@@ -149,6 +140,16 @@ impl Interrupt {
         let value = result?;
         self.check()?;
         Ok(value)
+    }
+
+    /// The state, locked, unless an interrupt came first: what `create`,
+    /// `spawn` and `commit` do holds the lock, so no interrupt falls between
+    /// this check and their registering what they did. (`abort` sets the
+    /// flag before `aborted`, so the flag alone tells.)
+    fn live(&self) -> Result<MutexGuard<'_, State>, Interrupted> {
+        let state = self.lock();
+        self.check()?;
+        Ok(state)
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {

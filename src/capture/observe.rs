@@ -137,22 +137,16 @@ pub fn run(spec: &Spec, staging: &Path, interrupt: &Interrupt) -> anyhow::Result
             .and_then(|&p| i32::try_from(p).ok())
             .map(Pid::from_raw)
             .context("the command started without a process id")?;
-        Ok((
-            (handle, root),
-            Tree {
-                root,
-                token: token.clone(),
-            },
-        ))
+        let tree = Tree { root, token };
+        Ok(((handle, tree.clone()), tree))
     });
-    let (handle, root) = match spawned {
+    let (handle, tree) = match spawned {
         Ok(h) => h,
         Err(e) => {
             give_up(&stop, out_thread, err_thread);
             return Err(e);
         }
     };
-    let tree = Tree { root, token };
 
     let mut ending = None;
     let status = loop {
