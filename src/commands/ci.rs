@@ -100,10 +100,8 @@ pub(crate) fn github(settings: &CiGithub, ui: &Ui) -> Result<Status> {
         .clone()
         .unwrap_or_else(|| Sink::File(root.unwrap_or(cwd).join(WORKFLOW_PATH)));
     write(&output, text.as_bytes(), replay.force)?;
-    if let Sink::File(path) = &output
-        && !ui.quiet
-    {
-        let mut out = std::io::stdout().lock();
+    if let Sink::File(path) = &output {
+        let mut out = ui.report();
         writeln!(
             out,
             "wrote {}: {} shards of {} (scenario {:?})",
@@ -145,10 +143,8 @@ pub(crate) fn k8s(settings: &CiK8s, ui: &Ui) -> Result<Status> {
     )
     .map_err(|e| usage(format!("{}: {e}", replay.bundle.display())))?;
     write(&settings.output, text.as_bytes(), replay.force)?;
-    if let Sink::File(path) = &settings.output
-        && !ui.quiet
-    {
-        let mut out = std::io::stdout().lock();
+    if let Sink::File(path) = &settings.output {
+        let mut out = ui.report();
         writeln!(
             out,
             "wrote {}: an Indexed Job of {} shards of {} (scenario {:?}, seed {seed})",
