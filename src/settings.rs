@@ -165,16 +165,12 @@ impl Capture {
         use bugpack::capture::{files, profile};
         use bugpack::scenario::{ExitSpec, ExpectFile};
 
-        let cwd = std::env::current_dir()
-            .map_err(|e| anyhow::anyhow!("cannot read the current directory: {e}"))?;
-        let loaded = match &args.profile {
-            Some(path) => Some(profile::load(path)?),
-            None => profile::find(&cwd).map(|p| profile::load(&p)).transpose()?,
-        };
-        let (prof, base) = match &loaded {
-            Some(l) => (l.profile.clone(), l.base.clone()),
-            None => (profile::Profile::default(), cwd.clone()),
-        };
+        let Found {
+            cwd,
+            loaded,
+            profile: prof,
+            base,
+        } = Found::profile(args.profile.as_deref())?;
         // What the command line names must be there; what the profile
         // names may be missing on this machine (skipped with a warning).
         let from_profile = |items: &[String]| -> Vec<files::Named<PathBuf>> {
@@ -256,18 +252,7 @@ impl Capture {
                 regex: re.clone(),
             })
             .collect();
-        for rule in &prof.redact {
-            redact.push(match rule {
-                profile::RedactRule::Regex(re) => bugpack::redact::ExtraRule {
-                    name: "profile".to_owned(),
-                    regex: re.clone(),
-                },
-                profile::RedactRule::Named { name, regex } => bugpack::redact::ExtraRule {
-                    name: name.clone(),
-                    regex: regex.clone(),
-                },
-            });
-        }
+        redact.extend(prof.redact.iter().map(profile::RedactRule::to_extra));
         let scenario_dir = args
             .scenario
             .clone()
@@ -331,14 +316,7 @@ impl Capture {
                 "--title is empty; give a one-line title, or leave the flag out",
             ));
         }
-        let env: std::collections::BTreeMap<String, String> = std::env::vars_os()
-            .map(|(k, v)| {
-                (
-                    k.to_string_lossy().into_owned(),
-                    v.to_string_lossy().into_owned(),
-                )
-            })
-            .collect();
+        let env = process_env();
         let request = bugpack::capture::Request {
             title: args.title.clone().or_else(|| prof.title.clone()),
             created,
@@ -939,40 +917,18 @@ impl Diff {
 
 /// `diff --here`: what capture would gather here, from the same profile.
 fn here(profile_path: Option<&std::path::Path>) -> Result<DiffOther> {
-    use bugpack::capture::profile;
-
-    let cwd = std::env::current_dir()
-        .map_err(|e| anyhow::anyhow!("cannot read the current directory: {e}"))?;
-    let loaded = match profile_path {
-        Some(path) => Some(profile::load(path)?),
-        None => profile::find(&cwd).map(|p| profile::load(&p)).transpose()?,
-    };
-    let (prof, base) = match &loaded {
-        Some(l) => (l.profile.clone(), l.base.clone()),
-        None => (profile::Profile::default(), cwd.clone()),
-    };
+    let Found {
+        cwd,
+        loaded,
+        profile: prof,
+        base,
+    } = Found::profile(profile_path)?;
     let redact = prof
         .redact
         .iter()
-        .map(|rule| match rule {
-            profile::RedactRule::Regex(re) => bugpack::redact::ExtraRule {
-                name: "profile".to_owned(),
-                regex: re.clone(),
-            },
-            profile::RedactRule::Named { name, regex } => bugpack::redact::ExtraRule {
-                name: name.clone(),
-                regex: regex.clone(),
-            },
-        })
+        .map(bugpack::capture::profile::RedactRule::to_extra)
         .collect();
-    let env = std::env::vars_os()
-        .map(|(k, v)| {
-            (
-                k.to_string_lossy().into_owned(),
-                v.to_string_lossy().into_owned(),
-            )
-        })
-        .collect();
+    let env = process_env();
     let request = bugpack::diff::Here {
         versions: prof.versions.clone().into_iter().collect(),
         configs: prof.config.iter().map(|p| base.join(p)).collect(),
@@ -1078,4 +1034,49 @@ impl Man {
     pub(crate) fn resolve(args: cli::ManArgs) -> Self {
         Self { dir: args.dir }
     }
+}
+
+/// The profile capture and `diff --here` use: `explicit`, else the one found
+/// from the current directory, else none.
+struct Found {
+    cwd: PathBuf,
+    loaded: Option<bugpack::capture::profile::Loaded>,
+    profile: bugpack::capture::profile::Profile,
+    /// What the profile's paths are relative to (the current directory without one).
+    base: PathBuf,
+}
+
+impl Found {
+    fn profile(explicit: Option<&std::path::Path>) -> Result<Self> {
+        use bugpack::capture::profile;
+
+        let cwd = std::env::current_dir()
+            .map_err(|e| anyhow::anyhow!("cannot read the current directory: {e}"))?;
+        let loaded = match explicit {
+            Some(path) => Some(profile::load(path)?),
+            None => profile::find(&cwd).map(|p| profile::load(&p)).transpose()?,
+        };
+        let (profile, base) = match &loaded {
+            Some(l) => (l.profile.clone(), l.base.clone()),
+            None => (profile::Profile::default(), cwd.clone()),
+        };
+        Ok(Self {
+            cwd,
+            loaded,
+            profile,
+            base,
+        })
+    }
+}
+
+/// This process's environment, names and values lossily as UTF-8.
+fn process_env() -> std::collections::BTreeMap<String, String> {
+    std::env::vars_os()
+        .map(|(k, v)| {
+            (
+                k.to_string_lossy().into_owned(),
+                v.to_string_lossy().into_owned(),
+            )
+        })
+        .collect()
 }

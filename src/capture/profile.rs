@@ -52,6 +52,22 @@ pub enum RedactRule {
     Named { name: String, regex: String },
 }
 
+impl RedactRule {
+    /// The rule for the redactor; an unnamed one is named `profile`.
+    pub fn to_extra(&self) -> crate::redact::ExtraRule {
+        match self {
+            Self::Regex(re) => crate::redact::ExtraRule {
+                name: "profile".to_owned(),
+                regex: re.clone(),
+            },
+            Self::Named { name, regex } => crate::redact::ExtraRule {
+                name: name.clone(),
+                regex: regex.clone(),
+            },
+        }
+    }
+}
+
 /// A profile and the directory its paths are relative to.
 #[derive(Debug, Clone)]
 pub struct Loaded {
