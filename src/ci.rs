@@ -199,7 +199,7 @@ fn view(spec: &Spec, bundle_path: String, seed: Option<u64>) -> View<'_> {
             .map(|s| s.to_string())
             .collect::<Vec<_>>()
             .join(", "),
-        replay_args: shell_words(&spec.replay_args),
+        replay_args: crate::capture::observe::shell_line(&spec.replay_args),
         seed,
         bundle_path,
         bundle_url: spec.bundle_url.as_deref(),
@@ -214,11 +214,6 @@ fn view(spec: &Spec, bundle_path: String, seed: Option<u64>) -> View<'_> {
         configmap: None,
         bundle_base64: String::new(),
     }
-}
-
-/// Words joined into one shell line, each quoted where it needs it.
-fn shell_words(words: &[String]) -> String {
-    words.iter().map(|w| quote(w)).collect::<Vec<_>>().join(" ")
 }
 
 fn quote(word: &str) -> String {
