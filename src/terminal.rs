@@ -166,6 +166,20 @@ pub(crate) enum Style {
 
 pub(crate) use bugpack::report::table::printable;
 
+/// Asks `question` with ` [y/N] ` on `err` and reads the answer from
+/// `input`: yes only for `y` or `yes`.
+pub(crate) fn confirm(
+    err: &mut impl std::io::Write,
+    input: &mut impl std::io::BufRead,
+    question: &str,
+) -> std::io::Result<bool> {
+    write!(err, "{question} [y/N] ")?;
+    err.flush()?;
+    let mut answer = String::new();
+    input.read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "Yes" | "YES"))
+}
+
 /// Text from a bundle that may run over several lines (a description, a
 /// script), for a field whose label is already printed: line breaks at the
 /// end dropped, each further line indented by `indent`, and every other

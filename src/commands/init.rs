@@ -7,7 +7,7 @@
 //! (exit 2). Every file is written to a temporary name beside it and renamed
 //! into place.
 
-use std::io::{BufRead as _, Write as _};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
@@ -123,11 +123,11 @@ fn choose(files: &[(PathBuf, String)], force: bool, ui: &Ui) -> Result<Vec<bool>
             if !path.exists() {
                 return Ok(true);
             }
-            write!(err, "{} exists. Overwrite it? [y/N] ", path.display())?;
-            err.flush()?;
-            let mut answer = String::new();
-            input.read_line(&mut answer)?;
-            Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "Yes" | "YES"))
+            Ok(crate::terminal::confirm(
+                &mut err,
+                &mut input,
+                &format!("{} exists. Overwrite it?", path.display()),
+            )?)
         })
         .collect()
 }

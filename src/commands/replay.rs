@@ -1,6 +1,6 @@
 //! `bugpack replay`: verify, ask, run the matrix, report.
 
-use std::io::{BufRead as _, Write as _};
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -243,11 +243,11 @@ fn consent(
         "  run      {}",
         printable_lines(&scenario.run, &indent)
     )?;
-    write!(err, "Run it in a sandbox? [y/N] ")?;
-    err.flush()?;
-    let mut answer = String::new();
-    std::io::stdin().lock().read_line(&mut answer)?;
-    if matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
+    if crate::terminal::confirm(
+        &mut err,
+        &mut std::io::stdin().lock(),
+        "Run it in a sandbox?",
+    )? {
         Ok(())
     } else {
         Err(usage("not run: the replay was declined"))
