@@ -617,12 +617,12 @@ async fn rfc_get(
     };
     let received = SystemTime::now();
     let policy = CachePolicy::new_options(&head, &response, received, CacheOptions::default());
-    let worth = worth_storing(&policy, response.headers(), received);
+    let storing = Storing::of(&policy, response.headers(), received);
     tracing::debug!(
         "rfc: MISS {shown}; {}",
-        storing_reason(&policy, response.status(), response.headers(), received)
+        storing.reason(response.status(), response.headers())
     );
-    let store = worth.then(|| Store {
+    let store = storing.stored().then(|| Store {
         key,
         policy: Some(policy),
     });
@@ -673,13 +673,14 @@ async fn revalidate(
             response
         }
         AfterResponse::Modified(policy, _) => {
+            let storing = Storing::of(&policy, response.headers(), received);
             tracing::debug!(
                 "rfc: the origin sent a new response ({}): {}",
                 response.status().as_u16(),
-                storing_reason(&policy, response.status(), response.headers(), received)
+                storing.reason(response.status(), response.headers())
             );
             shared.counters.bump(Counter::Misses);
-            let store = worth_storing(&policy, response.headers(), received).then(|| Store {
+            let store = storing.stored().then(|| Store {
                 key,
                 policy: Some(policy),
             });
@@ -688,45 +689,61 @@ async fn revalidate(
     }
 }
 
-/// Whether an `rfc` response earns a place: storable, and either fresh for a
-/// while or revalidatable (an entry that is neither would never be used).
-fn worth_storing(policy: &CachePolicy, headers: &HeaderMap, now: SystemTime) -> bool {
-    policy.is_storable()
-        && (policy.time_to_live(now) > Duration::ZERO
-            || headers.contains_key(header::ETAG)
-            || headers.contains_key(header::LAST_MODIFIED))
+/// What the `rfc` cache does with a response: it earns a place when it is
+/// storable and either fresh for a while or revalidatable (an entry that is
+/// neither would never be used).
+enum Storing {
+    NotStorable,
+    Fresh(Duration),
+    Revalidatable,
+    Useless,
 }
 
-/// Why an `rfc` response is stored or not, for `-vv`.
-fn storing_reason(
-    policy: &CachePolicy,
-    status: StatusCode,
-    headers: &HeaderMap,
-    now: SystemTime,
-) -> String {
-    let cache_control = headers
-        .get(header::CACHE_CONTROL)
-        .and_then(|v| v.to_str().ok())
-        .map_or_else(|| "none".to_owned(), str::to_owned);
-    if !policy.is_storable() {
-        return format!(
-            "not stored: not storable under RFC 9111 §3 (status {}, Cache-Control: {cache_control})",
-            status.as_u16()
-        );
+impl Storing {
+    fn of(policy: &CachePolicy, headers: &HeaderMap, now: SystemTime) -> Self {
+        if !policy.is_storable() {
+            return Self::NotStorable;
+        }
+        let ttl = policy.time_to_live(now);
+        if ttl > Duration::ZERO {
+            Self::Fresh(ttl)
+        } else if headers.contains_key(header::ETAG) || headers.contains_key(header::LAST_MODIFIED)
+        {
+            Self::Revalidatable
+        } else {
+            Self::Useless
+        }
     }
-    let ttl = policy.time_to_live(now);
-    if ttl > Duration::ZERO {
-        return format!(
-            "stored, fresh for {} s (Cache-Control: {cache_control}; heuristic freshness when none is given, §4.2.2)",
-            ttl.as_secs()
-        );
+
+    fn stored(&self) -> bool {
+        matches!(self, Self::Fresh(_) | Self::Revalidatable)
     }
-    if headers.contains_key(header::ETAG) || headers.contains_key(header::LAST_MODIFIED) {
-        return "stored stale, to be revalidated with its validator (§4.3)".to_owned();
+
+    /// Why, for `-vv`.
+    fn reason(&self, status: StatusCode, headers: &HeaderMap) -> String {
+        let cache_control = headers
+            .get(header::CACHE_CONTROL)
+            .and_then(|v| v.to_str().ok())
+            .map_or_else(|| "none".to_owned(), str::to_owned);
+        match self {
+            Self::NotStorable => format!(
+                "not stored: not storable under RFC 9111 §3 (status {}, Cache-Control: {cache_control})",
+                status.as_u16()
+            ),
+            Self::Fresh(ttl) => format!(
+                "stored, fresh for {} s (Cache-Control: {cache_control}; heuristic freshness when none is given, §4.2.2)",
+                ttl.as_secs()
+            ),
+            Self::Revalidatable => {
+                "stored stale, to be revalidated with its validator (§4.3)".to_owned()
+            }
+            Self::Useless => {
+                "not stored: no freshness lifetime (no max-age, Expires, or Last-Modified for a heuristic, \
+                 RFC 9111 §4.2) and no validator to revalidate with (§4.3)"
+                    .to_owned()
+            }
+        }
     }
-    "not stored: no freshness lifetime (no max-age, Expires, or Last-Modified for a heuristic, \
-     RFC 9111 §4.2) and no validator to revalidate with (§4.3)"
-        .to_owned()
 }
 
 /// The stored headers, updated by a 304's (RFC 9111 §4.3.4), except those
