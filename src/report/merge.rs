@@ -126,22 +126,15 @@ pub fn merge(inputs: &[Input]) -> Result<(Report, Vec<String>), MergeError> {
     };
     for input in &inputs[1..] {
         let r = &input.report;
-        if r.bugpack != base.bugpack {
-            return Err(mixed(
-                input,
-                "bugpack",
-                base.bugpack.clone(),
-                r.bugpack.clone(),
-            ));
-        }
-        if r.scenario != base.scenario {
-            return Err(mixed(
-                input,
-                "scenario",
-                base.scenario.clone(),
-                r.scenario.clone(),
-            ));
-        }
+        let same = |what: &'static str, a: String, b: String| {
+            if a == b {
+                Ok(())
+            } else {
+                Err(mixed(input, what, a, b))
+            }
+        };
+        same("bugpack", base.bugpack.clone(), r.bugpack.clone())?;
+        same("scenario", base.scenario.clone(), r.scenario.clone())?;
         match identity(r) {
             Some(id) if id == base_identity => {}
             Some((kind, sha)) => {
@@ -161,14 +154,7 @@ pub fn merge(inputs: &[Input]) -> Result<(Report, Vec<String>), MergeError> {
                 ));
             }
         }
-        if r.seed != base.seed {
-            return Err(mixed(
-                input,
-                "seed",
-                base.seed.to_string(),
-                r.seed.to_string(),
-            ));
-        }
+        same("seed", base.seed.to_string(), r.seed.to_string())?;
         if r.matrix != Some(matrix) {
             let show = |m: Option<crate::shard::MatrixInfo>| {
                 m.map_or_else(
@@ -193,15 +179,7 @@ pub fn merge(inputs: &[Input]) -> Result<(Report, Vec<String>), MergeError> {
             };
             return Err(mixed(input, "cells", show(&base_axes), show(&theirs)));
         }
-        let (c, _) = coverage(r);
-        if c != count {
-            return Err(mixed(
-                input,
-                "shard count",
-                count.to_string(),
-                c.to_string(),
-            ));
-        }
+        same("shard count", count.to_string(), coverage(r).0.to_string())?;
     }
 
     // Each shard once, and each run where the split puts it.
@@ -422,26 +400,16 @@ mod tests {
     use crate::shard::MatrixInfo;
 
     fn run(index: u32, outcome: Outcome, ms: u64) -> RunResult {
+        let reason = match outcome {
+            Outcome::Reproduced => "exit",
+            Outcome::Passed => "passed",
+            Outcome::Error => "setup[0] exited 1",
+        };
         RunResult {
-            index,
             outcome,
-            reason: match outcome {
-                Outcome::Reproduced => "exit".into(),
-                Outcome::Passed => "passed".into(),
-                Outcome::Error => "setup[0] exited 1".into(),
-            },
             exit_code: Some(1),
-            signal: None,
             duration_ms: ms,
-            seed: u64::from(index) * 7,
-            matched: None,
-            diagnostics: None,
-            diagnostics_omitted: None,
-            diagnostics_cut_short: false,
-            stderr_tail: None,
-            stdout_tail: None,
-            axes_detail: BTreeMap::new(),
-            dir: None,
+            ..RunResult::error(index, u64::from(index) * 7, reason.into())
         }
     }
 
