@@ -14,7 +14,7 @@
 //! keys are listed as not compared, never as equal or different.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -26,7 +26,6 @@ use sha2::{Digest as _, Sha256};
 use crate::bundle::{Bundle, BundleWriter, Rejection};
 use crate::capture::{self, files, system::PROXY_VARS};
 use crate::redact::{ExtraRule, Redactor};
-use crate::yaml::MAX_YAML_BYTES;
 
 /// The most configuration bytes read from one side to show line diffs;
 /// past it, files are compared by their SHA-256 only.
@@ -740,44 +739,14 @@ fn unnumbered(text: &str) -> std::borrow::Cow<'_, str> {
 
 /// A bundle entry as checked YAML; `Null` when the bundle has no such entry.
 fn read_yaml(bundle: &mut Bundle, name: &str) -> anyhow::Result<Value> {
-    let Some(listed) = bundle.manifest().file(name).cloned() else {
-        return Ok(Value::Null);
-    };
-    let rejected = |r: Rejection, path: &Path| {
-        anyhow::Error::new(r).context(format!("{} rejected", path.display()))
-    };
-    let max = u64::try_from(MAX_YAML_BYTES).unwrap_or(u64::MAX);
-    if listed.size > max {
-        return Err(rejected(
-            Rejection::Yaml {
-                file: name.to_owned(),
-                why: crate::yaml::YamlError::TooLarge {
-                    size: usize::try_from(listed.size).unwrap_or(usize::MAX),
-                    max: MAX_YAML_BYTES,
-                },
-            },
-            bundle.path(),
-        ));
-    }
-    let bytes = bundle.read(name, max)?;
-    let value = crate::yaml::to_json(&bytes).map_err(|why| {
-        rejected(
-            Rejection::Yaml {
-                file: name.to_owned(),
-                why,
-            },
-            bundle.path(),
-        )
-    })?;
-    match value {
-        Value::Null | Value::Object(_) => Ok(value),
-        _ => Err(rejected(
-            Rejection::Schema {
-                file: name.to_owned(),
-                why: "at the top level: expected a mapping".to_owned(),
-            },
-            bundle.path(),
-        )),
+    match bundle.read_yaml(name)? {
+        None => Ok(Value::Null),
+        Some(value @ (Value::Null | Value::Object(_))) => Ok(value),
+        Some(_) => Err(anyhow::Error::new(Rejection::Schema {
+            file: name.to_owned(),
+            why: "at the top level: expected a mapping".to_owned(),
+        })
+        .context(format!("{} rejected", bundle.path().display()))),
     }
 }
 

@@ -302,6 +302,35 @@ impl Bundle {
         Ok(bytes)
     }
 
+    /// A listed YAML entry parsed with the untrusted-YAML rules, as JSON;
+    /// `None` when the bundle has no such entry. One over
+    /// [`MAX_YAML_BYTES`] or that does not parse rejects the bundle.
+    pub fn read_yaml(&mut self, name: &str) -> anyhow::Result<Option<serde_json::Value>> {
+        let Some(listed) = self.manifest.file(name).cloned() else {
+            return Ok(None);
+        };
+        let rejected = |why, path: &Path| {
+            anyhow::Error::new(Rejection::Yaml {
+                file: name.to_owned(),
+                why,
+            })
+            .context(format!("{} rejected", path.display()))
+        };
+        let max = u64::try_from(MAX_YAML_BYTES).unwrap_or(u64::MAX);
+        if listed.size > max {
+            let size = usize::try_from(listed.size).unwrap_or(usize::MAX);
+            let why = crate::yaml::YamlError::TooLarge {
+                size,
+                max: MAX_YAML_BYTES,
+            };
+            return Err(rejected(why, &self.path));
+        }
+        let bytes = self.read(name, max)?;
+        crate::yaml::to_json(&bytes)
+            .map(Some)
+            .map_err(|why| rejected(why, &self.path))
+    }
+
     /// Extracts the listed entries for which `wanted` says yes into a fresh
     /// temporary directory, re-hashing each as it is written. On any failure
     /// the directory is removed. Files are 0644, or 0755 when the entry says so.

@@ -12,7 +12,6 @@ use bugpack::bundle::{Bundle, Rejection};
 use bugpack::capture::observe::Observed;
 use bugpack::capture::system::SystemInfo;
 use bugpack::issue::{self, BundleView, IssueData, ScenarioView};
-use bugpack::yaml::MAX_YAML_BYTES;
 
 use super::Status;
 use crate::settings::Issue;
@@ -108,17 +107,14 @@ fn yaml_entry<T: serde::de::DeserializeOwned>(
     bundle: &mut Bundle,
     name: &str,
 ) -> Result<Option<T>> {
-    let max = u64::try_from(MAX_YAML_BYTES).unwrap_or(u64::MAX);
-    let Some(bytes) = optional(bundle, name, max)? else {
+    let Some(value) = bundle.read_yaml(name)? else {
         return Ok(None);
     };
-    let rejected = |why| {
+    bugpack::yaml::from_json(value).map(Some).map_err(|why| {
         anyhow::Error::new(Rejection::Yaml {
             file: name.to_owned(),
             why,
         })
         .context(format!("{} rejected", bundle.path().display()))
-    };
-    let value = bugpack::yaml::to_json(&bytes).map_err(rejected)?;
-    bugpack::yaml::from_json(value).map(Some).map_err(rejected)
+    })
 }
