@@ -104,6 +104,25 @@ impl Partial {
     }
 }
 
+/// Writes `bytes` to `path` (mode 0644), creating its directory: through a
+/// file in a locked private directory beside it ([`Partial::beside`]),
+/// renamed into place, so a killed writer leaves a clearly named directory
+/// that the next write to `path` sweeps, never a half-written `path`.
+pub fn replace_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    let cannot = || format!("cannot write {}", path.display());
+    let (dir, _) = split_output(path);
+    fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let staging = Partial::beside(path).with_context(cannot)?;
+    let tmp = staging.path().join("file");
+    fs::write(&tmp, bytes).with_context(cannot)?;
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o644)).with_context(cannot)?;
+    fs::rename(&tmp, path).with_context(cannot)?;
+    Ok(())
+}
+
 /// Removes every directory `<parent>/<prefix>*` of this user that no live
 /// process holds, and returns their paths. Best effort: what cannot be
 /// read, locked or removed is left as it is.

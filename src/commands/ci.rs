@@ -208,26 +208,7 @@ fn write(sink: &Sink, bytes: &[u8], force: bool) -> Result<()> {
             path.display()
         )));
     }
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&parent)
-        .with_context(|| format!("cannot create {}", parent.display()))?;
-    let mut file = tempfile::Builder::new()
-        .prefix(".bugpack-")
-        .tempfile_in(&parent)
-        .with_context(|| format!("cannot write in {}", parent.display()))?;
-    file.write_all(bytes)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        file.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644))
-            .with_context(|| format!("cannot write {}", path.display()))?;
-    }
-    file.persist(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
+    bugpack::partial::replace_file(path, bytes)?;
     tracing::info!("wrote {}", path.display());
     Ok(())
 }

@@ -13,7 +13,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, Result};
 use bugpack::capture::profile::FILE_NAME;
 use bugpack::error::usage;
-use bugpack::partial::Partial;
 use bugpack::starter;
 
 use super::Status;
@@ -74,7 +73,7 @@ pub(crate) fn run(settings: &Init, ui: &Ui) -> Result<Status> {
     let mut wrote = 0;
     for ((path, text), write) in files.iter().zip(chosen) {
         if write {
-            write_file(path, text.as_bytes())?;
+            bugpack::partial::replace_file(path, text.as_bytes())?;
             tracing::info!("wrote {}", path.display());
             writeln!(out, "{} {}", ui.paint(Style::Good, "wrote"), path.display())?;
             wrote += 1;
@@ -130,22 +129,4 @@ fn choose(files: &[(PathBuf, String)], force: bool, ui: &Ui) -> Result<Vec<bool>
             )?)
         })
         .collect()
-}
-
-/// Writes `bytes` to `path` through a file in a locked private directory
-/// beside it, renamed into place (mode 0644): a killed `init` leaves a
-/// clearly named directory that the next write to `path` sweeps.
-fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let staging =
-        Partial::beside(path).with_context(|| format!("cannot write {}", path.display()))?;
-    let tmp = staging.path().join("file");
-    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", path.display()))?;
-    std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
 }
