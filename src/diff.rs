@@ -166,10 +166,10 @@ impl Snapshot {
     /// Returns the snapshot and notes on what could not be read.
     /// `redactor` is [`Here::redactor`]'s.
     pub fn here(req: &Here, mut redactor: Redactor) -> anyhow::Result<(Self, Vec<String>)> {
-        let staging = tempfile::Builder::new()
-            .prefix("bugpack-diff-")
-            .tempdir()
-            .context("cannot create a temporary directory")?;
+        // Redacted copies of this machine's configs: swept if a kill leaves them.
+        let staging =
+            crate::partial::Partial::fresh(&std::env::temp_dir(), crate::partial::DIFF_PREFIX)
+                .context("cannot create a temporary directory")?;
         let sources = capture::system::Sources {
             root: &req.system_root,
             env: &req.env,

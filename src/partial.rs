@@ -29,6 +29,9 @@ pub const STAGING_PREFIX: &str = "bugpack-capture-partial-";
 /// scenario's copies and whatever its processes wrote).
 pub const RUNS_PREFIX: &str = "bugpack-replay-partial-";
 
+/// The prefix of the directory in TMPDIR `diff --here` stages configs in.
+pub const DIFF_PREFIX: &str = "bugpack-diff-partial-";
+
 /// The prefix of a directory in TMPDIR a bundle is extracted into.
 pub const EXTRACT_PREFIX: &str = "bugpack-bundle-partial-";
 
