@@ -37,6 +37,9 @@ pub struct IssueData {
     pub scenario: Option<ScenarioView>,
     pub redactions: u64,
     pub bundle: Option<BundleView>,
+    /// Files outside the project the command read (`--trace-files`),
+    /// which the bundle does not hold.
+    pub outside_files: Vec<String>,
 }
 
 /// The observed run, ready to show.
@@ -248,6 +251,7 @@ mod tests {
                 size: "12.0 KiB".into(),
                 sha256: "ab".repeat(32),
             }),
+            outside_files: vec!["/etc/app.conf".into()],
         }
     }
 
@@ -255,6 +259,8 @@ mod tests {
     fn renders_every_section() {
         let text = render(&data()).unwrap();
         assert!(text.starts_with("## Build hangs\n"), "{text}");
+        assert!(text.contains("### Files outside the project"), "{text}");
+        assert!(text.contains("- `/etc/app.conf`"), "{text}");
         assert!(text.contains("| OS | Debian \\| 12 |"), "{text}");
         assert!(
             text.contains("hung: it was still running after 60.0 s"),

@@ -331,6 +331,25 @@ impl Bundle {
             .map_err(|why| rejected(why, &self.path))
     }
 
+    /// A listed YAML entry of type `T`, with the untrusted-YAML rules of
+    /// [`Bundle::read_yaml`]; `None` when the bundle has no such entry. One
+    /// that is not of the type's shape rejects the bundle too.
+    pub fn read_typed<T: serde::de::DeserializeOwned>(
+        &mut self,
+        name: &str,
+    ) -> anyhow::Result<Option<T>> {
+        let Some(value) = self.read_yaml(name)? else {
+            return Ok(None);
+        };
+        crate::yaml::from_json(value).map(Some).map_err(|why| {
+            anyhow::Error::new(Rejection::Yaml {
+                file: name.to_owned(),
+                why,
+            })
+            .context(format!("{} rejected", self.path.display()))
+        })
+    }
+
     /// Extracts the listed entries for which `wanted` says yes into a fresh
     /// temporary directory, re-hashing each as it is written. On any failure
     /// the directory is removed. Files are 0644, or 0755 when the entry says so.

@@ -35,6 +35,10 @@ pub const MAX_CONFIG_FILE: u64 = 1 << 20;
 pub const MAX_CONFIG_TOTAL: u64 = 32 << 20;
 /// The largest file `--include` packs.
 pub const MAX_INCLUDE_FILE: u64 = 64 << 20;
+/// The largest untracked file packed.
+pub const MAX_UNTRACKED_FILE: u64 = 4 << 20;
+/// The most untracked bytes packed in all.
+pub const MAX_UNTRACKED_TOTAL: u64 = 16 << 20;
 /// The default tail kept of each log.
 pub const DEFAULT_LOG_BYTES: u64 = 1 << 20;
 
@@ -88,6 +92,40 @@ pub struct Included {
     pub source: PathBuf,
     pub place: String,
     pub is_dir: bool,
+}
+
+/// What [`Packer::untracked`] packed and what it left out (one line each,
+/// scrubbed).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Untracked {
+    pub packed: usize,
+    pub bytes: u64,
+    pub left_out: Vec<String>,
+}
+
+/// The directory of `name` (a path from `root`) that holds an environment
+/// rather than the project's files: a virtualenv (it has `pyvenv.cfg`),
+/// `node_modules`, a bytecode cache.
+fn environment_dir(root: &Path, name: &str) -> Option<String> {
+    let parts: Vec<&str> = name.split('/').collect();
+    let dirs = &parts[..parts.len().saturating_sub(1)];
+    for (i, part) in dirs.iter().enumerate() {
+        let prefix = dirs[..=i].join("/");
+        if matches!(*part, "node_modules" | "__pycache__")
+            || root.join(&prefix).join("pyvenv.cfg").is_file()
+        {
+            return Some(prefix);
+        }
+    }
+    None
+}
+
+/// Whether `path` is a bugpack bundle (a zip whose first entry is the manifest).
+fn is_bundle(path: &Path) -> bool {
+    let mut head = [0u8; 42];
+    File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok_and(|()| head.starts_with(b"PK\x03\x04") && &head[30..42] == b"bugpack.yaml")
 }
 
 /// What a packed file holds.
@@ -393,6 +431,103 @@ impl<'a> Packer<'a> {
             )?;
         }
         Ok(())
+    }
+
+    /// Packs the repository's untracked files under `git/untracked/`, by
+    /// their path from the root, so that replay can add them to a checkout:
+    /// at most [`MAX_UNTRACKED_FILE`] each and [`MAX_UNTRACKED_TOTAL`] in
+    /// all, binary ones too (redaction still applies to their bytes).
+    /// Virtualenvs, `node_modules`, bytecode caches, symlinks and bugpack's
+    /// own bundles are left out, and said so.
+    pub fn untracked(&mut self, root: &Path, names: &[String]) -> anyhow::Result<Untracked> {
+        let mut done = Untracked::default();
+        let mut envs: HashSet<String> = HashSet::new();
+        let mut over_cap = Vec::new();
+        let mut budget = MAX_UNTRACKED_TOTAL;
+        for name in names {
+            let path = root.join(name);
+            if let Some(env) = environment_dir(root, name) {
+                if envs.insert(env.clone()) {
+                    done.left_out.push(format!(
+                        "{env}: an environment directory (its packages are in env/runtime.yaml)"
+                    ));
+                }
+                continue;
+            }
+            let Ok(meta) = fs::symlink_metadata(&path) else {
+                continue;
+            };
+            if meta.file_type().is_symlink() {
+                done.left_out.push(format!("{name}: a symlink"));
+                continue;
+            }
+            if !meta.is_file()
+                || Path::new(&name)
+                    .extension()
+                    .is_some_and(|e| e.eq_ignore_ascii_case("pyc"))
+                || name.contains(".bugpack-partial-")
+            {
+                continue;
+            }
+            if is_bundle(&path)
+                || (name.ends_with(".zip.md") && is_bundle(&path.with_extension("")))
+            {
+                continue;
+            }
+            if meta.len() > MAX_UNTRACKED_FILE.min(budget) {
+                over_cap.push(name.clone());
+                continue;
+            }
+            if let Err(why) = crate::bundle::check_entry_path(name) {
+                done.left_out
+                    .push(format!("{name}: its name cannot go into a bundle: {why}"));
+                continue;
+            }
+            if self
+                .claimed
+                .contains(&format!("git/untracked/{name}").to_lowercase())
+            {
+                done.left_out.push(format!(
+                    "{name}: another file has the same name but for case"
+                ));
+                continue;
+            }
+            let bytes = match read_capped(&path, MAX_UNTRACKED_FILE) {
+                Ok(b) => b,
+                Err(e) => {
+                    done.left_out.push(format!("{name}: {}", read_error(&e)));
+                    continue;
+                }
+            };
+            budget -= bytes.len() as u64;
+            done.bytes += bytes.len() as u64;
+            done.packed += 1;
+            let executable = meta.permissions().mode() & 0o111 != 0;
+            self.stage(
+                "git/untracked",
+                name,
+                &path,
+                &Body::Whole(&bytes),
+                meta.len(),
+                executable,
+            )?;
+        }
+        if !over_cap.is_empty() {
+            let shown: Vec<&str> = over_cap.iter().take(5).map(String::as_str).collect();
+            done.left_out.push(format!(
+                "{} untracked file{} past the cap of {} MiB each and {} MiB in all ({}{}): commit them, or --include the ones the bug needs",
+                over_cap.len(),
+                if over_cap.len() == 1 { "" } else { "s" },
+                MAX_UNTRACKED_FILE >> 20,
+                MAX_UNTRACKED_TOTAL >> 20,
+                shown.join(", "),
+                if over_cap.len() > shown.len() { ", ..." } else { "" }
+            ));
+        }
+        for line in &mut done.left_out {
+            *line = self.redactor.scrub(line);
+        }
+        Ok(done)
     }
 
     /// Redacts the name and the body, stages the body, and adds it to the

@@ -6,7 +6,7 @@
 //! file names pass through it too. A directory outside any repository is
 //! not an error: there is simply no git section.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use git2::{
     DescribeFormatOptions, DescribeOptions, DiffFormat, DiffOptions, Repository, Status,
@@ -59,12 +59,31 @@ pub struct Remote {
     pub url: String,
 }
 
-/// The repository's state, and the patch of uncommitted changes to tracked files.
+/// The repository's state, the patch of uncommitted changes to tracked
+/// files, and the files a maintainer's checkout of HEAD would lack.
 #[derive(Debug, Clone)]
 pub struct GitState {
     pub info: RepoInfo,
     pub diff: Vec<u8>,
+    pub project: Project,
 }
+
+/// The repository's files: what replay judges a missing file by, and the
+/// untracked ones capture packs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Project {
+    /// The work tree's root.
+    pub root: PathBuf,
+    /// The paths in the index (HEAD's files and staged new ones), relative
+    /// to the root, not redacted.
+    pub tracked: Vec<String>,
+    /// Untracked files that `.gitignore` does not hide, every one (untracked
+    /// directories are walked), relative to the root, not redacted.
+    pub untracked: Vec<String>,
+}
+
+/// The most names `git/files.txt` lists.
+pub const MAX_TRACKED_NAMES: usize = 200_000;
 
 /// Reads the repository containing `cwd`; `None` when there is none.
 pub fn read(cwd: &Path, redactor: &mut Redactor) -> anyhow::Result<Option<GitState>> {
@@ -74,7 +93,63 @@ pub fn read(cwd: &Path, redactor: &mut Redactor) -> anyhow::Result<Option<GitSta
     let info = repo_info(&repo, redactor)?;
     let diff = diff_against_head(&repo)?;
     let diff = redactor.redact("git/diff.patch", &diff);
-    Ok(Some(GitState { info, diff }))
+    let project = project(&repo)?;
+    Ok(Some(GitState {
+        info,
+        diff,
+        project,
+    }))
+}
+
+/// `git/files.txt`: the tracked names, one per line, redacted.
+pub fn files_list(project: &Project, redactor: &mut Redactor) -> Vec<u8> {
+    let mut out = String::new();
+    for name in project.tracked.iter().take(MAX_TRACKED_NAMES) {
+        out.push_str(&redactor.redact_str("git/files.txt", name));
+        out.push('\n');
+    }
+    out.into_bytes()
+}
+
+/// The root of the work tree around `cwd`, when there is one.
+pub fn root_of(cwd: &Path) -> Option<PathBuf> {
+    Repository::discover(cwd)
+        .ok()
+        .filter(|r| !r.is_bare())
+        .and_then(|r| r.workdir().map(Path::to_path_buf))
+}
+
+/// The index's paths and the untracked, non-ignored files.
+fn project(repo: &Repository) -> anyhow::Result<Project> {
+    let root = repo
+        .workdir()
+        .map_or_else(|| repo.path().to_path_buf(), Path::to_path_buf);
+    let mut tracked: Vec<String> = repo
+        .index()?
+        .iter()
+        .filter_map(|e| String::from_utf8(e.path).ok())
+        .filter(|p| !p.contains('\n'))
+        .collect();
+    tracked.sort();
+    tracked.dedup();
+    let mut opts = StatusOptions::new();
+    opts.include_untracked(true)
+        .recurse_untracked_dirs(true)
+        .include_ignored(false)
+        .exclude_submodules(true);
+    let mut untracked: Vec<String> = repo
+        .statuses(Some(&mut opts))?
+        .iter()
+        .filter(|e| e.status().contains(Status::WT_NEW))
+        .filter_map(|e| e.path().ok().map(str::to_owned))
+        .filter(|p| !p.ends_with('/'))
+        .collect();
+    untracked.sort();
+    Ok(Project {
+        root,
+        tracked,
+        untracked,
+    })
 }
 
 /// The state of the repository containing `cwd`, without the patch (which

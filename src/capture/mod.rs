@@ -6,6 +6,7 @@
 //! been redacted and staged. It never prints and never writes outside the
 //! staging directory it is given.
 
+pub mod command;
 pub mod files;
 pub mod git;
 pub mod interrupt;
@@ -13,7 +14,9 @@ pub mod network;
 pub mod observe;
 pub mod profile;
 pub mod run_line;
+pub mod runtime;
 pub mod system;
+pub mod trace;
 pub mod tree;
 pub mod vars;
 
@@ -64,6 +67,11 @@ pub struct Request {
     pub env: BTreeMap<String, String>,
     /// Where `/etc`, `/proc` and `/sys` are read from (tests use a fake root).
     pub system_root: PathBuf,
+    /// Give the command bugpack's standard input, recorded, when it is a
+    /// file or a pipe (false when the steps were read from it).
+    pub stdin: bool,
+    /// Run the command a second time under strace (`--trace-files`).
+    pub trace_files: bool,
 }
 
 impl fmt::Debug for Request {
@@ -84,6 +92,8 @@ impl fmt::Debug for Request {
             .field("cwd", &self.cwd)
             .field("env_vars", &self.env.len())
             .field("system_root", &self.system_root)
+            .field("stdin", &self.stdin)
+            .field("trace_files", &self.trace_files)
             .finish_non_exhaustive()
     }
 }
@@ -99,6 +109,13 @@ pub struct Captured {
     pub observed: Option<Observed>,
     /// Things the user should know (a guessed expectation, dropped variables).
     pub notes: Vec<String>,
+}
+
+/// The git state and the command record, kept from the gathering for the
+/// scenario and the traced run.
+struct Project {
+    root: Option<PathBuf>,
+    cwd: Option<String>,
 }
 
 /// Gathers everything `req` names into a writer, staging redacted copies in
@@ -159,10 +176,18 @@ pub fn collect(
     }
     writer.add_bytes("env/vars.yaml", yaml(&vars)?)?;
 
-    if let Some(state) = git::read(&req.cwd, redactor)? {
+    let git_state = git::read(&req.cwd, redactor)?;
+    if let Some(state) = &git_state {
         writer.add_bytes("git/repo.yaml", yaml(&state.info)?)?;
-        writer.add_bytes("git/diff.patch", state.diff)?;
+        writer.add_bytes("git/diff.patch", state.diff.clone())?;
+        writer.add_bytes("git/files.txt", git::files_list(&state.project, redactor))?;
     }
+    let project = Project {
+        root: git_state.as_ref().map(|s| s.project.root.clone()),
+        cwd: git_state
+            .as_ref()
+            .and_then(|s| command::relative_cwd(&req.cwd, &s.project.root)),
+    };
     interrupt.check()?;
 
     let mut packer = files::Packer::new(&req.cwd, staging, &mut writer, redactor);
@@ -176,6 +201,21 @@ pub fn collect(
     };
     packer.includes(&req.includes)?;
     interrupt.check()?;
+    if let Some(state) = &git_state {
+        let done = packer.untracked(&state.project.root, &state.project.untracked)?;
+        if done.packed > 0 {
+            notes.push(format!(
+                "packed {} untracked file{} of the repository ({} bytes) under git/untracked/",
+                done.packed,
+                if done.packed == 1 { "" } else { "s" },
+                done.bytes
+            ));
+        }
+        for why in done.left_out {
+            notes.push(format!("left out untracked {why}"));
+        }
+    }
+    interrupt.check()?;
     let placed = std::mem::take(&mut packer.placed);
     let skipped = std::mem::take(&mut packer.skipped);
     let included = std::mem::take(&mut packer.included);
@@ -184,13 +224,49 @@ pub fn collect(
     // The scenario's command is settled before the run: a path replay
     // could not follow is refused before anything runs.
     let run_line = if scenario_from_dir.is_none() && !req.command.is_empty() {
-        let (argv, missing) = run_line::rewrite(&req.command, &req.cwd, &placed, &included)?;
+        let in_project = |abs: &Path| {
+            git_state.as_ref().is_some_and(|g| {
+                let root = files::resolve(Path::new("/"), &g.project.root);
+                abs.strip_prefix(&root)
+                    .ok()
+                    .and_then(Path::to_str)
+                    .is_some_and(|rel| {
+                        g.project.tracked.iter().any(|t| t == rel)
+                            || g.project.untracked.iter().any(|t| t == rel)
+                    })
+            })
+        };
+        let (argv, missing) =
+            run_line::rewrite(&req.command, &req.cwd, &placed, &included, &in_project)?;
         notes.extend(missing);
         Some(observe::shell_line(&argv))
     } else {
         None
     };
 
+    let runtime = if req.command.is_empty() {
+        None
+    } else {
+        let rt = describe_runtime(req, project.root.as_deref(), staging, interrupt)?;
+        writer.add_bytes(
+            "env/runtime.yaml",
+            yaml(&redact_runtime(rt.clone(), redactor))?,
+        )?;
+        Some(rt)
+    };
+    interrupt.check()?;
+
+    let stdin_raw = staging.join("stdin.raw");
+    let mut taken = None;
+    if req.stdin && !req.command.is_empty() && !req.run {
+        // Not run: only a file can be read without taking it from the command.
+        if observe::InputKind::of_stdin() == Some(observe::InputKind::File) {
+            taken = Some(
+                observe::record_file_input(&stdin_raw, command::MAX_STDIN)
+                    .context("cannot record the standard input")?,
+            );
+        }
+    }
     let mut observed = None;
     let mut observed_view = None;
     if req.run && !req.command.is_empty() {
@@ -199,6 +275,15 @@ pub fn collect(
             cwd: req.cwd.clone(),
             timeout: req.timeout,
             tail_bytes: files::DEFAULT_LOG_BYTES,
+            env: None,
+            stdin: if req.stdin {
+                observe::Stdin::Record {
+                    record: stdin_raw.clone(),
+                    cap: command::MAX_STDIN,
+                }
+            } else {
+                observe::Stdin::Null
+            },
         };
         tracing::info!(
             "running `{}` (stopped after {})",
@@ -206,6 +291,7 @@ pub fn collect(
             humantime::format_duration(req.timeout)
         );
         let o = observe::run(&spec, staging, interrupt)?;
+        taken = o.stdin;
         tracing::info!(
             "the command {}; {} bytes of stdout, {} of stderr",
             match (o.observed.ending, o.observed.exit_code, &o.observed.signal) {
@@ -234,11 +320,92 @@ pub fn collect(
         observed = Some(record);
     }
     interrupt.check()?;
+    if let Some(t) = &taken {
+        let bytes = std::fs::read(&stdin_raw).context("cannot read the recorded standard input")?;
+        writer.add_bytes(
+            command::STDIN_ENTRY,
+            redactor.redact(command::STDIN_ENTRY, &bytes),
+        )?;
+        notes.push(format!(
+            "recorded {} bytes of standard input (a {}){}",
+            t.bytes,
+            match t.kind {
+                observe::InputKind::File => "file",
+                observe::InputKind::Pipe => "pipe",
+            },
+            if t.truncated { ", not all of it" } else { "" }
+        ));
+    }
+    let (program_env, env_left_out) = command::program_env(&vars);
+    if !req.command.is_empty() && scenario_from_dir.is_none() {
+        let record = command::CommandRecord {
+            argv: redactor.redact_argv("env/command.yaml", &req.command),
+            cwd: project.cwd.clone(),
+            stdin: taken,
+            env_left_out: env_left_out.clone(),
+        };
+        writer.add_bytes("env/command.yaml", yaml(&record)?)?;
+        let secrets = env_left_out
+            .iter()
+            .filter(|v| v.ends_with(command::SECRET_LEFT_OUT))
+            .count();
+        if secrets > 0 {
+            notes.push(format!(
+                "replay runs the command without {secrets} variable{} of yours that held secrets (env/command.yaml names them)",
+                if secrets == 1 { "" } else { "s" }
+            ));
+        }
+    }
+
+    let mut outside_files = Vec::new();
+    if req.trace_files && req.run && !req.command.is_empty() {
+        let prefixes = runtime
+            .as_ref()
+            .map(|r| r.prefixes.clone())
+            .unwrap_or_default();
+        let traced = trace::run(
+            &trace::Trace {
+                argv: &req.command,
+                cwd: &req.cwd,
+                timeout: req.timeout,
+                root: project.root.as_deref(),
+                prefixes: &prefixes,
+                stdin: taken.is_some().then(|| stdin_raw.clone()),
+            },
+            staging,
+            interrupt,
+            redactor,
+        )?;
+        writer.add_bytes("env/files.yaml", yaml(&traced)?)?;
+        notes.push(format!(
+            "--trace-files: the command read {} files of the project, {} of its runtime, {} of the system ({} Debian packages), {} outside them",
+            traced.project,
+            traced.runtime,
+            traced.system,
+            traced.packages.len(),
+            traced.outside.len()
+        ));
+        if !traced.outside.is_empty() {
+            let shown: Vec<&str> = traced.outside.iter().take(10).map(String::as_str).collect();
+            let more = traced.outside.len() - shown.len();
+            notes.push(format!(
+                "the command read files outside the project that the bundle does not hold: {}{}; to share one, capture again with --config PATH",
+                shown.join(", "),
+                if more > 0 {
+                    format!(" and {more} more (env/files.yaml)")
+                } else {
+                    String::new()
+                }
+            ));
+        }
+        outside_files = traced.outside;
+    }
+    interrupt.check()?;
 
     let scenario = match (scenario_from_dir, run_line) {
         (Some(s), _) => Some(s),
         (None, Some(run)) => {
-            let s = scenario_from_command(req, &run, observed.as_ref(), redactor)?;
+            let s = scenario_from_command(req, &run, observed.as_ref(), program_env, redactor)?;
             writer.add_bytes(SCENARIO_FILE, s.to_yaml()?)?;
             Some(s)
         }
@@ -272,6 +439,7 @@ pub fn collect(
         }),
         redactions: 0,
         bundle: None,
+        outside_files,
     };
     Ok(Captured {
         writer,
@@ -298,6 +466,50 @@ impl Captured {
         self.writer.set_redactions(redactor.counts());
         Ok(())
     }
+}
+
+/// The runtime of the command: its interpreter asked from the capture's
+/// directory, with the user's own environment.
+fn describe_runtime(
+    req: &Request,
+    root: Option<&Path>,
+    staging: &Path,
+    interrupt: &Interrupt,
+) -> Result<runtime::Runtime, interrupt::Interrupted> {
+    let mut prober = runtime::Prober {
+        cwd: req.cwd.clone(),
+        env: None,
+        staging,
+        interrupt,
+    };
+    runtime::describe(
+        &req.command,
+        req.env.get("PATH").map(String::as_str),
+        &req.cwd,
+        root,
+        &mut prober,
+        &|_| true,
+    )
+}
+
+/// The runtime as the bundle records it: every path and name redacted.
+fn redact_runtime(mut rt: runtime::Runtime, redactor: &mut Redactor) -> runtime::Runtime {
+    let origin = "env/runtime.yaml";
+    let mut r = |s: &str| redactor.redact_str(origin, s);
+    rt.program = r(&rt.program);
+    rt.path = rt.path.map(|p| r(&p));
+    rt.via = rt.via.map(|p| r(&p));
+    rt.prefixes = rt.prefixes.iter().map(|p| r(p)).collect();
+    for p in &mut rt.packages {
+        p.name = r(&p.name);
+        p.version = r(&p.version);
+    }
+    rt.lockfiles = rt
+        .lockfiles
+        .iter()
+        .map(|(k, v)| (r(k), v.clone()))
+        .collect();
+    rt
 }
 
 /// Validates a scenario directory's `scenario.yaml` and packs the directory.
@@ -339,6 +551,7 @@ fn scenario_from_command(
     req: &Request,
     run: &str,
     observed: Option<&Observed>,
+    env: BTreeMap<String, String>,
     redactor: &mut Redactor,
 ) -> anyhow::Result<ScenarioFile> {
     let run = redactor.redact_str(SCENARIO_FILE, run);
@@ -375,7 +588,7 @@ fn scenario_from_command(
     let scenario = ScenarioFile {
         name: scenario_name(&req.command),
         description: None,
-        env: BTreeMap::new(),
+        env,
         setup: Vec::new(),
         services: Vec::new(),
         run,

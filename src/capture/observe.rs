@@ -9,6 +9,7 @@
 //! tail kept, even for a command that prints gigabytes. This module never
 //! interprets the output; it records what happened.
 
+use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::fd::AsFd;
@@ -44,6 +45,58 @@ pub struct Spec {
     pub timeout: Duration,
     /// How many bytes of the end of each stream to keep.
     pub tail_bytes: u64,
+    /// The whole environment, when not bugpack's own.
+    pub env: Option<BTreeMap<String, String>>,
+    pub stdin: Stdin,
+}
+
+/// What the command reads on its standard input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stdin {
+    /// Nothing (`/dev/null`).
+    Null,
+    /// A file (the input recorded by an earlier run).
+    File(PathBuf),
+    /// bugpack's own standard input when it is a file or a pipe (anything
+    /// else, a terminal say, gives `/dev/null`), its first `cap` bytes
+    /// copied to `record` on the way.
+    Record { record: PathBuf, cap: u64 },
+}
+
+/// What a run took of bugpack's standard input (`Stdin::Record`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TakenInput {
+    /// `file` or `pipe`.
+    pub kind: InputKind,
+    /// Bytes recorded.
+    pub bytes: u64,
+    /// The input went on past what was recorded (past the cap, or still
+    /// open when the command ended).
+    pub truncated: bool,
+}
+
+/// Where bugpack's standard input comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InputKind {
+    File,
+    Pipe,
+}
+
+impl InputKind {
+    /// bugpack's standard input as a command could read it again: a
+    /// regular file or a pipe; `None` for a terminal, `/dev/null` or a
+    /// socket.
+    pub fn of_stdin() -> Option<Self> {
+        let meta = nix::sys::stat::fstat(io::stdin().as_fd()).ok()?;
+        match nix::sys::stat::SFlag::from_bits_truncate(meta.st_mode)
+            & nix::sys::stat::SFlag::S_IFMT
+        {
+            nix::sys::stat::SFlag::S_IFREG => Some(Self::File),
+            nix::sys::stat::SFlag::S_IFIFO => Some(Self::Pipe),
+            _ => None,
+        }
+    }
 }
 
 impl std::fmt::Debug for Spec {
@@ -53,6 +106,8 @@ impl std::fmt::Debug for Spec {
             .field("cwd", &self.cwd)
             .field("timeout", &self.timeout)
             .field("tail_bytes", &self.tail_bytes)
+            .field("env", &self.env.as_ref().map(BTreeMap::len))
+            .field("stdin", &self.stdin)
             .finish()
     }
 }
@@ -96,6 +151,138 @@ pub struct Observation {
     pub observed: Observed,
     pub stdout_tail: Tail,
     pub stderr_tail: Tail,
+    /// What was recorded of bugpack's standard input (`Stdin::Record`).
+    pub stdin: Option<TakenInput>,
+}
+
+/// Records the first `cap` bytes of bugpack's standard input, a regular
+/// file, from where it stands, without moving it (the command reads it
+/// after).
+pub fn record_file_input(record: &Path, cap: u64) -> io::Result<TakenInput> {
+    let fd = io::stdin().as_fd().try_clone_to_owned()?;
+    let file = File::from(fd);
+    let start =
+        nix::unistd::lseek(&file, 0, nix::unistd::Whence::SeekCur).map_err(io::Error::from)?;
+    let start = u64::try_from(start).unwrap_or(0);
+    let len = file.metadata()?.len();
+    let mut out = File::create(record)?;
+    let mut buf = vec![0u8; 64 << 10];
+    let mut at = start;
+    let end = len.min(start.saturating_add(cap));
+    while at < end {
+        let want = usize::try_from(end - at)
+            .unwrap_or(usize::MAX)
+            .min(buf.len());
+        let n = std::os::unix::fs::FileExt::read_at(&file, &mut buf[..want], at)?;
+        if n == 0 {
+            break;
+        }
+        out.write_all(&buf[..n])?;
+        at += n as u64;
+    }
+    Ok(TakenInput {
+        kind: InputKind::File,
+        bytes: at - start,
+        truncated: len > at,
+    })
+}
+
+/// The command's standard input (`None`: `/dev/null`), the thread that
+/// copies bugpack's own to it when that is a pipe, and what was recorded.
+#[derive(Default)]
+struct Input {
+    file: Option<File>,
+    teed: Option<Teed>,
+    taken: Option<TakenInput>,
+}
+
+fn input(stdin: &Stdin, stop: &Arc<AtomicBool>) -> anyhow::Result<Input> {
+    match stdin {
+        Stdin::Null => Ok(Input::default()),
+        Stdin::File(path) => {
+            let f = File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+            Ok(Input {
+                file: Some(f),
+                ..Input::default()
+            })
+        }
+        Stdin::Record { record, cap } => match InputKind::of_stdin() {
+            None => Ok(Input::default()),
+            Some(InputKind::File) => {
+                let taken =
+                    record_file_input(record, *cap).context("cannot record the standard input")?;
+                let fd = io::stdin().as_fd().try_clone_to_owned()?;
+                Ok(Input {
+                    file: Some(File::from(fd)),
+                    teed: None,
+                    taken: Some(taken),
+                })
+            }
+            Some(InputKind::Pipe) => {
+                let (r, w) = os_pipe::pipe().context("cannot create a pipe")?;
+                let out = File::create(record)
+                    .with_context(|| format!("cannot create {}", record.display()))?;
+                Ok(Input {
+                    file: Some(File::from(std::os::fd::OwnedFd::from(r))),
+                    teed: Some(tee(w, out, *cap, Arc::clone(stop))),
+                    taken: None,
+                })
+            }
+        },
+    }
+}
+
+type Teed = thread::JoinHandle<TakenInput>;
+
+/// Copies bugpack's standard input (a pipe) to `to`, the command's, and
+/// its first `cap` bytes to `record`, until the input ends, the command
+/// stops reading, or `stop` is set.
+fn tee(to: os_pipe::PipeWriter, mut record: File, cap: u64, stop: Arc<AtomicBool>) -> Teed {
+    thread::spawn(move || {
+        let mut to = to;
+        let mut taken = TakenInput {
+            kind: InputKind::Pipe,
+            bytes: 0,
+            truncated: false,
+        };
+        let stdin = io::stdin();
+        let fd = stdin.as_fd();
+        let mut buf = vec![0u8; 64 << 10];
+        loop {
+            let ready = {
+                let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+                matches!(poll(&mut fds, PollTimeout::from(50u16)), Ok(n) if n > 0)
+            };
+            if !ready {
+                if stop.load(Ordering::SeqCst) {
+                    taken.truncated = true;
+                    break;
+                }
+                continue;
+            }
+            let n = match nix::unistd::read(fd, &mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(_) => break,
+            };
+            let keep = usize::try_from(cap.saturating_sub(taken.bytes))
+                .unwrap_or(usize::MAX)
+                .min(n);
+            if keep < n {
+                taken.truncated = true;
+            }
+            if keep > 0 && record.write_all(&buf[..keep]).is_ok() {
+                taken.bytes += keep as u64;
+            }
+            if to.write_all(&buf[..n]).is_err() {
+                // The command closed its input: what it did not read stays unread.
+                taken.truncated = true;
+                break;
+            }
+        }
+        taken
+    })
 }
 
 /// Runs `spec`, staging output under `staging`. The run's tree is
@@ -114,14 +301,32 @@ pub fn run(spec: &Spec, staging: &Path, interrupt: &Interrupt) -> anyhow::Result
     let stop = Arc::new(AtomicBool::new(false));
     let out_thread = drain(out_r, out_sink, Arc::clone(&stop));
     let err_thread = drain(err_r, err_sink, Arc::clone(&stop));
+    let Input {
+        file: in_file,
+        teed,
+        mut taken,
+    } = match input(&spec.stdin, &stop) {
+        Ok(i) => i,
+        Err(e) => {
+            give_up(&stop, out_thread, err_thread);
+            return Err(e);
+        }
+    };
 
     let started = Instant::now();
     let token = Tree::new_token();
     let spawned = interrupt.spawn(|| {
-        let handle = duct::cmd(program, args)
+        let mut expr = duct::cmd(program, args);
+        if let Some(env) = &spec.env {
+            expr = expr.full_env(env);
+        }
+        expr = match in_file {
+            Some(f) => expr.stdin_file(f),
+            None => expr.stdin_null(),
+        };
+        let handle = expr
             .dir(&spec.cwd)
             .env(MARKER, &token)
-            .stdin_null()
             .stdout_file(out_w)
             .stderr_file(err_w)
             .unchecked()
@@ -182,6 +387,9 @@ pub fn run(spec: &Spec, staging: &Path, interrupt: &Interrupt) -> anyhow::Result
     stop.store(true, Ordering::SeqCst);
     let (stdout_tail, stdout_bytes) = join(out_thread)?;
     let (stderr_tail, stderr_bytes) = join(err_thread)?;
+    if let Some(t) = teed {
+        taken = t.join().ok();
+    }
 
     let (exit_code, signal) = match status {
         Some(s) => {
@@ -219,6 +427,7 @@ pub fn run(spec: &Spec, staging: &Path, interrupt: &Interrupt) -> anyhow::Result
         },
         stdout_tail,
         stderr_tail,
+        stdin: taken,
     })
 }
 
@@ -237,6 +446,8 @@ pub fn first_line(
         cwd: cwd.to_path_buf(),
         timeout,
         tail_bytes: 4096,
+        env: None,
+        stdin: Stdin::Null,
     };
     let dir = match tempfile::tempdir_in(staging) {
         Ok(d) => d,
@@ -445,6 +656,8 @@ mod tests {
             cwd: std::env::temp_dir(),
             timeout: Duration::from_millis(timeout_ms),
             tail_bytes: 1024,
+            env: None,
+            stdin: Stdin::Null,
         }
     }
 

@@ -21,6 +21,7 @@ pub fn rewrite(
     cwd: &Path,
     placed: &[Placed],
     included: &[Included],
+    in_project: &dyn Fn(&Path) -> bool,
 ) -> anyhow::Result<(Vec<String>, Vec<String>)> {
     let mut out = Vec::with_capacity(argv.len());
     let mut notes = Vec::new();
@@ -50,7 +51,7 @@ pub fn rewrite(
                 )));
             }
         }
-        if let Some(note) = missing(arg, cwd, placed, included) {
+        if let Some(note) = missing(arg, cwd, placed, included, in_project) {
             notes.push(note);
         }
         out.push(arg.clone());
@@ -121,8 +122,15 @@ fn place_of(
 }
 
 /// A note when `arg` names a file in the capture's directory that was not
-/// included: replay will not find it.
-fn missing(arg: &str, cwd: &Path, placed: &[Placed], included: &[Included]) -> Option<String> {
+/// included and is no file of the repository (which a replay in a checkout
+/// has): replay of the scenario alone will not find it.
+fn missing(
+    arg: &str,
+    cwd: &Path,
+    placed: &[Placed],
+    included: &[Included],
+    in_project: &dyn Fn(&Path) -> bool,
+) -> Option<String> {
     if arg.is_empty() || arg.starts_with('-') || arg.contains('\n') {
         return None;
     }
@@ -130,7 +138,7 @@ fn missing(arg: &str, cwd: &Path, placed: &[Placed], included: &[Included]) -> O
     if !abs.starts_with(cwd) {
         return None;
     }
-    if abs == cwd || !abs.is_file() {
+    if abs == cwd || !abs.is_file() || in_project(&abs) {
         return None;
     }
     let packed = placed
@@ -177,10 +185,18 @@ mod tests {
             cwd,
             &p,
             &inc,
+            &|_| false,
         )
         .unwrap();
         assert_eq!(run, ["sh", "tools/x.sh", "--in=tools/x.sh"]);
-        let err = rewrite(&args(&["sh", "-c", "sh ../tools/x.sh"]), cwd, &p, &inc).unwrap_err();
+        let err = rewrite(
+            &args(&["sh", "-c", "sh ../tools/x.sh"]),
+            cwd,
+            &p,
+            &inc,
+            &|_| false,
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("../tools/x.sh"), "{err}");
     }
 
@@ -199,6 +215,7 @@ mod tests {
             cwd,
             &p,
             &inc,
+            &|_| false,
         )
         .unwrap();
         assert_eq!(run, ["kit/run", "kit/data/a.json", "kit"]);
@@ -209,7 +226,7 @@ mod tests {
             is_dir: false,
         }];
         let p = [placed("/opt/x.sh", "scenario/x.sh")];
-        let (run, _) = rewrite(&args(&["/opt/x.sh"]), cwd, &p, &inc).unwrap();
+        let (run, _) = rewrite(&args(&["/opt/x.sh"]), cwd, &p, &inc, &|_| false).unwrap();
         assert_eq!(run, ["./x.sh"]);
     }
 
@@ -221,6 +238,7 @@ mod tests {
             cwd,
             &[],
             &[],
+            &|_| false,
         )
         .unwrap();
         assert_eq!(run, ["/usr/bin/python3", "-c", "print(1)", "../elsewhere"]);
@@ -230,17 +248,38 @@ mod tests {
         let script = dir.path().join("run.sh");
         std::fs::write(&script, "true\n").unwrap();
         let abs = script.display().to_string();
-        let (_, notes) = rewrite(&args(&["sh", "run.sh", &abs]), dir.path(), &[], &[]).unwrap();
+        let (_, notes) = rewrite(
+            &args(&["sh", "run.sh", &abs]),
+            dir.path(),
+            &[],
+            &[],
+            &|_| false,
+        )
+        .unwrap();
         assert_eq!(notes.len(), 2, "{notes:?}");
         assert!(notes[0].contains("--include run.sh"), "{notes:?}");
+        // A file of the repository is in any checkout of it: no note.
+        let (_, notes) = rewrite(&args(&["sh", "run.sh"]), dir.path(), &[], &[], &|p| {
+            p == script
+        })
+        .unwrap();
+        assert!(notes.is_empty(), "{notes:?}");
         let inc = [Included {
             given: PathBuf::from("/opt"),
             source: PathBuf::from("/opt"),
             place: "opt".to_owned(),
             is_dir: true,
         }];
-        let (run, _) = rewrite(&args(&["sh", "-c", "ls /optimal"]), cwd, &[], &inc).unwrap();
+        let (run, _) = rewrite(&args(&["sh", "-c", "ls /optimal"]), cwd, &[], &inc, &|_| {
+            false
+        })
+        .unwrap();
         assert_eq!(run[2], "ls /optimal");
-        assert!(rewrite(&args(&["sh", "-c", "ls /opt/a"]), cwd, &[], &inc).is_err());
+        assert!(
+            rewrite(&args(&["sh", "-c", "ls /opt/a"]), cwd, &[], &inc, &|_| {
+                false
+            })
+            .is_err()
+        );
     }
 }

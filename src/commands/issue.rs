@@ -8,9 +8,10 @@
 use std::io::{IsTerminal as _, Write as _};
 
 use anyhow::{Context as _, Result};
-use bugpack::bundle::{Bundle, Rejection};
+use bugpack::bundle::Bundle;
 use bugpack::capture::observe::Observed;
 use bugpack::capture::system::SystemInfo;
+use bugpack::capture::trace::Traced;
 use bugpack::issue::{self, BundleView, IssueData, ScenarioView};
 
 use super::Status;
@@ -58,8 +59,8 @@ fn issue_data(bundle: &mut Bundle) -> Result<IssueData> {
         }
         None => String::new(),
     };
-    let system: SystemInfo = yaml_entry(bundle, "env/system.yaml")?.unwrap_or_default();
-    let observed = match yaml_entry::<Observed>(bundle, "observed/result.yaml")? {
+    let system: SystemInfo = bundle.read_typed("env/system.yaml")?.unwrap_or_default();
+    let observed = match bundle.read_typed::<Observed>("observed/result.yaml")? {
         Some(record) => {
             let stdout =
                 optional(bundle, "observed/stdout.log", MAX_TAIL_BYTES)?.unwrap_or_default();
@@ -91,6 +92,10 @@ fn issue_data(bundle: &mut Bundle) -> Result<IssueData> {
             size: human_size(bundle.file_size()),
             sha256: bundle.file_sha256()?,
         }),
+        outside_files: bundle
+            .read_typed::<Traced>("env/files.yaml")?
+            .map(|t| t.outside)
+            .unwrap_or_default(),
     })
 }
 
@@ -100,21 +105,4 @@ fn optional(bundle: &mut Bundle, name: &str, max: u64) -> Result<Option<Vec<u8>>
         return Ok(None);
     }
     bundle.read(name, max).map(Some)
-}
-
-/// A YAML entry parsed with the untrusted-YAML rules; a bad one rejects the bundle.
-fn yaml_entry<T: serde::de::DeserializeOwned>(
-    bundle: &mut Bundle,
-    name: &str,
-) -> Result<Option<T>> {
-    let Some(value) = bundle.read_yaml(name)? else {
-        return Ok(None);
-    };
-    bugpack::yaml::from_json(value).map(Some).map_err(|why| {
-        anyhow::Error::new(Rejection::Yaml {
-            file: name.to_owned(),
-            why,
-        })
-        .context(format!("{} rejected", bundle.path().display()))
-    })
 }

@@ -310,6 +310,44 @@ impl Redactor {
         String::from_utf8_lossy(&self.redact(origin, input.as_bytes())).into_owned()
     }
 
+    /// A command's arguments, each redacted with the rules seeing the whole
+    /// command line, so that a secret in the word after a flag that names
+    /// one (`--api-key VALUE`) is found as it is in the line itself.
+    pub fn redact_argv(&mut self, origin: &str, argv: &[String]) -> Vec<String> {
+        let line = argv.join(" ");
+        let mut bounds = Vec::with_capacity(argv.len());
+        let mut at = 0;
+        for arg in argv {
+            bounds.push((at, at + arg.len()));
+            at += arg.len() + 1;
+        }
+        let spans = self.spans(line.as_bytes());
+        let mut out = Vec::with_capacity(argv.len());
+        for (arg, &(from, to)) in argv.iter().zip(&bounds) {
+            let mut text = Vec::with_capacity(arg.len());
+            let mut pos = from;
+            for &(start, end, index) in &spans {
+                let (start, end) = (start.max(from), end.min(to));
+                if start >= end {
+                    continue;
+                }
+                text.extend_from_slice(&line.as_bytes()[pos..start]);
+                let placeholder = self.placeholder(index, &line.as_bytes()[start..end]);
+                text.extend_from_slice(placeholder.as_bytes());
+                self.events.push(Redaction {
+                    origin: origin.to_owned(),
+                    rule: self.rules[index].name.clone(),
+                    placeholder,
+                    line: 1,
+                });
+                pos = end;
+            }
+            text.extend_from_slice(&line.as_bytes()[pos..to]);
+            out.push(String::from_utf8_lossy(&text).into_owned());
+        }
+        out
+    }
+
     /// An environment variable's value: whole when its name looks secret,
     /// else through the rules like any text.
     pub fn redact_env(&mut self, origin: &str, name: &str, value: &str) -> String {

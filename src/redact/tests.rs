@@ -590,3 +590,29 @@ fn every_builtin_rule_has_a_fuzz_shape() {
         );
     }
 }
+
+#[test]
+fn argv_is_redacted_with_the_whole_line_in_view() {
+    let mut r = redactor();
+    let argv: Vec<String> = [
+        "app",
+        "--api-key",
+        "cliApiK3y-7788",
+        "--password=hunter2x",
+        "plain",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    let out = r.redact_argv("t", &argv);
+    assert_eq!(out.len(), 5);
+    assert_eq!(out[0], "app");
+    assert_eq!(out[1], "--api-key");
+    assert!(out[2].starts_with("[REDACTED:cli-flag:"), "{out:?}");
+    assert!(!out[3].contains("hunter2x"), "{out:?}");
+    assert!(out[3].starts_with("--password="), "{out:?}");
+    assert_eq!(out[4], "plain");
+    // The same secret in the command line itself gets the same placeholder.
+    let line = r.redact_str("t", "app --api-key cliApiK3y-7788");
+    assert!(line.ends_with(&out[2]), "{line} vs {out:?}");
+}
