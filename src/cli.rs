@@ -95,6 +95,9 @@ pub(crate) struct SandboxArgs {
     pub(crate) net: String,
     #[arg(long)]
     pub(crate) probe: bool,
+    /// With --probe: also mount an overlay of DIR/lower on DIR/merged
+    #[arg(long, value_name = "DIR", requires = "probe")]
+    pub(crate) overlay: Option<PathBuf>,
 }
 
 /// Limits a reader applies to a bundle before trusting anything in it.
@@ -192,6 +195,11 @@ pub(crate) struct CaptureArgs {
     /// Show what would be shared, with every redaction, and write nothing
     #[arg(long)]
     pub(crate) dry_run: bool,
+
+    /// Run COMMAND a second time under strace and list the files it read
+    /// outside the project (they are not packed)
+    #[arg(long)]
+    pub(crate) trace_files: bool,
 
     /// The command that shows the bug
     #[arg(last = true, value_name = "COMMAND")]
@@ -325,6 +333,18 @@ pub(crate) struct ReplayArgs {
     /// Write the report as Markdown to FILE, or `-` for stdout
     #[arg(long, value_name = "FILE|-")]
     pub(crate) markdown: Option<PathBuf>,
+
+    /// Run a captured command in a checkout of DIR, a clone of the user's
+    /// project: the bundle's commit, its uncommitted changes and untracked
+    /// files, in a copy-on-write view per run (DIR is never changed)
+    /// [default: the repository around the current directory, when it has
+    /// the bundle's commit]
+    #[arg(long, value_name = "DIR", conflicts_with = "no_repo")]
+    pub(crate) repo: Option<PathBuf>,
+
+    /// Replay the scenario alone, not in the repository around the current directory
+    #[arg(long)]
+    pub(crate) no_repo: bool,
 
     /// Address-space limit of every process of a run (e.g. 4GiB, or `none`)
     /// [default: half the machine's RAM, at least 4GiB]

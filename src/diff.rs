@@ -24,8 +24,11 @@ use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
 use crate::bundle::{Bundle, BundleWriter, Rejection};
+use crate::capture::command::CommandRecord;
+use crate::capture::runtime::Runtime;
 use crate::capture::{self, files, system::PROXY_VARS};
 use crate::redact::{ExtraRule, Redactor};
+use crate::replay::BASE_PATH;
 
 /// The most configuration bytes read from one side to show line diffs;
 /// past it, files are compared by their SHA-256 only.
@@ -110,6 +113,10 @@ pub struct Snapshot {
     pub git: Option<Value>,
     /// `config/...` entries by their path in the bundle.
     pub configs: BTreeMap<String, ConfigFile>,
+    /// `env/runtime.yaml`: what ran the captured command.
+    pub runtime: Option<Runtime>,
+    /// `env/command.yaml`'s argv: the captured command.
+    pub command: Option<Vec<String>>,
 }
 
 impl Snapshot {
@@ -152,20 +159,31 @@ impl Snapshot {
                 },
             );
         }
+        let runtime = bundle.read_typed::<Runtime>("env/runtime.yaml")?;
+        let command = bundle
+            .read_typed::<CommandRecord>("env/command.yaml")?
+            .map(|c| c.argv);
         Ok(Self {
             system,
             network,
             vars,
             git,
             configs,
+            runtime,
+            command,
         })
     }
 
     /// Gathers this machine's environment with capture's sources and
     /// redaction, writing nothing but a temporary staging directory.
     /// Returns the snapshot and notes on what could not be read.
-    /// `redactor` is [`Here::redactor`]'s.
-    pub fn here(req: &Here, mut redactor: Redactor) -> anyhow::Result<(Self, Vec<String>)> {
+    /// `redactor` is [`Here::redactor`]'s. With `command` (a bundle's
+    /// captured argv), also what would run that command here.
+    pub fn here(
+        req: &Here,
+        mut redactor: Redactor,
+        command: Option<&[String]>,
+    ) -> anyhow::Result<(Self, Vec<String>)> {
         // Redacted copies of this machine's configs: swept if a kill leaves them.
         let staging =
             crate::partial::Partial::fresh(&std::env::temp_dir(), crate::partial::DIFF_PREFIX)
@@ -219,6 +237,11 @@ impl Snapshot {
                 },
             );
         }
+        let runtime = command.and_then(|argv| {
+            let path = req.env.get("PATH").map_or(BASE_PATH, String::as_str);
+            let root = capture::git::root_of(&req.cwd);
+            capture::runtime::here(argv, path, &req.cwd, root.as_deref(), staging.path(), None)
+        });
         Ok((
             Self {
                 system: serde_json::to_value(system)?,
@@ -226,6 +249,8 @@ impl Snapshot {
                 vars,
                 git,
                 configs,
+                runtime,
+                command: command.map(<[String]>::to_vec),
             },
             notes,
         ))
@@ -399,6 +424,11 @@ pub fn compare(a: &Snapshot, b: &Snapshot) -> Comparison {
                 GroupKind::Versions => {
                     let (ta, tb) = (section(&a.system, "tools"), section(&b.system, "tools"));
                     group.compare_maps(&union(&ta, &tb), &ta, &tb);
+                    if let (Some(ra), Some(rb)) = (&a.runtime, &b.runtime) {
+                        for d in capture::runtime::differences(ra, rb) {
+                            group.compare(&d.key, d.user.as_deref(), d.here.as_deref());
+                        }
+                    }
                 }
                 GroupKind::Config => configs(&mut group, a, b),
                 GroupKind::System => system(&mut group, a, b),

@@ -289,6 +289,20 @@ impl Capture {
             ));
         }
 
+        if args.trace_files && args.command.is_empty() {
+            return Err(usage(
+                "--trace-files traces a command: give it after `--`, e.g. bugpack capture --trace-files -- make test",
+            ));
+        }
+        if args.trace_files
+            && !args.dry_run
+            && !args.no_run
+            && !bugpack::capture::trace::strace_available()
+        {
+            return Err(usage(
+                "--trace-files needs strace, which is not on PATH; install it (apt-get install strace) or leave the flag out",
+            ));
+        }
         let created = created_time()?;
         let output = args.output.clone().unwrap_or_else(|| {
             let stamp: String = created.chars().filter(char::is_ascii_digit).collect();
@@ -336,6 +350,8 @@ impl Capture {
             cwd,
             env,
             system_root: PathBuf::from("/"),
+            stdin: args.steps.as_deref() != Some(std::path::Path::new("-")),
+            trace_files: args.trace_files,
         };
         Ok(Self {
             request,
@@ -409,10 +425,23 @@ impl Sink {
     }
 }
 
+/// Where a replay of a captured command runs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum RepoChoice {
+    /// In the repository around the current directory, when it has the
+    /// bundle's commit; else in the scenario's files alone.
+    Auto,
+    /// `--repo DIR`.
+    Dir(PathBuf),
+    /// `--no-repo`.
+    Off,
+}
+
 /// `bugpack replay`.
 #[derive(Debug)]
 pub(crate) struct Replay {
     pub(crate) source: ReplaySource,
+    pub(crate) repo: RepoChoice,
     pub(crate) runs: u32,
     pub(crate) jobs: usize,
     pub(crate) timeout: Option<std::time::Duration>,
@@ -451,6 +480,25 @@ impl Replay {
                 "{}: no such file or directory; give a bundle (.zip) or a scenario directory",
                 args.source.display()
             )));
+        };
+        let repo = match (&args.repo, args.no_repo) {
+            (Some(dir), _) => {
+                if matches!(source, ReplaySource::Directory(_)) {
+                    return Err(usage(format!(
+                        "--repo runs a captured bundle's command in a checkout; {} is a scenario directory, which carries its own files: replay it without --repo",
+                        args.source.display()
+                    )));
+                }
+                if !dir.is_dir() {
+                    return Err(usage(format!(
+                        "--repo {}: no such directory; give a clone of the user's project",
+                        dir.display()
+                    )));
+                }
+                RepoChoice::Dir(dir.clone())
+            }
+            (None, true) => RepoChoice::Off,
+            (None, false) => RepoChoice::Auto,
         };
         let Matrix {
             runs,
@@ -521,6 +569,7 @@ impl Replay {
         Ok(Self {
             limits: limits(&args.limits)?,
             source,
+            repo,
             runs,
             jobs,
             timeout,

@@ -1359,12 +1359,12 @@ fn hostile_run_text_stays_text_in_the_markdown() {
     };
     let html = output("html", "<img src=x onerror=alert(1)>|x");
     let inline = output("inline", "**b**`c`[l](http://x)~~s~~&amp;");
-    // An error's cause is the run's own last line of stderr.
+    // An error's cause names the command the run's stderr says is missing.
     let cause = scenario(
         &sb,
         "cause",
-        "name: hostile\nrun: 'echo \"sh: 1: x: not found\" >&2; cat line.txt >&2; exit 127'\n",
-        &[("line.txt", "</td><td>|<b>x\n")],
+        "name: hostile\nrun: 'printf \"sh: 1: %s: not found\\\\n\" \"$(cat line.txt)\" >&2; exit 127'\n",
+        &[("line.txt", "<td>|<b>x\n")],
     );
     // A path as the user typed it, with backticks in it.
     let odd = "odd`dir``<b>";
@@ -1396,7 +1396,10 @@ fn hostile_run_text_stays_text_in_the_markdown() {
         all.contains("&lt;img src=x onerror=alert(1)&gt;\\|x"),
         "{all}"
     );
-    assert!(all.contains("&lt;/td&gt;&lt;td&gt;\\|&lt;b&gt;x"), "{all}");
+    assert!(
+        all.contains("&lt;td&gt;\\|&lt;b&gt;x is not installed"),
+        "{all}"
+    );
     assert!(all.contains("```odd`dir``<b>```"), "{all}");
     snapshot_settings().bind(|| insta::assert_snapshot!("replay_markdown_hostile", all));
     nothing_left(&sb);

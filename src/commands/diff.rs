@@ -87,7 +87,7 @@ pub(crate) fn run(settings: &Diff, ui: &Ui) -> Result<Status> {
             if let Some(p) = profile {
                 tracing::info!("using the profile {}", p.display());
             }
-            let (snapshot, notes) = Snapshot::here(request, redactor)?;
+            let (snapshot, notes) = Snapshot::here(request, redactor, a.command.as_deref())?;
             for note in notes {
                 tracing::warn!("this machine: {note}");
             }

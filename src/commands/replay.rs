@@ -7,22 +7,25 @@ use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context as _, Result};
 use bugpack::bundle::Bundle;
+use bugpack::capture::command::STDIN_ENTRY;
 use bugpack::error::usage;
 use bugpack::replay::matrix::{self, Cell};
 use bugpack::replay::sandbox::Isolation;
-use bugpack::replay::{self, Plan, Progress};
+use bugpack::replay::user::UserSide;
+use bugpack::replay::{self, Plan, Progress, workspace};
 use bugpack::report::{self, Report, RunResult, Verdict};
 use bugpack::scenario::{Readiness, ScenarioFile};
 
 use super::Status;
-use crate::settings::{Replay, ReplaySource, Sink};
+use crate::settings::{Replay, ReplaySource, RepoChoice, Sink};
 use crate::terminal::{Ui, printable, printable_lines};
 
 pub(crate) fn run(settings: &Replay, ui: &Ui) -> Result<Status> {
     let mut scenario_sha256 = None;
+    let mut user = UserSide::default();
     let (label, file, files, bundle_sha256, signature) = match &settings.source {
         ReplaySource::Bundle(path) => {
-            let opened = Bundle::open(path, &settings.limits)?;
+            let mut opened = Bundle::open(path, &settings.limits)?;
             let Some(file) = opened.scenario().cloned() else {
                 return Err(usage(format!(
                     "{} holds no scenario to replay; capture with -- COMMAND or --scenario DIR",
@@ -31,6 +34,7 @@ pub(crate) fn run(settings: &Replay, ui: &Ui) -> Result<Status> {
             };
             let sha = opened.file_sha256()?;
             let signature = super::signature_summary(&opened);
+            user = UserSide::read(&mut opened)?;
             (
                 path.display().to_string(),
                 file,
@@ -59,12 +63,25 @@ pub(crate) fn run(settings: &Replay, ui: &Ui) -> Result<Status> {
             )
         }
     };
-    let scenario = file
+    let mut scenario = file
         .resolve()
         .map_err(|e| usage(format!("the scenario {e}")))?;
+    let checkout = choose_checkout(settings, &user, &label)?;
+    if let (Some(src), Some(command)) = (&checkout, &user.command) {
+        // The command as the user typed it, from their directory in the checkout.
+        scenario.run = bugpack::capture::observe::shell_line(&command.argv);
+        if src.found && !ui.quiet {
+            let _ = writeln!(
+                std::io::stderr(),
+                "note: replaying in a checkout of {} at {}, which has the bundle's commit (--no-repo to replay the scenario alone)",
+                printable(&src.dir.display().to_string()),
+                workspace::short(&src.commit)
+            );
+        }
+    }
     // Asked before anything is written: Ctrl-C at the question ends
     // bugpack there and then, with nothing to clean up.
-    consent(settings, ui, &scenario, &signature)?;
+    consent(settings, ui, &scenario, &signature, checkout.as_ref())?;
 
     // From here on an interrupt is noted and acted on between steps, so
     // that what is extracted or running is removed before bugpack exits.
@@ -79,13 +96,19 @@ pub(crate) fn run(settings: &Replay, ui: &Ui) -> Result<Status> {
         signal_hook::flag::register(signal, Arc::clone(&interrupted))
             .context("cannot watch for Ctrl-C")?;
     }
-    // Keep the extracted bundle alive for the whole replay.
-    let mut _extracted = None;
+    // Keep the extracted bundle (and the checkout made in it) alive for
+    // the whole replay; it goes, with everything in it, when this does.
+    let mut extracted = None;
     let files = match files {
         Files::Bundle(mut bundle) => {
-            let dir = bundle.extract(|p| p.starts_with("scenario/"))?;
+            let dir = bundle.extract(|p| {
+                p.starts_with("scenario/")
+                    || p.starts_with("git/untracked/")
+                    || p == "git/diff.patch"
+                    || p == STDIN_ENTRY
+            })?;
             let files = dir.path().join("scenario");
-            _extracted = Some(dir);
+            extracted = Some(dir);
             files
         }
         Files::Directory(dir) => dir,
@@ -108,13 +131,39 @@ pub(crate) fn run(settings: &Replay, ui: &Ui) -> Result<Status> {
             |(u, g)| format!("runs as uid {u}, gid {g}")
         )
     );
+    let extracted_dir = extracted.as_ref().map(|d| d.path().to_path_buf());
+    let (files, checkout_info) = match (&checkout, &extracted_dir) {
+        (Some(src), Some(dir)) => {
+            let cwd = user
+                .command
+                .as_ref()
+                .and_then(|c| c.cwd.clone())
+                .unwrap_or_else(|| ".".to_owned());
+            let (files, info) = workspace::setup(src, dir, &cwd, &isolation, settings.keep)?;
+            (files, Some(info))
+        }
+        _ => (replay::Files::Scenario(files), None),
+    };
+    let stdin = extracted_dir
+        .as_ref()
+        .map(|d| d.join(STDIN_ENTRY))
+        .filter(|p| p.is_file() && user.command.as_ref().is_some_and(|c| c.stdin.is_some()));
+    let runtime = match (&extracted_dir, &user.runtime) {
+        (Some(dir), Some(_)) => user.runtime_differences(&files, dir),
+        _ => Vec::new(),
+    };
     let cells = matrix::cells(&settings.timing, &settings.proxy, &settings.cache);
     let plan = Plan {
         source: label,
         bundle_sha256,
         timeout: settings.timeout.unwrap_or(scenario.timeout),
         scenario,
+        known: user.known(checkout.is_some()),
+        observed: user.observed.clone(),
         files,
+        stdin,
+        checkout: checkout_info,
+        runtime,
         runs: settings.runs,
         jobs: settings.jobs,
         cells,
@@ -164,6 +213,9 @@ pub(crate) fn run(settings: &Replay, ui: &Ui) -> Result<Status> {
             if runs == 1 { "run" } else { "runs" }
         ));
     }
+    if let Some(line) = report.cannot_run() {
+        return Err(anyhow::anyhow!(line));
+    }
     status(report.verdict, settings.expect_fixed, report.errors() == 0).ok_or_else(|| {
         anyhow::anyhow!(
             "every run errored ({}); see the report for why",
@@ -197,12 +249,50 @@ enum Files {
     Directory(PathBuf),
 }
 
+/// The checkout a captured command runs in: `--repo DIR`'s, or the
+/// repository around the current directory when it has the bundle's
+/// commit (unless `--no-repo`). Errors only for `--repo`.
+fn choose_checkout(
+    settings: &Replay,
+    user: &UserSide,
+    label: &str,
+) -> Result<Option<workspace::Source>> {
+    match &settings.repo {
+        RepoChoice::Off => Ok(None),
+        RepoChoice::Auto => Ok(match (user.head(), &user.command) {
+            (Some(head), Some(_)) => std::env::current_dir()
+                .ok()
+                .and_then(|cwd| workspace::find_around(&cwd, head)),
+            _ => None,
+        }),
+        RepoChoice::Dir(dir) => {
+            let Some(repo) = &user.repo else {
+                return Err(usage(format!(
+                    "--repo: {label} was captured outside any git repository (it has no git/repo.yaml), so there is no commit to check out; replay it without --repo"
+                )));
+            };
+            let Some(head) = repo.head.as_deref() else {
+                return Err(usage(format!(
+                    "--repo: the user's repository had no commit yet when {label} was captured; replay it without --repo"
+                )));
+            };
+            if user.command.is_none() {
+                return Err(usage(format!(
+                    "--repo: {label}'s scenario is a packed directory, not a captured command (it has no env/command.yaml); replay it without --repo"
+                )));
+            }
+            workspace::open(dir, head).map(Some)
+        }
+    }
+}
+
 /// Shows what would run and asks; without a terminal, `--yes` is required.
 fn consent(
     settings: &Replay,
     ui: &Ui,
     scenario: &bugpack::scenario::Scenario,
     signature: &str,
+    checkout: Option<&workspace::Source>,
 ) -> Result<()> {
     if settings.yes {
         return Ok(());
@@ -243,6 +333,14 @@ fn consent(
         "  run      {}",
         printable_lines(&scenario.run, &indent)
     )?;
+    if let Some(src) = checkout {
+        writeln!(
+            err,
+            "  in       a checkout of {} at {}, with the user's changes and untracked files",
+            printable(&src.dir.display().to_string()),
+            workspace::short(&src.commit)
+        )?;
+    }
     if crate::terminal::confirm(
         &mut err,
         &mut std::io::stdin().lock(),

@@ -15,8 +15,11 @@ pub mod matrix;
 pub mod outcome;
 pub mod procfs;
 pub mod sandbox;
+pub mod start;
 pub mod supervisor;
 pub mod timing;
+pub mod user;
+pub mod workspace;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -49,7 +52,7 @@ const STACK_LIMIT: Duration = Duration::from_secs(8);
 /// The longest runtimes get to print their stacks after SIGQUIT/SIGABRT.
 const DUMP_GRACE: Duration = Duration::from_secs(3);
 /// The PATH every step gets.
-const BASE_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub const BASE_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// The pauses of a poll for a process's end: short first, so that a quick
 /// end is seen at once, then doubling up to 5 ms, so that a long wait costs
@@ -77,8 +80,19 @@ pub struct Plan {
     pub source: String,
     pub bundle_sha256: Option<String>,
     pub scenario: Scenario,
-    /// The scenario's files, copied into each run's directory.
-    pub files: PathBuf,
+    /// What each run's directory starts with.
+    pub files: Files,
+    /// What the bundle says about the user's side (for runs that could not
+    /// start the command).
+    pub known: start::Known,
+    /// What the user saw, from the bundle.
+    pub observed: Option<crate::report::ObservedRun>,
+    /// The run step's standard input (the user's, recorded).
+    pub stdin: Option<PathBuf>,
+    /// For the report: the checkout the runs run in.
+    pub checkout: Option<crate::report::CheckoutInfo>,
+    /// For the report: how the runtime differs from the user's.
+    pub runtime: Vec<crate::capture::runtime::Difference>,
     pub runs: u32,
     pub jobs: usize,
     /// The run step's limit (the scenario's, or `--timeout`).
@@ -96,6 +110,21 @@ pub struct Plan {
     /// `LANG` and `TERM` passed through to runs.
     pub lang: String,
     pub term: String,
+}
+
+/// What each run's directory starts with.
+#[derive(Debug, Clone)]
+pub enum Files {
+    /// The scenario's files, copied into each run's directory.
+    Scenario(PathBuf),
+    /// A checkout of the user's project (`--repo`), the command run from
+    /// `cwd` (relative to its root) in a view of it of each run's own.
+    Checkout {
+        tree: PathBuf,
+        cwd: String,
+        /// A copy-on-write overlay per run; else a copy per run.
+        overlay: bool,
+    },
 }
 
 /// Hooks for showing progress; the engine calls them from worker threads.
@@ -278,7 +307,7 @@ pub fn replay(
         }
         _ => Report::verdict_of(&cells),
     };
-    Ok(Report {
+    let mut report = Report {
         bugpack: env!("CARGO_PKG_VERSION").to_owned(),
         source: plan.source.clone(),
         scenario: plan.scenario.name.clone(),
@@ -302,8 +331,13 @@ pub fn replay(
         interrupted: was_interrupted,
         duration_ms: millis(started.elapsed()),
         first_reproduction: first.into_inner().ok().flatten(),
+        observed: plan.observed.clone(),
+        checkout: plan.checkout.clone(),
+        runtime: plan.runtime.clone(),
         cells,
-    })
+    };
+    report.compare_with_observed();
+    Ok(report)
 }
 
 /// The directory in TMPDIR that holds every run's directory.
@@ -461,6 +495,11 @@ fn run_in(
     if let Some((uid, gid)) = plan.isolation.run_as {
         chown_tree(dir, uid, gid)?;
     }
+    // In a checkout the command runs from the user's directory in it.
+    let run_cwd = match &plan.files {
+        Files::Checkout { cwd, .. } => layout.work.join(cwd),
+        Files::Scenario(_) => layout.work.clone(),
+    };
     // In a network namespace of its own every run has all ports to itself,
     // so a service keeps the same port, and its URLs stay the same, from run
     // to run (a warm proxy cache is keyed by URL). On the host's network
@@ -491,6 +530,9 @@ fn run_in(
     let strace_path = layout.logs.join("strace.txt");
     let run_plan = RunPlan {
         work_dir: layout.work.clone(),
+        cwd: Some(run_cwd.clone()),
+        overlay: layout.overlay.clone(),
+        stdin: plan.stdin.clone(),
         log_dir: layout.logs.clone(),
         env,
         setup: plan.scenario.setup.clone(),
@@ -636,13 +678,30 @@ fn run_in(
     };
     let stdout = layout.logs.join("run.out");
     let stderr = layout.logs.join("run.err");
-    let judgement = outcome::judge(&plan.scenario.expect, judged_ending, &stdout, &stderr);
-    let mut r = base(judgement.outcome, judgement.reason);
+    // A run that never got to the command says nothing about the bug.
+    let failed_start = match judged_ending {
+        Ending::Exited { code, signal: None } if code != Some(0) => start::check(
+            &plan.known,
+            code,
+            &outcome::tail(&stderr, TAIL_BYTES),
+            &run_cwd,
+        ),
+        _ => None,
+    };
+    let mut r = if let Some(f) = failed_start {
+        let mut r = base(Outcome::Error, f.cause);
+        r.hint = Some(f.hint);
+        r
+    } else {
+        let judgement = outcome::judge(&plan.scenario.expect, judged_ending, &stdout, &stderr);
+        let mut r = base(judgement.outcome, judgement.reason);
+        r.matched = judgement.matched;
+        r
+    };
     r.exit_code = exit_code;
     r.signal = signal
         .map(|s| Signal::try_from(s).map_or_else(|_| s.to_string(), |s| s.as_str().to_owned()));
     r.duration_ms = duration_ms;
-    r.matched = judgement.matched;
     if let Some(d) = diagnostics {
         r.diagnostics = Some(d.processes);
         r.diagnostics_omitted =
@@ -729,21 +788,45 @@ struct RunDirs {
     home: PathBuf,
     tmp: PathBuf,
     logs: PathBuf,
+    /// The overlay the sandbox mounts on `work`, in a checkout.
+    overlay: Option<supervisor::OverlayPlan>,
 }
 
 impl RunDirs {
-    fn create(root: &Path, files: &Path) -> anyhow::Result<Self> {
-        let dirs = Self {
+    fn create(root: &Path, files: &Files) -> anyhow::Result<Self> {
+        let mut dirs = Self {
             root: root.to_path_buf(),
             work: root.join("work"),
             home: root.join("home"),
             tmp: root.join("tmp"),
             logs: root.join("logs"),
+            overlay: None,
         };
         for d in [&dirs.root, &dirs.home, &dirs.tmp, &dirs.logs] {
             fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
         }
-        copy_tree(files, &dirs.work)?;
+        match files {
+            Files::Scenario(files) => copy_tree(files, &dirs.work)?,
+            Files::Checkout {
+                tree,
+                overlay: true,
+                ..
+            } => {
+                // The sandbox mounts the checkout, read-only below, on
+                // `work`; what the run writes lands in `upper`.
+                let overlay = supervisor::OverlayPlan {
+                    lower: tree.clone(),
+                    upper: root.join("upper"),
+                    scratch: root.join("overlay-work"),
+                };
+                for d in [&dirs.work, &overlay.upper, &overlay.scratch] {
+                    fs::create_dir_all(d)
+                        .with_context(|| format!("cannot create {}", d.display()))?;
+                }
+                dirs.overlay = Some(overlay);
+            }
+            Files::Checkout { tree, .. } => workspace::copy_checkout(tree, &dirs.work)?,
+        }
         Ok(dirs)
     }
 }
@@ -809,7 +892,8 @@ fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn chown_tree(path: &Path, uid: u32, gid: u32) -> anyhow::Result<()> {
+/// Hands `path` and everything below it to `uid:gid` (symlinks themselves, not their targets).
+pub(crate) fn chown_tree(path: &Path, uid: u32, gid: u32) -> anyhow::Result<()> {
     std::os::unix::fs::lchown(path, Some(uid), Some(gid))
         .with_context(|| format!("cannot hand {} to the sandbox user", path.display()))?;
     if fs::symlink_metadata(path)?.is_dir() {

@@ -128,26 +128,63 @@ impl Isolation {
         }
     }
 
-    /// Starts `bugpack __sandbox --probe`: namespaces made, loopback up, exit.
-    fn probe(&self) -> Result<(), String> {
-        let mut cmd = self.command(true);
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let out = cmd.output().map_err(|e| e.to_string())?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            let text = String::from_utf8_lossy(&out.stderr);
-            Err(text
-                .lines()
-                .last()
-                .unwrap_or("unknown reason")
-                .trim()
-                .to_owned())
+    /// Whether a run's sandbox can mount a checkout copy-on-write (overlayfs
+    /// in its user namespace, Linux 5.11 and later): tried on scratch
+    /// directories under `dir`, which it removes. `Err` says why not.
+    pub fn overlay_works(&self, dir: &Path) -> Result<(), String> {
+        if !self.namespaces {
+            return Err("runs are not in namespaces of their own".to_owned());
         }
+        let made = (|| -> io::Result<()> {
+            for d in ["lower", "upper", "work", "merged"] {
+                std::fs::create_dir_all(dir.join(d))?;
+            }
+            std::fs::write(dir.join("lower/lower.txt"), "below\n")?;
+            if let Some((uid, gid)) = self.run_as {
+                for d in ["", "lower", "lower/lower.txt", "upper", "work", "merged"] {
+                    std::os::unix::fs::lchown(dir.join(d), Some(uid), Some(gid))?;
+                }
+            }
+            Ok(())
+        })();
+        let result = if let Err(e) = made {
+            Err(format!("cannot prepare the probe: {e}"))
+        } else {
+            let mut cmd = self.command(true);
+            cmd.arg("--overlay").arg(dir);
+            run_probe(cmd)
+        };
+        let _ = std::fs::remove_dir_all(dir);
+        result
     }
 
+    /// Starts `bugpack __sandbox --probe`: namespaces made, loopback up, exit.
+    fn probe(&self) -> Result<(), String> {
+        run_probe(self.command(true))
+    }
+}
+
+/// Runs a `__sandbox --probe` command: `Err` with its last line of stderr
+/// when it fails.
+fn run_probe(mut cmd: Command) -> Result<(), String> {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let out = cmd.output().map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        let text = String::from_utf8_lossy(&out.stderr);
+        Err(text
+            .lines()
+            .last()
+            .unwrap_or("unknown reason")
+            .trim()
+            .to_owned())
+    }
+}
+
+impl Isolation {
     fn command(&self, probe: bool) -> Command {
         let mut cmd = Command::new(self_exe());
         // A probe's output is not read: it keeps the default level, and its
@@ -438,11 +475,13 @@ impl Drop for Sandbox {
 /// The hidden `bugpack __sandbox` command: make the namespaces, then run
 /// the supervisor as their first process. With `probe`, stop after the
 /// namespaces are made.
-pub fn enter(net: Net, probe: bool) -> io::Result<i32> {
+pub fn enter(net: Net, probe: bool, overlay: Option<&Path>) -> io::Result<i32> {
     let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
     let uid = Uid::effective();
     let gid = Gid::effective();
-    let mut flags = CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWPID;
+    // A mount namespace of its own, so that a checkout's overlay is the
+    // run's alone and vanishes with it.
+    let mut flags = CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS;
     if net != Net::Host {
         flags |= CloneFlags::CLONE_NEWNET;
     }
@@ -464,6 +503,21 @@ pub fn enter(net: Net, probe: bool) -> io::Result<i32> {
         tracing::debug!("brought up lo, the network's only interface");
     }
     if probe {
+        if let Some(dir) = overlay {
+            let plan = supervisor::OverlayPlan {
+                lower: dir.join("lower"),
+                upper: dir.join("upper"),
+                scratch: dir.join("work"),
+            };
+            let merged = dir.join("merged");
+            plan.mount(&merged)?;
+            std::fs::write(merged.join("lower.txt"), "written through the overlay\n")?;
+            if std::fs::read(dir.join("lower/lower.txt"))? != b"below\n" {
+                return Err(io::Error::other(
+                    "the overlay wrote through to its lower directory",
+                ));
+            }
+        }
         return Ok(0);
     }
     // The supervisor must be a child, to be PID 1 of the new namespace. This

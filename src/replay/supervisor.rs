@@ -32,8 +32,18 @@ use serde::{Deserialize, Serialize};
 /// What the supervisor runs; written by the engine, read on stdin.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunPlan {
-    /// Where the scenario's files are; every step's working directory.
+    /// Where the scenario's files are (or the checkout's view).
     pub work_dir: PathBuf,
+    /// Every step's working directory, when not `work_dir` (a directory
+    /// inside a checkout).
+    #[serde(default)]
+    pub cwd: Option<PathBuf>,
+    /// A checkout to mount on `work_dir`, copy-on-write, before any step.
+    #[serde(default)]
+    pub overlay: Option<OverlayPlan>,
+    /// The run step's standard input (else `/dev/null`).
+    #[serde(default)]
+    pub stdin: Option<PathBuf>,
     /// Where step outputs go.
     pub log_dir: PathBuf,
     /// The complete environment of every step (services add `PORT`).
@@ -66,6 +76,49 @@ pub struct ProxyPlan {
     pub cache_dir: Option<PathBuf>,
     /// Where the proxy writes its counters, after every change.
     pub stats_path: PathBuf,
+}
+
+/// An overlay mount: `lower` (the checkout, never written) seen through
+/// `upper` (the run's own changes), with `scratch` as overlayfs's work
+/// directory. Mounted inside the run's mount namespace, it vanishes with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OverlayPlan {
+    pub lower: PathBuf,
+    pub upper: PathBuf,
+    pub scratch: PathBuf,
+}
+
+impl OverlayPlan {
+    /// Mounts the overlay on `target`. Needs `CAP_SYS_ADMIN` in the mount
+    /// namespace's user namespace (the sandbox's, before it execs anything).
+    pub fn mount(&self, target: &Path) -> io::Result<()> {
+        let escape = |p: &Path| {
+            p.display()
+                .to_string()
+                .replace('\\', "\\\\")
+                .replace(',', "\\,")
+                .replace(':', "\\:")
+        };
+        let options = format!(
+            "lowerdir={},upperdir={},workdir={}",
+            escape(&self.lower),
+            escape(&self.upper),
+            escape(&self.scratch)
+        );
+        nix::mount::mount(
+            Some("overlay"),
+            target,
+            Some("overlay"),
+            nix::mount::MsFlags::MS_NODEV | nix::mount::MsFlags::MS_NOSUID,
+            Some(options.as_str()),
+        )
+        .map_err(|e| {
+            io::Error::other(format!(
+                "cannot mount the checkout's overlay on {}: {e}",
+                target.display()
+            ))
+        })
+    }
 }
 
 /// A service to start and wait for.
@@ -268,6 +321,16 @@ fn supervise() -> io::Result<()> {
         .read_to_string(&mut text)?;
     let plan: RunPlan = serde_json::from_str(&text).map_err(io::Error::other)?;
     crate::redact::logs::install_env(plan.env.clone().into_iter().collect());
+    if let Some(overlay) = &plan.overlay {
+        if let Err(e) = overlay.mount(&plan.work_dir) {
+            send(&Event::Error { why: e.to_string() })?;
+            return Ok(());
+        }
+        tracing::debug!(
+            "mounted the checkout copy-on-write on {}",
+            plan.work_dir.display()
+        );
+    }
     if let Some(cpu) = plan.cpu {
         if let Err(why) = pin_to_cpu(cpu) {
             send(&Event::Error {
@@ -497,11 +560,15 @@ fn spawn(plan: &RunPlan, name: &str, command: &str, extra: &[(&str, &str)]) -> i
         c.args(["-c", command]);
         c
     };
-    cmd.current_dir(&plan.work_dir)
+    let stdin = match (&plan.stdin, name) {
+        (Some(path), "run") => Stdio::from(File::open(path)?),
+        _ => Stdio::null(),
+    };
+    cmd.current_dir(plan.cwd.as_ref().unwrap_or(&plan.work_dir))
         .env_clear()
         .envs(&plan.env)
         .envs(extra.iter().copied())
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(out)
         .stderr(err);
     let limits = plan.limits;

@@ -9,7 +9,7 @@
 use std::io::{self, Write};
 
 use super::Report;
-use super::table::{HEADERS, first_reproduction, printable, row, summary};
+use super::table::{HEADERS, first_reproduction, header, printable, row, summary};
 use crate::markdown::{code, text};
 
 /// Renders the Markdown: a verdict line, the table, what each cell's
@@ -26,6 +26,17 @@ pub fn render(report: &Report, out: &mut dyn Write) -> io::Result<()> {
         writeln!(out)?;
         writeln!(out, "{}.", text(&capitalise(&line)))?;
     }
+    let head = header(report);
+    if !head.is_empty() {
+        writeln!(out)?;
+        for (label, line) in &head {
+            if label.is_empty() {
+                writeln!(out, "- {}", text(&printable(line)))?;
+            } else {
+                writeln!(out, "- **{label}**: {}", text(&printable(line)))?;
+            }
+        }
+    }
     writeln!(out)?;
     writeln!(out, "| {} |", HEADERS.join(" | "))?;
     writeln!(out, "|{}|", HEADERS.map(|_| "---").join("|"))?;
@@ -37,7 +48,7 @@ pub fn render(report: &Report, out: &mut dyn Write) -> io::Result<()> {
     writeln!(out)?;
     // What each condition did, as the table's note lines say it.
     for cell in &report.cells {
-        if let Some(note) = &cell.note {
+        for note in [&cell.note, &cell.unlike_observed].into_iter().flatten() {
             let a = &cell.axes;
             writeln!(
                 out,
@@ -47,7 +58,11 @@ pub fn render(report: &Report, out: &mut dyn Write) -> io::Result<()> {
             )?;
         }
     }
-    if report.cells.iter().any(|c| c.note.is_some()) {
+    if report
+        .cells
+        .iter()
+        .any(|c| c.note.is_some() || c.unlike_observed.is_some())
+    {
         writeln!(out)?;
     }
     let seed = report.seed;

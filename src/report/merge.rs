@@ -329,8 +329,15 @@ pub fn merge(inputs: &[Input]) -> Result<(Report, Vec<String>), MergeError> {
             .map(|i| i.report.duration_ms)
             .max()
             .unwrap_or(0),
+        // One bundle, so one observed run, checkout and runtime: the first
+        // shard's (a shard that ran elsewhere may have had another runtime).
+        observed: base.observed.clone(),
+        checkout: base.checkout.clone(),
+        runtime: base.runtime.clone(),
         cells,
     };
+    let mut report = report;
+    report.compare_with_observed();
     Ok((report, warnings))
 }
 
@@ -462,6 +469,9 @@ mod tests {
             },
             interrupted: false,
             duration_ms: 900,
+            observed: None,
+            checkout: None,
+            runtime: Vec::new(),
             cells,
         }
     }

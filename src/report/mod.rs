@@ -49,7 +49,116 @@ pub struct Report {
     /// The first run that reproduced, in the order runs finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_reproduction: Option<FirstReproduction>,
+    /// What the user saw, from the bundle's `observed/`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed: Option<ObservedRun>,
+    /// The checkout the runs ran in (`--repo`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkout: Option<CheckoutInfo>,
+    /// How the runtime the runs got differs from the user's
+    /// (`env/runtime.yaml`): interpreter version, packages, lockfiles.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub runtime: Vec<crate::capture::runtime::Difference>,
     pub cells: Vec<CellReport>,
+}
+
+/// The user's run, as the bundle recorded it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObservedRun {
+    /// `hang`, `exit` or `signal`.
+    pub outcome: String,
+    pub exit_code: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<String>,
+    pub duration_ms: u64,
+    /// The last lines of its stderr.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stderr_tail: Option<String>,
+}
+
+impl ObservedRun {
+    /// `hang after 60.0 s`, `exit 2 in 20 ms`, `killed by SIGSEGV after 1.2 s`.
+    pub fn words(&self) -> String {
+        let d = table::duration(self.duration_ms);
+        match (self.outcome.as_str(), self.exit_code, &self.signal) {
+            ("hang", _, _) => format!("hang after {d}"),
+            (_, Some(code), _) => format!("exit {code} in {d}"),
+            (_, None, Some(sig)) => format!("killed by {sig} after {d}"),
+            _ => format!("ended after {d}"),
+        }
+    }
+
+    /// When none of a cell's runs ended the way the user's did (no hang
+    /// where the user's hung, never the user's exit code or signal), what
+    /// the two looked like, for the report. `None` when a run matched, or
+    /// the user's run exited 0 (nothing to compare with).
+    pub fn unlike(&self, results: &[RunResult]) -> Option<String> {
+        if results.is_empty() || (self.outcome == "exit" && self.exit_code == Some(0)) {
+            return None;
+        }
+        let alike = |r: &RunResult| match self.outcome.as_str() {
+            "hang" => r.reason == "hang" || r.reason.starts_with("timeout"),
+            _ => {
+                r.outcome != Outcome::Error
+                    && r.reason != "hang"
+                    && r.exit_code == self.exit_code
+                    && r.signal == self.signal
+            }
+        };
+        if results.iter().any(alike) {
+            return None;
+        }
+        let shown = results
+            .iter()
+            .find(|r| r.outcome != Outcome::Error)
+            .or_else(|| results.first())?;
+        let here = match (
+            shown.outcome,
+            shown.reason.as_str(),
+            shown.exit_code,
+            &shown.signal,
+        ) {
+            (Outcome::Error, reason, _, _) => format!("error: {reason}"),
+            (_, "hang", _, _) => format!("hang after {}", table::duration(shown.duration_ms)),
+            (_, _, Some(code), _) => {
+                format!("exit {code} in {}", table::duration(shown.duration_ms))
+            }
+            (_, _, None, Some(sig)) => format!(
+                "killed by {sig} after {}",
+                table::duration(shown.duration_ms)
+            ),
+            _ => format!("ended after {}", table::duration(shown.duration_ms)),
+        };
+        Some(format!(
+            "unlike the user's run: observed {}; here {here}",
+            self.words()
+        ))
+    }
+}
+
+/// Where `--repo` ran the command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckoutInfo {
+    /// The repository, as given (or found around the current directory).
+    pub repo: String,
+    /// True when it was found around the current directory, not named.
+    pub found: bool,
+    /// The bundle's HEAD commit, checked out.
+    pub commit: String,
+    /// Files the user's uncommitted changes (`git/diff.patch`) touched.
+    pub patched: u32,
+    /// Untracked files added from the bundle.
+    pub untracked: u32,
+    /// The command's directory from the root.
+    pub cwd: String,
+    /// `overlay` (a copy-on-write view per run) or `copy` (a copy per run).
+    pub view: String,
+    /// Why the runs got copies rather than overlays.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub why_copy: Option<String>,
+    /// What the checkout left out (binary changes without their content).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// When the bug first showed: which run, after how many, how long in.
@@ -124,6 +233,10 @@ pub struct CellReport {
     /// What the cell's axes did (proxy hits, throttling), one line.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// When no run ended the way the user's did: the two, side by side
+    /// ([`ObservedRun::unlike`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unlike_observed: Option<String>,
     pub results: Vec<RunResult>,
 }
 
@@ -165,6 +278,9 @@ pub struct RunResult {
     /// The run's directory, with `--keep`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dir: Option<String>,
+    /// For an error: what to do about it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
 }
 
 impl RunResult {
@@ -186,6 +302,7 @@ impl RunResult {
             stdout_tail: None,
             axes_detail: BTreeMap::new(),
             dir: None,
+            hint: None,
         }
     }
 }
@@ -229,6 +346,7 @@ impl CellReport {
             median_ms: stats::median(&durations),
             reason,
             note,
+            unlike_observed: None,
             results,
         }
     }
@@ -258,6 +376,25 @@ impl Report {
         } else {
             Verdict::NotReproduced
         }
+    }
+
+    /// Flags the cells none of whose runs looks like the user's.
+    pub fn compare_with_observed(&mut self) {
+        for cell in &mut self.cells {
+            cell.unlike_observed = self.observed.as_ref().and_then(|o| o.unlike(&cell.results));
+        }
+    }
+
+    /// The cause and what to do, when every run errored and one said what
+    /// to do (a run that could not start the command): one line.
+    pub fn cannot_run(&self) -> Option<String> {
+        if self.verdict != Verdict::Error {
+            return None;
+        }
+        self.cells
+            .iter()
+            .flat_map(|c| &c.results)
+            .find_map(|r| r.hint.as_ref().map(|h| format!("{}: {h}", r.reason)))
     }
 
     /// Runs that errored, over all cells.

@@ -161,7 +161,7 @@ pub fn summary(report: &Report) -> String {
 }
 
 /// `1 run`, `3 runs`.
-fn count(n: u32, noun: &str) -> String {
+pub(crate) fn count(n: u32, noun: &str) -> String {
     if n == 1 {
         format!("1 {noun}")
     } else {
@@ -183,8 +183,118 @@ pub fn first_reproduction(report: &Report) -> Option<String> {
     ))
 }
 
+/// The lines above the table that set the runs beside the user's side:
+/// what the user saw, the checkout the runs ran in, and how their runtime
+/// differs from the user's. Each is `(label, text)`.
+pub fn header(report: &Report) -> Vec<(&'static str, String)> {
+    let mut lines = Vec::new();
+    if let Some(o) = &report.observed {
+        let mut text = format!("{} on the user's machine", o.words());
+        if let Some(tail) = &o.stderr_tail
+            && let Some(last) = tail.lines().rev().find(|l| !l.trim().is_empty())
+        {
+            text.push_str(&format!("; stderr ended: {}", shorten(last.trim(), 100)));
+        }
+        lines.push(("observed", text));
+    }
+    if let Some(c) = &report.checkout {
+        let mut text = format!(
+            "{} at {}",
+            c.repo,
+            c.commit.chars().take(12).collect::<String>()
+        );
+        if c.patched > 0 {
+            text.push_str(&format!(
+                " + the user's changes to {}",
+                count(c.patched, "file")
+            ));
+        }
+        if c.untracked > 0 {
+            text.push_str(&format!(" + {}", count(c.untracked, "untracked file")));
+        }
+        if c.cwd != "." {
+            text.push_str(&format!(", run from {}/", c.cwd));
+        }
+        text.push_str(match c.view.as_str() {
+            "overlay" => "; a copy-on-write view per run",
+            _ => "; a copy per run",
+        });
+        if let Some(why) = &c.why_copy {
+            text.push_str(&format!(" ({why})"));
+        }
+        lines.push(("checkout", text));
+        for note in &c.notes {
+            lines.push(("", note.clone()));
+        }
+    }
+    let (packages, others): (Vec<_>, Vec<_>) = report
+        .runtime
+        .iter()
+        .partition(|d| d.key.starts_with("package "));
+    let shown = |d: &crate::capture::runtime::Difference| {
+        format!(
+            "{}: {} for the user, {} here",
+            d.key,
+            d.user.as_deref().unwrap_or("none"),
+            d.here.as_deref().unwrap_or("none")
+        )
+    };
+    for d in others {
+        lines.push(("runtime", shown(d)));
+    }
+    // A whole site-packages can differ: the versions that moved first,
+    // and the rest counted (the JSON lists every one).
+    let moved: Vec<_> = packages
+        .iter()
+        .filter(|d| d.user.is_some() && d.here.is_some())
+        .collect();
+    let limit = if packages.len() <= PACKAGE_LINES {
+        PACKAGE_LINES
+    } else {
+        PACKAGE_LINES - 1
+    };
+    let listed: Vec<_> = moved
+        .iter()
+        .copied()
+        .chain(
+            packages
+                .iter()
+                .filter(|d| d.user.is_none() || d.here.is_none()),
+        )
+        .take(limit)
+        .collect();
+    for d in &listed {
+        lines.push(("runtime", shown(d)));
+    }
+    if packages.len() > listed.len() {
+        let only_user = packages.iter().filter(|d| d.here.is_none()).count();
+        let only_here = packages.iter().filter(|d| d.user.is_none()).count();
+        lines.push((
+            "runtime",
+            format!(
+                "{} packages differ in all: {} at another version, {} only the user's, {} only here (--json lists them)",
+                packages.len(),
+                moved.len(),
+                only_user,
+                only_here
+            ),
+        ));
+    }
+    lines
+}
+
+/// The most package differences listed above the table.
+const PACKAGE_LINES: usize = 6;
+
 /// Renders the table, then the hang diagnostics and errors worth reading.
 pub fn render(report: &Report, color: bool, out: &mut dyn Write) -> io::Result<()> {
+    let head = header(report);
+    for (label, text) in &head {
+        writeln!(out, "{label:<9} {}", printable(text))?;
+    }
+    if !head.is_empty() {
+        writeln!(out)?;
+    }
     let rows: Vec<[String; 8]> = report.cells.iter().map(row).collect();
     let mut widths = HEADERS.map(str::len);
     for r in &rows {
@@ -216,6 +326,9 @@ pub fn render(report: &Report, color: bool, out: &mut dyn Write) -> io::Result<(
         }
         if let Some(note) = &cell.note {
             writeln!(out, "    {note}")?;
+        }
+        if let Some(unlike) = &cell.unlike_observed {
+            writeln!(out, "    {}", printable(unlike))?;
         }
     }
     writeln!(out)?;
@@ -267,6 +380,9 @@ pub fn render(report: &Report, color: bool, out: &mut dyn Write) -> io::Result<(
                 run.index,
                 printable(&run.reason)
             )?;
+            if let Some(hint) = &run.hint {
+                writeln!(out, "    {}", printable(hint))?;
+            }
         }
         for run in &cell.results {
             if let Some(dir) = &run.dir {

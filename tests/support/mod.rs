@@ -153,6 +153,12 @@ impl Run {
         self
     }
 
+    /// Runs `bugpack` in `dir` instead of the sandbox's working directory.
+    pub fn in_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.dir = dir.into();
+        self
+    }
+
     pub fn stdin(mut self, bytes: impl Into<Vec<u8>>) -> Self {
         self.stdin = Some(bytes.into());
         self

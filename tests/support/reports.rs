@@ -32,7 +32,52 @@ pub struct JReport {
     pub duration_ms: u64,
     #[serde(default)]
     pub first_reproduction: Option<JFirst>,
+    #[serde(default)]
+    pub observed: Option<JObserved>,
+    #[serde(default)]
+    pub checkout: Option<JCheckout>,
+    #[serde(default)]
+    pub runtime: Vec<JDifference>,
     pub cells: Vec<JCell>,
+}
+
+/// What the user saw, from the bundle.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JObserved {
+    pub outcome: String,
+    pub exit_code: Option<i32>,
+    #[serde(default)]
+    pub signal: Option<String>,
+    pub duration_ms: u64,
+    #[serde(default)]
+    pub stderr_tail: Option<String>,
+}
+
+/// The checkout `--repo` ran the command in.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JCheckout {
+    pub repo: String,
+    pub found: bool,
+    pub commit: String,
+    pub patched: u32,
+    pub untracked: u32,
+    pub cwd: String,
+    pub view: String,
+    #[serde(default)]
+    pub why_copy: Option<String>,
+    #[serde(default)]
+    pub notes: Vec<String>,
+}
+
+/// One way the runtime differs from the user's.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JDifference {
+    pub key: String,
+    pub user: Option<String>,
+    pub here: Option<String>,
 }
 
 /// The matrix a replay was asked for (every shard of one replay shares it).
@@ -96,6 +141,8 @@ pub struct JCell {
     pub reason: Option<String>,
     #[serde(default)]
     pub note: Option<String>,
+    #[serde(default)]
+    pub unlike_observed: Option<String>,
     pub results: Vec<JRun>,
 }
 
@@ -126,6 +173,8 @@ pub struct JRun {
     pub axes_detail: serde_json::Map<String, serde_json::Value>,
     #[serde(default)]
     pub dir: Option<String>,
+    #[serde(default)]
+    pub hint: Option<String>,
 }
 
 /// The longest run's duration: the whole replay cannot be shorter.
