@@ -24,6 +24,7 @@ mod issue;
 mod json;
 mod load;
 mod logging;
+mod project;
 mod reader;
 mod redaction;
 mod replay;
