@@ -4,6 +4,11 @@
 //!   PID and network namespaces, supervisor, fresh directory, judging,
 //!   clean-up) against spawning `sh -c true` directly. Target: under 10 ms
 //!   per run with isolation on.
+//! - what a checkout costs (issue 16): the same no-op command captured in a
+//!   500-file git repository with a local change and an untracked file,
+//!   replayed with `--repo` (a checkout at the bundle's commit, the patch
+//!   applied, a copy-on-write overlay per run) against `--no-repo` (the
+//!   scenario alone): the time added per run and once per replay.
 //! - parallel efficiency of `--jobs 2` on a ~100 ms CPU-bound scenario:
 //!   T(jobs 1) / (2 × T(jobs 2)). Target: at least 85%.
 //!
@@ -52,6 +57,7 @@ fn main() {
     let root = dir.path();
     println!("isolation: {}", isolation(&bin, root));
     overhead(&bin, root);
+    checkout(&bin, root);
     efficiency(&bin, root);
 }
 
@@ -123,6 +129,110 @@ fn overhead(bin: &str, root: &Path) {
             .map(|d| ms(*d))
             .collect::<Vec<_>>()
             .join(", ")
+    );
+}
+
+/// Runs per checkout sample.
+const CHECKOUT_RUNS: u32 = 50;
+
+fn git(dir: &Path, args: &[&str]) {
+    let st = Command::new("git")
+        .args(["-c", "user.name=b", "-c", "user.email=b@example.com"])
+        .args(args)
+        .current_dir(dir)
+        .status()
+        .unwrap();
+    assert!(st.success(), "git {args:?}");
+}
+
+fn checkout(bin: &str, root: &Path) {
+    let repo = root.join("project");
+    for i in 0..500 {
+        let path = repo.join(format!("src/mod{:02}/file{i}.py", i % 20));
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, format!("# module {i}\n{}", "x = 1\n".repeat(200))).unwrap();
+    }
+    git(&repo, &["init", "-q"]);
+    git(&repo, &["add", "."]);
+    git(&repo, &["commit", "-q", "-m", "project"]);
+    fs::write(repo.join("src/mod00/file0.py"), "# changed\n").unwrap();
+    fs::write(repo.join("src/new.py"), "y = 2\n").unwrap();
+    let st = Command::new(bin)
+        .args([
+            "capture",
+            "-o",
+            "../project.zip",
+            "--title",
+            "bench",
+            "--no-run",
+        ])
+        .args(["--expect-exit", "3", "--", "true"])
+        .current_dir(&repo)
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    let clone = root.join("clone");
+    git(root, &["clone", "-q", "project", "clone"]);
+    // Not reproduced (`true` exits 0): replay exits 1.
+    let replay = |runs: u32, repo_flag: &str| {
+        let cmd = format!(
+            "{bin} replay project.zip --yes --runs {runs} --jobs 1 --seed 1 {repo_flag} >/dev/null; test $? -eq 1"
+        );
+        measure(root, &["sh", "-c", &cmd]).wall
+    };
+    let with = format!("--repo {}", clone.display());
+    let out = Command::new(bin)
+        .args([
+            "replay",
+            "project.zip",
+            "--yes",
+            "--runs",
+            "1",
+            "--json",
+            "-",
+            "--repo",
+        ])
+        .arg(&clone)
+        .current_dir(root)
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    println!(
+        "checkout view: {}",
+        report["checkout"]["view"].as_str().unwrap_or("?")
+    );
+    let (mut per_run, mut once, mut plain) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..SAMPLES {
+        let (repo_n, bare_n) = (
+            replay(CHECKOUT_RUNS, &with),
+            replay(CHECKOUT_RUNS, "--no-repo"),
+        );
+        let (repo_1, bare_1) = (replay(1, &with), replay(1, "--no-repo"));
+        let span = CHECKOUT_RUNS - 1;
+        let repo_each = repo_n.saturating_sub(repo_1) / span;
+        let bare_each = bare_n.saturating_sub(bare_1) / span;
+        plain.push(bare_each);
+        per_run.push(repo_each.saturating_sub(bare_each));
+        once.push(repo_1.saturating_sub(bare_1));
+    }
+    println!(
+        "checkout (--repo, 500-file repository, median of {SAMPLES} samples of {CHECKOUT_RUNS} runs, --jobs 1)"
+    );
+    println!(
+        "  --no-repo, run: true             {:>10} per run",
+        ms(median(&plain))
+    );
+    println!(
+        "  --repo adds                      {:>10} per run (a copy-on-write view each)",
+        ms(median(&per_run))
+    );
+    println!(
+        "  --repo adds                      {:>10} once (checkout, patch, untracked files)",
+        ms(median(&once))
     );
 }
 
