@@ -195,7 +195,7 @@ fn view(spec: &Spec, bundle_path: String, seed: Option<u64>) -> View<'_> {
         scenario: &spec.scenario,
         scenario_comment: spec.scenario.replace(['\n', '\r'], " "),
         shards: spec.shards,
-        shard_list: (0..spec.shards)
+        shard_list: (1..=spec.shards)
             .map(|s| s.to_string())
             .collect::<Vec<_>>()
             .join(", "),
@@ -306,7 +306,7 @@ mod tests {
             .iter()
             .map(|v| v.as_u64().unwrap())
             .collect();
-        assert_eq!(shards, [0, 1, 2]);
+        assert_eq!(shards, [1, 2, 3]);
         assert!(text.contains("--runs 4 --proxy 'none,slow:300'"), "{text}");
         assert!(text.contains("--rev v0.1.0 bugpack"), "{text}");
         assert!(text.contains("--expect-fixed"), "{text}");

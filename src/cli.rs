@@ -294,12 +294,12 @@ pub(crate) struct ReplayArgs {
     #[arg(long)]
     pub(crate) until_repro: bool,
 
-    /// Run only one shard of the matrix: INDEX/COUNT, INDEX counting from 0
+    /// Run only one shard of the matrix: INDEX/COUNT, INDEX counting from 1
     ///
-    /// 0/4, 1/4, 2/4 and 3/4 together run every run of the matrix exactly once,
+    /// 1/4, 2/4, 3/4 and 4/4 together run every run of the matrix exactly once,
     /// each with the seed it has in the whole replay (give them all the same
-    /// --seed). INDEX counts from 0 like Kubernetes' $JOB_COMPLETION_INDEX and
-    /// GitHub's strategy.job-index. A warm cell is never split. Merge the
+    /// --seed). INDEX counts from 1 as Jest, Playwright, Vitest and nextest
+    /// count (0/4 is refused). A warm cell is never split. Merge the
     /// shards' --json reports with `bugpack report merge`. Not with
     /// --until-repro: shards cannot stop each other.
     #[allow(clippy::doc_markdown)] // help text, not rustdoc
@@ -510,7 +510,7 @@ pub(crate) enum CiCommand {
     Github(GithubArgs),
     /// Write a Kubernetes Indexed Job (and the bundle's ConfigMap) that replays a bundle in N shards
     ///
-    /// Each pod runs shard $JOB_COMPLETION_INDEX/N and prints its JSON report
+    /// Each pod runs shard $JOB_COMPLETION_INDEX+1 of N and prints its JSON report
     /// between marker lines; merge them with `bugpack report merge` on the
     /// pods' logs (see the README).
     K8s(K8sArgs),

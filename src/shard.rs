@@ -23,8 +23,8 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-/// One shard of a split: `index` counts from 0 to `count - 1`, as GitHub's
-/// `strategy.job-index` and Kubernetes' `JOB_COMPLETION_INDEX` do.
+/// One shard of a split: `index` counts from 1 to `count`, as Jest,
+/// Playwright, Vitest and nextest count their `--shard 1/3`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Shard {
     pub index: u32,
@@ -63,10 +63,10 @@ pub fn units(warm: &[bool], runs: u32) -> Vec<Unit> {
 }
 
 impl Shard {
-    /// Parses `INDEX/COUNT`, with `INDEX` counting from 0.
+    /// Parses `INDEX/COUNT`, with `INDEX` counting from 1.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let form = "give INDEX/COUNT with INDEX counting from 0, e.g. 0/4 \
-                    (as GitHub's strategy.job-index and Kubernetes' JOB_COMPLETION_INDEX count)";
+        let form = "give INDEX/COUNT with INDEX counting from 1, e.g. 1/4 \
+                    (as Jest, Playwright and nextest count their shards)";
         let Some((index, count)) = text.trim().split_once('/') else {
             return Err(format!("--shard {text:?}: {form}"));
         };
@@ -79,16 +79,16 @@ impl Shard {
                 "--shard {text:?}: COUNT must be at least 1; {form}"
             ));
         }
-        if index >= count {
-            let last = count - 1;
+        if index == 0 || index > count {
             return Err(format!(
-                "--shard {text:?}: INDEX counts from 0, so the shards of {count} are 0/{count} to {last}/{count}"
+                "--shard {text:?}: INDEX counts from 1, so the shards of {count} are 1/{count} to {count}/{count}"
             ));
         }
         Ok(Self { index, count })
     }
 
-    /// The shard that runs each unit of `all` (the engine's list), in order.
+    /// The shard that runs each unit of `all` (the engine's list), in order,
+    /// counting from 0.
     ///
     /// Longest processing time first: units by decreasing weight (a warm
     /// cell weighs its runs plus the warm-up), each to the least-loaded
@@ -119,7 +119,7 @@ impl Shard {
         Self::assignment(all, runs, self.count)
             .into_iter()
             .zip(all)
-            .filter(|&(s, _)| s == self.index)
+            .filter(|&(s, _)| s + 1 == self.index)
             .map(|(_, &u)| u)
             .collect()
     }
@@ -196,20 +196,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parse_counts_from_zero() {
-        assert_eq!(Shard::parse("0/4"), Ok(Shard { index: 0, count: 4 }));
-        assert_eq!(Shard::parse(" 3/4 ").map(|s| s.index), Ok(3));
-        for bad in ["4/4", "1/0", "x/2", "2", "-1/3", "1/2/3", ""] {
+    fn parse_counts_from_one() {
+        assert_eq!(Shard::parse("1/4"), Ok(Shard { index: 1, count: 4 }));
+        assert_eq!(Shard::parse(" 4/4 ").map(|s| s.index), Ok(4));
+        for bad in ["0/4", "5/4", "1/0", "0/0", "x/2", "2", "-1/3", "1/2/3", ""] {
             assert!(Shard::parse(bad).is_err(), "{bad}");
         }
-        let why = Shard::parse("3/3").unwrap_err();
-        assert!(why.contains("0/3 to 2/3"), "{why}");
+        let why = Shard::parse("0/3").unwrap_err();
+        assert!(why.contains("1/3 to 3/3"), "{why}");
     }
 
     fn covered_once(warm: &[bool], runs: u32, count: u32) {
         let all = units(warm, runs);
         let mut seen: Vec<Unit> = Vec::new();
-        for index in 0..count {
+        for index in 1..=count {
             seen.extend(Shard { index, count }.units(&all, runs));
         }
         seen.sort();
@@ -238,7 +238,7 @@ mod tests {
     fn a_warm_cell_stays_whole_and_the_load_balances() {
         let all = units(&[true, false], 10);
         assert_eq!(all.len(), 11);
-        let shards: Vec<Vec<Unit>> = (0..2)
+        let shards: Vec<Vec<Unit>> = (1..=2)
             .map(|index| Shard { index, count: 2 }.units(&all, 10))
             .collect();
         // The warm cell (11 runs with its warm-up) on one shard, the cold
@@ -257,7 +257,7 @@ mod tests {
         assert_eq!(a, [0, 1, 2, 3, 4, 5]);
         assert!(
             Shard {
-                index: 6,
+                index: 7,
                 count: u32::MAX
             }
             .units(&all, 6)

@@ -322,7 +322,7 @@ fn the_workflows_shards_run_here_and_their_merge_equals_one_replay() {
         .iter()
         .map(|v| v.as_u64().unwrap())
         .collect();
-    assert_eq!(shards, [0, 1, 2]);
+    assert_eq!(shards, [1, 2, 3]);
 
     // Each matrix job's replay step, as a separate process, all at once.
     let replay_step = step(replay_job, "replay");
@@ -841,7 +841,7 @@ fn ci_refuses_what_it_cannot_write() {
             "5 shards for 1 units of work (a warm cell is one): 4 shards will have nothing to run",
         );
     let text = fs::read_to_string(sb.path(".github/workflows/bugpack-replay.yml")).unwrap();
-    assert!(text.contains("shard: [0, 1, 2]"), "{text}");
+    assert!(text.contains("shard: [1, 2, 3]"), "{text}");
     // A rejected bundle is exit 3, and nothing is written.
     let mut bad = BundleSpec::valid().zip();
     bad.entries

@@ -156,7 +156,7 @@ fn shards_together_run_exactly_the_whole_replay_and_merge_into_its_report() {
         let mut files = Vec::new();
         let mut seen: BTreeMap<(String, u32), u32> = BTreeMap::new();
         let mut empty = 0;
-        for index in 0..count {
+        for index in 1..=count {
             let file = format!("n{count}-s{index}.json");
             let shard = format!("{index}/{count}");
             let args: Vec<&str> = [&base[..], &["--shard", &shard]].concat();
@@ -205,7 +205,7 @@ fn shards_together_run_exactly_the_whole_replay_and_merge_into_its_report() {
         assert_same_as_whole(&merged, &whole);
         let info = merged.merged.as_ref().unwrap();
         assert_eq!(info.count, count);
-        assert_eq!(info.present, (0..count).collect::<Vec<_>>());
+        assert_eq!(info.present, (1..=count).collect::<Vec<_>>());
         assert!(
             out.stdout.contains("timing  proxy  cache  reproduced"),
             "{}",
@@ -222,29 +222,29 @@ fn shards_together_run_exactly_the_whole_replay_and_merge_into_its_report() {
     // A missing shard: merged with a warning, and the report names it.
     let out = sb
         .bugpack()
-        .args(["report", "merge", "n3-s0.json", "n3-s2.json", "--json", "-"])
+        .args(["report", "merge", "n3-s1.json", "n3-s3.json", "--json", "-"])
         .run();
     assert!(
         out.stderr.contains(
-            "warning: 1 of 3 shards missing (1): the merged report covers only the shards given"
+            "warning: 1 of 3 shards missing (2): the merged report covers only the shards given"
         ),
         "{}",
         out.stderr
     );
     let partial: JReport = serde_json::from_str(&out.stdout).unwrap();
     let info = partial.merged.clone().unwrap();
-    assert_eq!((info.present, info.missing), (vec![0, 2], vec![1]));
-    let n3s1 = read_report(&sb, "n3-s1.json");
+    assert_eq!((info.present, info.missing), (vec![1, 3], vec![2]));
+    let n3s2 = read_report(&sb, "n3-s2.json");
     assert_eq!(
-        runs_of(&partial).len() + runs_of(&n3s1).len(),
+        runs_of(&partial).len() + runs_of(&n3s2).len(),
         all.len(),
         "the partial report holds all but the missing shard's runs"
     );
     // And the table says so too.
     sb.bugpack()
-        .args(["report", "merge", "n3-s0.json", "n3-s2.json"])
+        .args(["report", "merge", "n3-s1.json", "n3-s3.json"])
         .run()
-        .stdout_has("1 of 3 shards missing (1), partial results");
+        .stdout_has("1 of 3 shards missing (2), partial results");
     // --expect-fixed never passes a partial merge.
     let fixed = scenario(
         &sb,
@@ -252,7 +252,7 @@ fn shards_together_run_exactly_the_whole_replay_and_merge_into_its_report() {
         "name: fixed\nrun: 'true'\nexpect: {exit: 3}\n",
         &[],
     );
-    for index in 0..2 {
+    for index in 1..=2 {
         let shard = format!("{index}/3");
         replay_to(
             &sb,
@@ -262,22 +262,22 @@ fn shards_together_run_exactly_the_whole_replay_and_merge_into_its_report() {
         );
     }
     sb.bugpack()
-        .args(["report", "merge", "f0.json", "f1.json", "--expect-fixed"])
+        .args(["report", "merge", "f1.json", "f2.json", "--expect-fixed"])
         .run()
         .code(1);
     replay_to(
         &sb,
         &fixed,
-        &["--runs", "3", "--seed", "1", "--shard", "2/3"],
-        "f2.json",
+        &["--runs", "3", "--seed", "1", "--shard", "3/3"],
+        "f3.json",
     );
     sb.bugpack()
         .args([
             "report",
             "merge",
-            "f0.json",
             "f1.json",
             "f2.json",
+            "f3.json",
             "--expect-fixed",
         ])
         .run()
@@ -290,23 +290,23 @@ fn merge_refuses_what_is_not_one_replay() {
     let sb = Sandbox::new();
     let s = scenario(&sb, "ok", "name: ok\nrun: 'true'\nexpect: {exit: 3}\n", &[]);
     let replay = |args: &[&str], out: &str| replay_to(&sb, &s, args, out);
-    replay(&["--runs", "2", "--seed", "5", "--shard", "0/2"], "a0.json");
-    replay(&["--runs", "2", "--seed", "5", "--shard", "1/2"], "a1.json");
+    replay(&["--runs", "2", "--seed", "5", "--shard", "1/2"], "a0.json");
+    replay(&["--runs", "2", "--seed", "5", "--shard", "2/2"], "a1.json");
     replay(
-        &["--runs", "2", "--seed", "6", "--shard", "1/2"],
+        &["--runs", "2", "--seed", "6", "--shard", "2/2"],
         "seed.json",
     );
     replay(
-        &["--runs", "3", "--seed", "5", "--shard", "1/2"],
+        &["--runs", "3", "--seed", "5", "--shard", "2/2"],
         "runs.json",
     );
     replay(
-        &["--runs", "2", "--seed", "5", "--shard", "1/3"],
+        &["--runs", "2", "--seed", "5", "--shard", "2/3"],
         "count.json",
     );
     replay(
         &[
-            "--runs", "2", "--seed", "5", "--shard", "1/2", "--cache", "warm",
+            "--runs", "2", "--seed", "5", "--shard", "2/2", "--cache", "warm",
         ],
         "cells.json",
     );
@@ -342,7 +342,7 @@ fn merge_refuses_what_is_not_one_replay() {
     );
     refused(
         &["a0.json", "a1.json", "a0-copy.json"],
-        "a0.json and a0-copy.json both hold shard 0/2",
+        "a0.json and a0-copy.json both hold shard 1/2",
     );
     refused(&["whole.json", "whole.json"], "both hold the whole replay");
     refused(
@@ -353,7 +353,7 @@ fn merge_refuses_what_is_not_one_replay() {
     // A scenario directory is named by its files: change one, and it is another replay.
     sb.write("ok/extra.txt", "changed");
     replay(
-        &["--runs", "2", "--seed", "5", "--shard", "1/2"],
+        &["--runs", "2", "--seed", "5", "--shard", "2/2"],
         "changed.json",
     );
     refused(&["a0.json", "changed.json"], "scenario directory SHA-256");
@@ -366,13 +366,13 @@ fn merge_refuses_what_is_not_one_replay() {
     replay_to(
         &sb,
         "one.zip",
-        &["--runs", "2", "--seed", "5", "--shard", "0/2"],
+        &["--runs", "2", "--seed", "5", "--shard", "1/2"],
         "b0.json",
     );
     replay_to(
         &sb,
         "two.zip",
-        &["--runs", "2", "--seed", "5", "--shard", "1/2"],
+        &["--runs", "2", "--seed", "5", "--shard", "2/2"],
         "b1.json",
     );
     refused(&["b0.json", "b1.json"], "bundle SHA-256");
@@ -431,9 +431,10 @@ fn bad_shards_and_until_repro_with_a_shard_are_usage_errors() {
     let sb = Sandbox::new();
     let s = scenario(&sb, "ok", "name: ok\nrun: 'true'\n", &[]);
     for (shard, needle) in [
-        ("3/3", "the shards of 3 are 0/3 to 2/3"),
-        ("0/0", "COUNT must be at least 1"),
-        ("one/3", "give INDEX/COUNT with INDEX counting from 0"),
+        ("4/3", "the shards of 3 are 1/3 to 3/3"),
+        ("0/3", "the shards of 3 are 1/3 to 3/3"),
+        ("1/0", "COUNT must be at least 1"),
+        ("one/3", "give INDEX/COUNT with INDEX counting from 1"),
         ("2", "give INDEX/COUNT"),
     ] {
         sb.bugpack()
@@ -444,7 +445,7 @@ fn bad_shards_and_until_repro_with_a_shard_are_usage_errors() {
             .stderr_has(needle);
     }
     sb.bugpack()
-        .args(["replay", &s, "--yes", "--shard", "0/2", "--until-repro"])
+        .args(["replay", &s, "--yes", "--shard", "1/2", "--until-repro"])
         .run()
         .code(2)
         .one_line_error()
@@ -453,6 +454,6 @@ fn bad_shards_and_until_repro_with_a_shard_are_usage_errors() {
         .args(["replay", "--help"])
         .run()
         .success()
-        .stdout_has("INDEX/COUNT, INDEX counting from 0")
-        .stdout_has("$JOB_COMPLETION_INDEX");
+        .stdout_has("INDEX/COUNT, INDEX counting from 1")
+        .stdout_has("nextest");
 }

@@ -188,7 +188,7 @@ pub(crate) fn run(settings: &Replay, ui: &Ui) -> Result<Status> {
         plan.seed
     );
     if let Some(shard) = settings.shard {
-        tracing::info!("running shard {shard} of the matrix (shards count from 0)");
+        tracing::info!("running shard {shard} of the matrix (shards count from 1)");
     }
     let report = if ui.interactive && !ui.quiet {
         let bar = Bar::new();

@@ -66,7 +66,7 @@ fn coverage(r: &Report) -> (u32, Vec<u32>) {
     match (&r.shard, &r.merged) {
         (Some(s), _) => (s.count, vec![s.index]),
         (None, Some(m)) => (m.count, m.present.clone()),
-        (None, None) => (1, vec![0]),
+        (None, None) => (1, vec![1]),
     }
 }
 
@@ -200,7 +200,11 @@ pub fn merge(inputs: &[Input]) -> Result<(Report, Vec<String>), MergeError> {
     let owner: BTreeMap<Unit, u32> = all
         .iter()
         .copied()
-        .zip(Shard::assignment(&all, matrix.runs, count))
+        .zip(
+            Shard::assignment(&all, matrix.runs, count)
+                .into_iter()
+                .map(|s| s + 1),
+        )
         .collect();
     let mut held: BTreeMap<u32, &str> = BTreeMap::new();
     let mut runs: BTreeMap<(usize, u32), &str> = BTreeMap::new();
@@ -208,7 +212,7 @@ pub fn merge(inputs: &[Input]) -> Result<(Report, Vec<String>), MergeError> {
     for input in inputs {
         let (_, parts) = coverage(&input.report);
         for &p in &parts {
-            if p >= count {
+            if p == 0 || p > count {
                 return Err(MergeError::Foreign {
                     name: input.name.clone(),
                     why: format!("claims shard {p} of {count}"),
@@ -273,7 +277,7 @@ pub fn merge(inputs: &[Input]) -> Result<(Report, Vec<String>), MergeError> {
 
     let mut warnings = Vec::new();
     let present: Vec<u32> = held.keys().copied().collect();
-    let missing: Vec<u32> = (0..count).filter(|s| !held.contains_key(s)).collect();
+    let missing: Vec<u32> = (1..=count).filter(|s| !held.contains_key(s)).collect();
     if !missing.is_empty() {
         warnings.push(format!(
             "{} of {count} shards missing ({}): the merged report covers only the shards given",
@@ -512,7 +516,7 @@ mod tests {
     fn shards_merge_into_the_whole() {
         let whole = whole();
         for count in [1, 2, 3, 4, 9] {
-            let inputs: Vec<Input> = (0..count).map(|i| shard_of(&whole, i, count)).collect();
+            let inputs: Vec<Input> = (1..=count).map(|i| shard_of(&whole, i, count)).collect();
             let (merged, warnings) = merge(&inputs).unwrap();
             assert!(warnings.is_empty(), "{warnings:?}");
             assert_eq!(merged.cells, whole.cells, "count {count}");
@@ -535,10 +539,10 @@ mod tests {
     #[test]
     fn halves_of_merges_merge() {
         let whole = whole();
-        let a = merge(&[shard_of(&whole, 0, 4), shard_of(&whole, 2, 4)])
+        let a = merge(&[shard_of(&whole, 1, 4), shard_of(&whole, 3, 4)])
             .unwrap()
             .0;
-        let b = merge(&[shard_of(&whole, 3, 4), shard_of(&whole, 1, 4)])
+        let b = merge(&[shard_of(&whole, 4, 4), shard_of(&whole, 2, 4)])
             .unwrap()
             .0;
         let (both, w) = merge(&[
@@ -559,11 +563,11 @@ mod tests {
     #[test]
     fn a_missing_shard_is_named() {
         let whole = whole();
-        let (merged, warnings) = merge(&[shard_of(&whole, 0, 3), shard_of(&whole, 2, 3)]).unwrap();
+        let (merged, warnings) = merge(&[shard_of(&whole, 1, 3), shard_of(&whole, 3, 3)]).unwrap();
         let info = merged.merged.clone().unwrap();
-        assert_eq!((info.present, info.missing), (vec![0, 2], vec![1]));
+        assert_eq!((info.present, info.missing), (vec![1, 3], vec![2]));
         assert!(
-            warnings[0].contains("1 of 3 shards missing (1)"),
+            warnings[0].contains("1 of 3 shards missing (2)"),
             "{warnings:?}"
         );
         assert!(merged.runs() < whole.runs());
@@ -572,40 +576,40 @@ mod tests {
     #[test]
     fn mixed_inputs_and_overlaps_are_refused() {
         let whole = whole();
-        let a = shard_of(&whole, 0, 2);
+        let a = shard_of(&whole, 1, 2);
         let err = |inputs: &[Input]| merge(inputs).unwrap_err().to_string();
 
-        let mut b = shard_of(&whole, 1, 2);
+        let mut b = shard_of(&whole, 2, 2);
         b.report.bundle_sha256 = Some("cd".repeat(32));
         assert!(err(&[a.clone(), b]).contains("bundle SHA-256"));
 
-        let mut b = shard_of(&whole, 1, 2);
+        let mut b = shard_of(&whole, 2, 2);
         b.report.seed = 10;
-        assert!(err(&[a.clone(), b]).contains("seed 10 there, 9 in s0.json"));
+        assert!(err(&[a.clone(), b]).contains("seed 10 there, 9 in s1.json"));
 
-        let mut b = shard_of(&whole, 1, 2);
+        let mut b = shard_of(&whole, 2, 2);
         b.report.matrix.as_mut().unwrap().runs = 6;
         assert!(err(&[a.clone(), b]).contains("matrix"));
 
-        let b = shard_of(&whole, 1, 3);
+        let b = shard_of(&whole, 2, 3);
         assert!(err(&[a.clone(), b]).contains("shard count"));
 
-        let mut b = shard_of(&whole, 1, 2);
+        let mut b = shard_of(&whole, 2, 2);
         b.name = "again.json".into();
         b.report = a.report.clone();
         let e = err(&[a.clone(), b]);
         assert!(
-            e.contains("s0.json and again.json both hold shard 0/2"),
+            e.contains("s1.json and again.json both hold shard 1/2"),
             "{e}"
         );
 
         // A run placed in the wrong shard.
-        let mut b = shard_of(&whole, 1, 2);
-        b.report.cells = shard_of(&whole, 0, 2).report.cells;
+        let mut b = shard_of(&whole, 2, 2);
+        b.report.cells = shard_of(&whole, 1, 2).report.cells;
         let e = err(&[b]);
-        assert!(e.contains("which shard 0/2 runs, not shard 1/2"), "{e}");
+        assert!(e.contains("which shard 1/2 runs, not shard 2/2"), "{e}");
 
-        let mut b = shard_of(&whole, 1, 2);
+        let mut b = shard_of(&whole, 2, 2);
         b.report.matrix = None;
         assert!(err(&[b]).contains("cannot shard"));
     }
