@@ -73,7 +73,7 @@ hostile! {
     drive_backslash: "backslash";
     drive_slash: "drive letter";
     unc_path: "backslash";
-    dot_then_dotdot: "`.` component";
+    dot_then_dotdot: "climbs out with `..`";
     dotdot_inside: "climbs out with `..`";
     dotdot_last: "climbs out with `..`";
     division_slash: "look-alike of `/`";
@@ -85,7 +85,7 @@ hostile! {
     invalid_utf8_name: "not UTF-8";
     surrogate_name: "not UTF-8";
     too_deep: "nests too deep";
-    very_deep: "do not fit";
+    very_deep: "the name is too long";
     long_component: "component is too long";
     // Entries that are not regular files.
     symlink: "is a symlink";
@@ -95,7 +95,6 @@ hostile! {
     fifo: "is a named pipe";
     socket: "is a socket";
     directory_entry: "is a directory";
-    setuid_file: "permissions 4755";
     hard_link: "disagree on name";
     // Names that collide.
     duplicate_names: "appears more than once";
@@ -111,13 +110,27 @@ hostile! {
     hundred_thousand_entries: "34464 entries, over the limit of 10000";
     entry_count_wrapped_small: "do not fit";
     max_classic_entries: "65534 entries, over the limit of 10000";
-    zip64: "zip64";
+    zip64: "ZIP64 locator";
     trailing_bytes: "after the zip's end record";
     leading_bytes: "central directory";
     encrypted: "encrypted";
-    data_descriptor: "unsupported zip flags";
+    data_descriptor: "data descriptor disagrees";
     unlisted_entry: "not listed in the manifest";
     listed_traversal: "missing from the zip";
+    // Parser ambiguities: two zip tools would see two different archives.
+    two_end_records: "2 end-of-central-directory records";
+    end_record_in_comment: "the archive comment hides a zip record";
+    local_flags_differ: "disagree on flags";
+    local_method_differs: "disagree on compression method";
+    local_crc_differs: "disagree on CRC-32";
+    local_size_differs: "disagree on size";
+    descriptor_contradicts: "data descriptor disagrees";
+    unicode_path_renames: "Unicode-path field naming it \"scenario/evil.sh\"";
+    unicode_path_renames_locally: "Unicode-path field naming it \"scenario/evil.sh\"";
+    zip64_field_contradicts: "ZIP64 field gives its size";
+    zip64_end_contradicts: "ZIP64 end record's entry count";
+    count_too_small: "left in the central directory";
+    non_ascii_name_unmarked: "non-ASCII name not marked UTF-8";
     // YAML.
     billion_laughs: "anchor or alias";
     one_anchor_many_aliases: "anchor or alias";

@@ -30,3 +30,4 @@ mod redaction;
 mod replay;
 mod shard;
 mod signing;
+mod writers;

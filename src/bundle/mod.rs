@@ -52,8 +52,8 @@ pub enum Rejection {
     Overlap { entry: String, other: String },
     #[error("the zip's record counts or offsets disagree: {0}")]
     Inconsistent(String),
-    #[error("zip64 records, which bugpack/v1 never uses")]
-    Zip64,
+    #[error("{0}: two zip tools would read two different archives")]
+    Ambiguous(String),
     #[error("entry {entry:?}: {why}")]
     Unsupported { entry: String, why: String },
     #[error("entry {entry:?} has an unsafe path: {why}")]
@@ -86,8 +86,6 @@ pub enum Rejection {
     TotalRatio { ratio: u64, max: u32 },
     #[error("no {MANIFEST} manifest")]
     ManifestMissing,
-    #[error("{MANIFEST} is not the first entry")]
-    ManifestNotFirst,
     #[error("{file} {why}")]
     Yaml {
         file: String,

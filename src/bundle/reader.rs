@@ -63,6 +63,8 @@ pub struct Bundle {
     signer: Option<crate::sign::Signer>,
     scenario: Option<ScenarioFile>,
     file_size: u64,
+    /// Entries a zip tool added that are not part of the bundle.
+    ignored: Vec<String>,
 }
 
 impl Bundle {
@@ -92,6 +94,9 @@ impl Bundle {
             OpenError::Rejected(r) => anyhow::Error::new(r).context(format!("{shown} rejected")),
             OpenError::Io(e) => anyhow::Error::new(e).context(format!("cannot read {shown}")),
         })?;
+        if let Some(note) = bundle.ignored_note() {
+            tracing::warn!("{shown}: {note}");
+        }
         tracing::debug!(
             "{shown}: {} bytes, {} listed files; its layout, sizes, hashes and manifest pass every check",
             meta.len(),
@@ -106,25 +111,24 @@ impl Bundle {
             ScanError::Io(e) => OpenError::Io(e),
         })?;
         check_sizes(&layout.entries, layout.file_size, limits)?;
-        for entry in &layout.entries {
+        for entry in layout.entries.iter().filter(|e| e.ignored.is_none()) {
             check_entry_place(&entry.name).map_err(|why| Rejection::UnsafePath {
                 entry: entry.name.clone(),
                 why,
             })?;
         }
-        match layout.entries.iter().position(|e| e.name == MANIFEST) {
-            None => return Err(Rejection::ManifestMissing.into()),
-            Some(i) if i != 0 || layout.entries[i].header_offset != 0 => {
-                return Err(Rejection::ManifestNotFirst.into());
-            }
-            Some(_) => {}
-        }
+        // Directory entries are never part of a bundle; macOS metadata is
+        // only when the manifest lists it (a captured file named `._x`).
         let by_name: HashMap<String, usize> = layout
             .entries
             .iter()
             .enumerate()
+            .filter(|(_, e)| e.ignored != Some(layout::DIRECTORY_ENTRY))
             .map(|(i, e)| (e.name.clone(), i))
             .collect();
+        if !by_name.contains_key(MANIFEST) {
+            return Err(Rejection::ManifestMissing.into());
+        }
         let archive =
             ZipArchive::new(file.try_clone()?).map_err(|e| Rejection::NotZip(e.to_string()))?;
         if archive.len() != layout.entries.len() {
@@ -149,6 +153,7 @@ impl Bundle {
             signer: None,
             scenario: None,
             file_size: layout.file_size,
+            ignored: Vec::new(),
         };
         bundle.check_listing()?;
         if bundle.zip.by_name.contains_key(SIGNATURE) {
@@ -177,7 +182,7 @@ impl Bundle {
 
     /// Every zip entry but the manifest and signature is listed, every listed
     /// entry exists, once, with the size the zip declares.
-    fn check_listing(&self) -> Result<(), Rejection> {
+    fn check_listing(&mut self) -> Result<(), Rejection> {
         let mut listed: HashMap<&str, u64> = HashMap::with_capacity(self.manifest.files.len());
         for f in &self.manifest.files {
             if listed.insert(&f.path, f.size).is_some() {
@@ -199,14 +204,20 @@ impl Bundle {
                 });
             }
         }
+        let mut ignored = Vec::new();
         for entry in &self.zip.entries {
             let name = entry.name.as_str();
-            if name != MANIFEST && name != SIGNATURE && !listed.contains_key(name) {
+            if name == MANIFEST || name == SIGNATURE || listed.contains_key(name) {
+                continue;
+            }
+            if entry.ignored.is_none() {
                 return Err(Rejection::Unlisted {
                     entry: entry.name.clone(),
                 });
             }
+            ignored.push(entry.name.clone());
         }
+        self.ignored = ignored;
         Ok(())
     }
 
@@ -273,6 +284,43 @@ impl Bundle {
     /// The zip's entries, in central-directory order.
     pub fn entries(&self) -> &[RawEntry] {
         &self.zip.entries
+    }
+
+    /// Entries a zip tool added (directory entries, macOS metadata) that the
+    /// manifest does not list: not part of the bundle, never extracted.
+    pub fn ignored(&self) -> &[String] {
+        &self.ignored
+    }
+
+    /// "ignored 3 directory entries and 12 macOS metadata files that a zip
+    /// tool added", or `None` when there were none.
+    fn ignored_note(&self) -> Option<String> {
+        let count = |kind: &str| {
+            self.zip
+                .entries
+                .iter()
+                .filter(|e| e.ignored == Some(kind) && self.ignored.contains(&e.name))
+                .count()
+        };
+        let dirs = count(layout::DIRECTORY_ENTRY);
+        let macos = count(layout::MACOS_METADATA);
+        let mut parts = Vec::new();
+        match dirs {
+            0 => {}
+            1 => parts.push("1 directory entry".to_owned()),
+            n => parts.push(format!("{n} directory entries")),
+        }
+        match macos {
+            0 => {}
+            1 => parts.push("1 macOS metadata file".to_owned()),
+            n => parts.push(format!("{n} macOS metadata files")),
+        }
+        (!parts.is_empty()).then(|| {
+            format!(
+                "ignored {} that a zip tool added; they are not part of the bundle",
+                parts.join(" and ")
+            )
+        })
     }
 
     /// The bundle file's size in bytes.
@@ -536,7 +584,7 @@ impl Entries {
         })?;
         // The zip library indexes the same central directory; make sure.
         match self.archive.name_for_index(index) {
-            Some(Ok(n)) if n == name => Ok(index),
+            Some(Ok(n)) if n == self.entries[index].zip_name() => Ok(index),
             _ => Err(Rejection::Inconsistent(format!(
                 "the zip library disagrees about entry {name:?}"
             ))),

@@ -7,8 +7,8 @@
 use std::fmt::Write as _;
 
 use super::zipper::{
-    BundleSpec, Entry, SCENARIO, Zip, central_record, deflate, end_record, local_header,
-    overlapping, sha256,
+    BundleSpec, Entry, SCENARIO, Zip, central_record, deflate, end_record, extra_field,
+    local_header, overlapping, sha256,
 };
 
 /// The script every case's scenario runs: proof of execution if it ever did.
@@ -714,4 +714,166 @@ fn signed(spec: &BundleSpec, sig: Vec<u8>) -> Vec<u8> {
     let mut zip = spec.zip();
     zip.entries.insert(1, Entry::new("bugpack.yaml.sig", sig));
     zip.bytes()
+}
+
+// Parser ambiguities ("My ZIP isn't your ZIP", USENIX Security 2025): each
+// makes two zip parsers see two different archives.
+
+/// Where entry `index`'s central record starts, in a zip without a comment.
+fn central_offset(bytes: &[u8], index: usize) -> usize {
+    let le16 = |at: usize| usize::from(u16::from_le_bytes([bytes[at], bytes[at + 1]]));
+    let eocd = bytes.len() - 22;
+    let mut at = usize::try_from(u32::from_le_bytes(
+        bytes[eocd + 16..eocd + 20].try_into().unwrap(),
+    ))
+    .unwrap();
+    for _ in 0..index {
+        at += 46 + le16(at + 28) + le16(at + 30) + le16(at + 32);
+    }
+    at
+}
+
+/// Where entry `index`'s local header starts.
+fn local_offset(bytes: &[u8], index: usize) -> usize {
+    let at = central_offset(bytes, index) + 42;
+    usize::try_from(u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap())).unwrap()
+}
+
+/// The valid bundle with `field` of entry 4's local header (`steps.md`) patched.
+fn local_patched(field: usize, value: &[u8]) -> Vec<u8> {
+    let mut bytes = BundleSpec::valid().zip().bytes();
+    let at = local_offset(&bytes, 4) + field;
+    bytes[at..at + value.len()].copy_from_slice(value);
+    bytes
+}
+
+/// A complete second end record as the archive comment: a parser that
+/// scans back from the end stops at it and sees an empty archive.
+pub fn two_end_records() -> Vec<u8> {
+    let mut zip = BundleSpec::valid().zip();
+    zip.comment = end_record(0, 0, 0);
+    zip.bytes()
+}
+
+/// The end record's signature inside the comment.
+pub fn end_record_in_comment() -> Vec<u8> {
+    let mut zip = BundleSpec::valid().zip();
+    zip.comment = [b"see ".as_slice(), b"PK\x05\x06", &[b'x'; 40]].concat();
+    zip.bytes()
+}
+
+pub fn local_flags_differ() -> Vec<u8> {
+    local_patched(6, &(1u16 << 11).to_le_bytes())
+}
+
+pub fn local_method_differs() -> Vec<u8> {
+    local_patched(8, &0u16.to_le_bytes())
+}
+
+pub fn local_crc_differs() -> Vec<u8> {
+    local_patched(14, &0xdead_beef_u32.to_le_bytes())
+}
+
+pub fn local_size_differs() -> Vec<u8> {
+    local_patched(22, &1000u32.to_le_bytes())
+}
+
+/// A data descriptor whose size is not the central directory's.
+pub fn descriptor_contradicts() -> Vec<u8> {
+    let mut zip = BundleSpec::valid().zip();
+    let entry = &mut zip.entries[4];
+    let mut descriptor = entry.descriptor();
+    descriptor[12] ^= 0x40;
+    entry.descriptor = Some(descriptor);
+    zip.bytes()
+}
+
+/// A Unicode-path extra field (0x7075): `version, CRC-32 of the header
+/// name, UTF-8 name`.
+fn unicode_path(header_name: &[u8], name: &[u8]) -> Vec<u8> {
+    let mut data = vec![1];
+    data.extend(crc32fast::hash(header_name).to_le_bytes());
+    data.extend(name);
+    extra_field(0x7075, &data)
+}
+
+/// Tools that honour the Unicode-path field extract `scenario/evil.sh`.
+pub fn unicode_path_renames() -> Vec<u8> {
+    let mut zip = BundleSpec::valid().zip();
+    let entry = &mut zip.entries[4];
+    entry.central_extra = unicode_path(&entry.name, b"scenario/evil.sh");
+    zip.bytes()
+}
+
+pub fn unicode_path_renames_locally() -> Vec<u8> {
+    let mut zip = BundleSpec::valid().zip();
+    let entry = &mut zip.entries[4];
+    entry.local_extra = unicode_path(&entry.name, b"scenario/evil.sh");
+    zip.bytes()
+}
+
+/// A ZIP64 field listing a size the classic field contradicts.
+pub fn zip64_field_contradicts() -> Vec<u8> {
+    let mut zip = BundleSpec::valid().zip();
+    let entry = &mut zip.entries[4];
+    let size = entry.data.len() as u64;
+    let csize = deflate(&entry.data).len() as u64;
+    let data = [(size + 100).to_le_bytes(), csize.to_le_bytes()].concat();
+    entry.central_extra = extra_field(0x0001, &data);
+    zip.bytes()
+}
+
+/// A ZIP64 end record and locator before the classic end record, with the
+/// entry counts of `zip64` (count, on this disk) and the classic record's
+/// directory size and offset. [`zip64_end`] with the real count is honest.
+pub fn zip64_end(count_delta: i64) -> Vec<u8> {
+    let mut bytes = BundleSpec::valid().zip().bytes();
+    let eocd = bytes.len() - 22;
+    let le16 = |at: usize| u64::from(u16::from_le_bytes([bytes[at], bytes[at + 1]]));
+    let le32 = |at: usize| u64::from(u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()));
+    let count = le16(eocd + 10);
+    let (cd_size, cd_offset) = (le32(eocd + 12), le32(eocd + 16));
+    let mut record = Vec::new();
+    record.extend(0x0606_4b50u32.to_le_bytes());
+    record.extend(44u64.to_le_bytes());
+    record.extend(45u16.to_le_bytes());
+    record.extend(45u16.to_le_bytes());
+    record.extend(0u32.to_le_bytes());
+    record.extend(0u32.to_le_bytes());
+    record.extend(count.to_le_bytes());
+    record.extend(count.checked_add_signed(count_delta).unwrap().to_le_bytes());
+    record.extend(cd_size.to_le_bytes());
+    record.extend(cd_offset.to_le_bytes());
+    record.extend(0x0706_4b50u32.to_le_bytes());
+    record.extend(0u32.to_le_bytes());
+    record.extend((eocd as u64).to_le_bytes());
+    record.extend(1u32.to_le_bytes());
+    bytes.splice(eocd..eocd, record);
+    bytes
+}
+
+pub fn zip64_end_contradicts() -> Vec<u8> {
+    zip64_end(1)
+}
+
+/// The end record counts one entry fewer than the directory holds.
+pub fn count_too_small() -> Vec<u8> {
+    let mut bytes = BundleSpec::valid().zip().bytes();
+    let eocd = bytes.len() - 22;
+    let count = u16::from_le_bytes([bytes[eocd + 10], bytes[eocd + 11]]) - 1;
+    bytes[eocd + 8..eocd + 10].copy_from_slice(&count.to_le_bytes());
+    bytes[eocd + 10..eocd + 12].copy_from_slice(&count.to_le_bytes());
+    bytes
+}
+
+/// A non-ASCII name without the UTF-8 flag: CP437 to some tools.
+pub fn non_ascii_name_unmarked() -> Vec<u8> {
+    let mut bytes = named("scenario/caf\u{e9}.sh".as_bytes());
+    let index = 5;
+    let central = central_offset(&bytes, index) + 8;
+    let local = local_offset(&bytes, index) + 6;
+    for at in [central, local] {
+        bytes[at..at + 2].copy_from_slice(&0u16.to_le_bytes());
+    }
+    bytes
 }

@@ -21,6 +21,13 @@ pub struct Entry {
     pub declared_size: Option<u32>,
     /// Extra general-purpose flags.
     pub flags: u16,
+    /// Extra fields of the central record and of the local header.
+    pub central_extra: Vec<u8>,
+    pub local_extra: Vec<u8>,
+    /// Written with a data descriptor (flag 3, zeros in the local header):
+    /// the descriptor's bytes, or `None` for none. [`Entry::descriptor`]
+    /// makes the honest one.
+    pub descriptor: Option<Vec<u8>>,
 }
 
 impl Entry {
@@ -33,8 +40,43 @@ impl Entry {
             local_name: None,
             declared_size: None,
             flags: 0,
+            central_extra: Vec::new(),
+            local_extra: Vec::new(),
+            descriptor: None,
         }
     }
+
+    /// The data descriptor a streaming writer appends: signature, CRC-32,
+    /// compressed size and size.
+    pub fn descriptor(&self) -> Vec<u8> {
+        let csize = if self.deflate {
+            deflate(&self.data).len()
+        } else {
+            self.data.len()
+        };
+        let mut d = Vec::new();
+        u32le(&mut d, 0x0807_4b50);
+        u32le(&mut d, crc32fast::hash(&self.data));
+        u32le(&mut d, u32::try_from(csize).unwrap());
+        u32le(&mut d, u32::try_from(self.data.len()).unwrap());
+        d
+    }
+}
+
+/// One extra field: id, length, data.
+pub fn extra_field(id: u16, data: &[u8]) -> Vec<u8> {
+    let mut f = Vec::new();
+    u16le(&mut f, id);
+    u16le(&mut f, u16::try_from(data.len()).unwrap());
+    f.extend_from_slice(data);
+    f
+}
+
+/// Puts `extra` into a header whose extra-length field is at `len_at` and
+/// whose extra field starts at `at`.
+fn with_extra(header: &mut Vec<u8>, len_at: usize, at: usize, extra: &[u8]) {
+    header[len_at..len_at + 2].copy_from_slice(&u16::try_from(extra.len()).unwrap().to_le_bytes());
+    header.splice(at..at, extra.iter().copied());
 }
 
 /// A zip archive under construction.
@@ -45,6 +87,8 @@ pub struct Zip {
     pub prefix: Vec<u8>,
     /// Bytes after the end record.
     pub suffix: Vec<u8>,
+    /// The archive comment, in the end record.
+    pub comment: Vec<u8>,
 }
 
 pub fn deflate(data: &[u8]) -> Vec<u8> {
@@ -151,18 +195,37 @@ impl Zip {
                 .declared_size
                 .unwrap_or_else(|| u32::try_from(e.data.len()).unwrap());
             let local_name = e.local_name.as_deref().unwrap_or(&e.name);
-            out.extend(local_header(
-                local_name, method, e.flags, crc, csize, usize_,
-            ));
+            // As Python's zipfile does: non-ASCII names are marked UTF-8.
+            let mut flags = e.flags;
+            if !e.name.is_ascii() {
+                flags |= 1 << 11;
+            }
+            if e.descriptor.is_some() {
+                flags |= 1 << 3;
+            }
+            let mut local = if e.descriptor.is_some() {
+                local_header(local_name, method, flags, 0, 0, 0)
+            } else {
+                local_header(local_name, method, flags, crc, csize, usize_)
+            };
+            with_extra(&mut local, 28, 30 + local_name.len(), &e.local_extra);
+            out.extend(local);
             out.extend(payload);
-            central.extend(central_record(
-                &e.name, method, e.flags, crc, csize, usize_, e.mode, offset,
-            ));
+            if let Some(descriptor) = &e.descriptor {
+                out.extend(descriptor);
+            }
+            let mut record =
+                central_record(&e.name, method, flags, crc, csize, usize_, e.mode, offset);
+            with_extra(&mut record, 30, 46 + e.name.len(), &e.central_extra);
+            central.extend(record);
         }
         let cd_offset = out.len() - base;
         let cd_size = central.len();
         out.extend(central);
-        out.extend(end_record(self.entries.len(), cd_size, cd_offset));
+        let mut end = end_record(self.entries.len(), cd_size, cd_offset);
+        end[20..22].copy_from_slice(&u16::try_from(self.comment.len()).unwrap().to_le_bytes());
+        out.extend(end);
+        out.extend(&self.comment);
         out.extend(&self.suffix);
         out
     }
