@@ -208,8 +208,13 @@ pub(crate) struct CaptureArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct InspectArgs {
-    /// The bundle to inspect
+    /// The bundle to inspect: a file, or an https:// URL
     pub(crate) bundle: PathBuf,
+
+    /// With a URL: the SHA-256 the bundle must have (`sha256sum`'s hex); a
+    /// cached copy is then used without downloading
+    #[arg(long, value_name = "HEX")]
+    pub(crate) sha256: Option<String>,
 
     /// Print the manifest as JSON
     #[arg(long)]
@@ -221,8 +226,13 @@ pub(crate) struct InspectArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct VerifyArgs {
-    /// The bundle to verify
+    /// The bundle to verify: a file, or an https:// URL
     pub(crate) bundle: PathBuf,
+
+    /// With a URL: the SHA-256 the bundle must have (`sha256sum`'s hex); a
+    /// cached copy is then used without downloading
+    #[arg(long, value_name = "HEX")]
+    pub(crate) sha256: Option<String>,
 
     /// Trust this public key (an OpenSSH public key line, or a file holding one)
     #[arg(long, value_name = "PUBKEY", conflicts_with_all = ["allowed_signers", "github_keys"])]
@@ -279,9 +289,14 @@ pub(crate) struct MatrixArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct ReplayArgs {
-    /// A bundle (.zip) or a scenario directory
+    /// A bundle (.zip, or an https:// URL) or a scenario directory
     #[arg(value_name = "BUNDLE_OR_SCENARIO_DIR")]
     pub(crate) source: PathBuf,
+
+    /// With a URL: the SHA-256 the bundle must have (`sha256sum`'s hex); a
+    /// cached copy is then used without downloading
+    #[arg(long, value_name = "HEX")]
+    pub(crate) sha256: Option<String>,
 
     #[command(flatten)]
     pub(crate) matrix: MatrixArgs,
@@ -379,10 +394,10 @@ pub(crate) enum NetMode {
 
 #[derive(Debug, Args)]
 pub(crate) struct DiffArgs {
-    /// The first bundle
+    /// The first bundle: a file, or an https:// URL
     pub(crate) a: PathBuf,
 
-    /// The second bundle
+    /// The second bundle: a file, or an https:// URL
     #[arg(required_unless_present = "here", conflicts_with = "here")]
     pub(crate) b: Option<PathBuf>,
 

@@ -9,6 +9,7 @@ pub mod capture;
 pub mod ci;
 pub mod diff;
 pub mod error;
+pub mod fetch;
 pub mod issue;
 pub mod markdown;
 pub mod partial;

@@ -17,6 +17,7 @@ mod cli;
 mod completions;
 mod diff;
 mod examples;
+mod fetch;
 mod hostile;
 mod init;
 mod interrupt;

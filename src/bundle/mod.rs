@@ -14,7 +14,7 @@ pub mod reader;
 pub mod writer;
 
 pub use manifest::{FileEntry, Manifest, ScenarioRef};
-pub use reader::{Bundle, Limits};
+pub use reader::{Bundle, Limits, sha256_stream};
 pub use writer::{BundleWriter, Content, RawBundle, RawFile, Written};
 
 /// The manifest's entry name; always the first entry.
@@ -121,6 +121,8 @@ pub enum Rejection {
     ScenarioUnlisted,
     #[error("bad signature: {0}")]
     Signature(String),
+    #[error("{0}")]
+    Download(String),
 }
 
 /// Characters that stand in for `/`, `\`, `.` or `:`: Windows' "best fit"

@@ -15,6 +15,7 @@ mod report;
 mod sign;
 mod verify;
 
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -46,10 +47,19 @@ impl From<Status> for ExitCode {
 
 pub(crate) fn run(command: Command, ui: &Ui) -> Result<Status> {
     match command {
-        Command::Inspect(args) => inspect::run(&settings::Inspect::resolve(args)?, ui),
-        Command::Verify(args) => verify::run(&settings::Verify::resolve(args)?, ui),
+        Command::Inspect(mut args) => {
+            args.bundle = fetched(args.bundle, args.sha256.as_deref(), &args.limits, ui)?;
+            inspect::run(&settings::Inspect::resolve(args)?, ui)
+        }
+        Command::Verify(mut args) => {
+            args.bundle = fetched(args.bundle, args.sha256.as_deref(), &args.limits, ui)?;
+            verify::run(&settings::Verify::resolve(args)?, ui)
+        }
         Command::Capture(args) => capture::run(settings::Capture::resolve(args)?, ui),
-        Command::Replay(args) => replay::run(&settings::Replay::resolve(args)?, ui),
+        Command::Replay(mut args) => {
+            args.source = fetched(args.source, args.sha256.as_deref(), &args.limits, ui)?;
+            replay::run(&settings::Replay::resolve(args)?, ui)
+        }
         Command::Sandbox(args) => {
             let net = bugpack::replay::sandbox::Net::parse(&args.net)
                 .ok_or_else(|| bugpack::error::usage("--net: none, loopback or host"))?;
@@ -60,7 +70,13 @@ pub(crate) fn run(command: Command, ui: &Ui) -> Result<Status> {
             bugpack::replay::supervisor::main()?;
             Ok(Status::Success)
         }
-        Command::Diff(args) => diff::run(&settings::Diff::resolve(args)?, ui),
+        Command::Diff(mut args) => {
+            args.a = fetched(args.a, None, &args.limits, ui)?;
+            if let Some(b) = args.b.take() {
+                args.b = Some(fetched(b, None, &args.limits, ui)?);
+            }
+            diff::run(&settings::Diff::resolve(args)?, ui)
+        }
         Command::Keygen(args) => keygen::run(&settings::Keygen::resolve(args)?, ui),
         Command::Sign(args) => sign::run(&settings::Sign::resolve(args)?, ui),
         Command::Report(crate::cli::ReportCommand::Merge(args)) => {
@@ -89,5 +105,80 @@ pub(crate) fn signature_summary(bundle: &bugpack::bundle::Bundle) -> String {
             "signed by {} (valid; run `bugpack verify --key ...` to check it is the key you trust)",
             s.fingerprint
         ),
+    }
+}
+
+/// A bundle argument that is a URL, downloaded into the cache
+/// ([`bugpack::fetch`]) and replaced by the cached file's path; any other
+/// argument as it is, its SHA-256 checked when `sha256` pins one.
+fn fetched(
+    arg: std::path::PathBuf,
+    sha256: Option<&str>,
+    limits: &crate::cli::LimitArgs,
+    ui: &Ui,
+) -> Result<std::path::PathBuf> {
+    let Some(url) = arg.to_str().filter(|a| bugpack::fetch::is_url(a)) else {
+        if let Some(pinned) = sha256 {
+            let actual = bugpack::bundle::reader::sha256_file(&arg)?;
+            if !actual.eq_ignore_ascii_case(pinned.trim()) {
+                return Err(
+                    anyhow::Error::new(bugpack::bundle::Rejection::Download(format!(
+                        "its SHA-256 is {actual}, not the {} that --sha256 pins",
+                        pinned.trim()
+                    )))
+                    .context(format!("{} rejected", arg.display())),
+                );
+            }
+        }
+        return Ok(arg);
+    };
+    let max = settings::limits(limits)?.max_total;
+    let bar = DownloadBar::new(ui);
+    let got = bugpack::fetch::fetch(url, sha256, max, &bar)?;
+    if !ui.quiet {
+        let how = if got.cached { "cached" } else { "downloaded" };
+        let _ = writeln!(
+            std::io::stderr(),
+            "{how} {} ({}, sha256 {})",
+            crate::terminal::printable(url),
+            crate::terminal::human_size(got.bytes),
+            got.sha256
+        );
+    }
+    Ok(got.path)
+}
+
+/// Bytes downloaded, on a terminal only.
+struct DownloadBar(Option<indicatif::ProgressBar>);
+
+impl DownloadBar {
+    fn new(ui: &Ui) -> Self {
+        Self((ui.interactive && !ui.quiet).then(|| {
+            let bar = indicatif::ProgressBar::new(0);
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "{bar:30} {bytes}/{total_bytes} {bytes_per_sec}, ETA {eta}",
+            ) {
+                bar.set_style(style);
+            }
+            bar
+        }))
+    }
+}
+
+impl bugpack::fetch::Progress for DownloadBar {
+    fn start(&self, length: Option<u64>) {
+        if let (Some(bar), Some(length)) = (&self.0, length) {
+            bar.set_length(length);
+        }
+    }
+    fn advance(&self, bytes: u64) {
+        if let Some(bar) = &self.0 {
+            bar.inc(bytes);
+        }
+    }
+    fn done(&self) {
+        if let Some(bar) = &self.0 {
+            bar.finish_and_clear();
+        }
     }
 }

@@ -192,10 +192,10 @@ pub(crate) fn run(settings: &Replay, ui: &Ui) -> Result<Status> {
     }
     let report = if ui.interactive && !ui.quiet {
         let bar = Bar::new();
-        crate::logging::show_bar(&bar.0);
+        crate::logging::show_bar(&bar.bar);
         let r = replay::replay(&plan, &interrupted, &bar);
         crate::logging::clear_bar();
-        bar.0.finish_and_clear();
+        bar.bar.finish_and_clear();
         r?
     } else {
         replay::replay(&plan, &interrupted, &replay::Silent)?
@@ -421,30 +421,45 @@ fn write_file(path: &PathBuf, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// A progress bar on stderr, for terminals only.
-struct Bar(indicatif::ProgressBar);
+/// A progress bar on stderr, for terminals only: runs done, reproductions
+/// and their rate, runs per second and the time left.
+struct Bar {
+    bar: indicatif::ProgressBar,
+    reproduced: std::sync::atomic::AtomicU64,
+}
 
 impl Bar {
     fn new() -> Self {
         let bar = indicatif::ProgressBar::new(0);
-        if let Ok(style) =
-            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} runs, {msg} [{elapsed}]")
-        {
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} runs, {msg}, {per_sec}, ETA {eta} [{elapsed}]",
+        ) {
             bar.set_style(style);
         }
-        Self(bar)
+        bar.set_message("0 reproduced");
+        Self {
+            bar,
+            reproduced: std::sync::atomic::AtomicU64::new(0),
+        }
     }
 }
 
 impl Progress for Bar {
     fn start(&self, total: u64) {
-        self.0.set_length(total);
+        self.bar.set_length(total);
     }
 
     fn finished(&self, _cell: &Cell, result: &RunResult) {
-        self.0.inc(1);
+        use std::sync::atomic::Ordering;
+        self.bar.inc(1);
+        let mut reproduced = self.reproduced.load(Ordering::Relaxed);
         if result.outcome == replay::outcome::Outcome::Reproduced {
-            self.0.set_message("reproduced");
+            reproduced = self.reproduced.fetch_add(1, Ordering::Relaxed) + 1;
         }
+        let done = self.bar.position().max(1);
+        #[allow(clippy::cast_precision_loss)]
+        let rate = reproduced as f64 * 100.0 / done as f64;
+        self.bar
+            .set_message(format!("{reproduced} reproduced ({rate:.0}%)"));
     }
 }

@@ -1,0 +1,267 @@
+//! Bundles given as URLs: `bugpack replay https://…/bug.zip` (and `inspect`,
+//! `verify`, `diff`) downloads the bundle, capped at a size, into a cache
+//! keyed by its SHA-256, then reads the cached file like any other.
+//!
+//! Only `https://` is fetched, and `http://` to a loopback address (a local
+//! server, in tests). The download goes to a locked private directory in the
+//! cache and is renamed to `<sha256>.zip` once complete and hashed, so a
+//! killed download leaves nothing a later run would trust. With `--sha256`
+//! a cached copy is used without any download, and a download whose hash
+//! differs is refused (exit 3) and removed.
+
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use sha2::{Digest, Sha256};
+
+use crate::bundle::Rejection;
+use crate::error::usage;
+use crate::partial::Partial;
+
+/// Prefix of the private directories downloads are written in.
+const PARTIAL_PREFIX: &str = ".download-";
+
+/// Whether `arg` is a URL rather than a path.
+pub fn is_url(arg: &str) -> bool {
+    arg.starts_with("https://") || arg.starts_with("http://")
+}
+
+/// Where downloaded bundles are kept: `$XDG_CACHE_HOME/bugpack/bundles`, else
+/// `~/.cache/bugpack/bundles`.
+pub fn cache_dir() -> anyhow::Result<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .ok_or_else(|| {
+            anyhow::anyhow!("neither XDG_CACHE_HOME nor HOME is set: nowhere to keep downloads")
+        })?;
+    Ok(base.join("bugpack").join("bundles"))
+}
+
+/// What the download reports as it goes (a progress bar on a terminal).
+pub trait Progress {
+    /// The server's announced length, when it gave one.
+    fn start(&self, length: Option<u64>);
+    fn advance(&self, bytes: u64);
+    fn done(&self);
+}
+
+/// No progress shown.
+#[derive(Debug)]
+pub struct Quiet;
+
+impl Progress for Quiet {
+    fn start(&self, _: Option<u64>) {}
+    fn advance(&self, _: u64) {}
+    fn done(&self) {}
+}
+
+/// A downloaded (or cached) bundle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fetched {
+    pub path: PathBuf,
+    pub sha256: String,
+    pub bytes: u64,
+    /// Whether the cache already held it (only with a pinned SHA-256).
+    pub cached: bool,
+}
+
+/// Downloads `url` into the cache (at most `max_bytes`), or finds it there
+/// when `sha256` pins it. Errors: a URL bugpack will not fetch is a usage
+/// error (exit 2); a download too large or with another hash is a
+/// rejection (exit 3); a network or HTTP failure is exit 4.
+pub fn fetch(
+    url: &str,
+    sha256: Option<&str>,
+    max_bytes: u64,
+    progress: &dyn Progress,
+) -> anyhow::Result<Fetched> {
+    check_url(url)?;
+    let pinned = sha256.map(parse_sha256).transpose()?;
+    let dir = cache_dir()?;
+    fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    if let Some(pinned) = &pinned {
+        let path = dir.join(format!("{pinned}.zip"));
+        if let Ok(meta) = fs::metadata(&path) {
+            // A cached file is trusted only if it still hashes to its name.
+            let (bytes, actual) = crate::bundle::sha256_stream(File::open(&path)?)?;
+            if &actual == pinned {
+                tracing::info!("{url}: using the cached {}", path.display());
+                return Ok(Fetched {
+                    path,
+                    sha256: actual,
+                    bytes: bytes.max(meta.len()),
+                    cached: true,
+                });
+            }
+            fs::remove_file(&path).ok();
+        }
+    }
+    let partial = Partial::fresh(&dir, PARTIAL_PREFIX)
+        .with_context(|| format!("cannot create a download directory in {}", dir.display()))?;
+    let part = partial.path().join("bundle.zip");
+    let (bytes, actual) = download(url, &part, max_bytes, progress)?;
+    if let Some(pinned) = &pinned
+        && &actual != pinned
+    {
+        return Err(anyhow::Error::new(Rejection::Download(format!(
+            "the download's SHA-256 is {actual}, not the {pinned} that --sha256 pins"
+        )))
+        .context(format!("{url} rejected")));
+    }
+    let path = dir.join(format!("{actual}.zip"));
+    fs::rename(&part, &path).with_context(|| format!("cannot write {}", path.display()))?;
+    tracing::info!(
+        "{url}: {bytes} bytes, sha256 {actual}, kept as {}",
+        path.display()
+    );
+    Ok(Fetched {
+        path,
+        sha256: actual,
+        bytes,
+        cached: false,
+    })
+}
+
+/// `https://` anywhere; `http://` only to loopback.
+fn check_url(url: &str) -> anyhow::Result<()> {
+    if url.starts_with("https://") {
+        return Ok(());
+    }
+    let rest = url.strip_prefix("http://").unwrap_or(url);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if let Some(v6) = host.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        host.rsplit_once(':').map_or(host, |(h, _)| h)
+    };
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    if loopback {
+        Ok(())
+    } else {
+        Err(usage(format!(
+            "{url}: bugpack fetches bundles over https:// (plain http:// only from loopback); use the https:// URL"
+        )))
+    }
+}
+
+fn parse_sha256(text: &str) -> anyhow::Result<String> {
+    let hex = text.trim().to_ascii_lowercase();
+    if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(hex)
+    } else {
+        Err(usage(format!(
+            "--sha256 {text:?}: give the 64 hex digits `sha256sum` prints"
+        )))
+    }
+}
+
+/// Streams `url` into `out`, hashing; refuses more than `max` bytes.
+fn download(
+    url: &str,
+    out: &Path,
+    max: u64,
+    progress: &dyn Progress,
+) -> anyhow::Result<(u64, String)> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_connect(Some(Duration::from_secs(30)))
+        .timeout_recv_body(Some(Duration::from_mins(10)))
+        .http_status_as_error(false)
+        .proxy(ureq::Proxy::try_from_env())
+        .user_agent(concat!("bugpack/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .into();
+    let mut response = agent
+        .get(url)
+        .call()
+        .with_context(|| format!("cannot download {url}"))?;
+    let status = response.status();
+    if !status.is_success() {
+        anyhow::bail!(
+            "cannot download {url}: the server answered {status}; check the URL (a private repository's attachment needs you signed in)"
+        );
+    }
+    let too_large = |bytes: u64| {
+        anyhow::Error::new(Rejection::Download(format!(
+            "the download is {bytes} bytes or more, over the {max}-byte limit (raise it with --max-size if you trust this bundle)"
+        )))
+        .context(format!("{url} rejected"))
+    };
+    let length = response
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(length) = length.filter(|&l| l > max) {
+        return Err(too_large(length));
+    }
+    progress.start(length);
+    let mut reader = response.body_mut().as_reader().take(max + 1);
+    let mut file = File::create(out).with_context(|| format!("cannot write {}", out.display()))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 64 << 10];
+    let mut total = 0u64;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e).with_context(|| format!("cannot download {url}")),
+        };
+        total += n as u64;
+        if total > max {
+            return Err(too_large(total));
+        }
+        hasher.update(&buf[..n]);
+        file.write_all(&buf[..n])
+            .with_context(|| format!("cannot write {}", out.display()))?;
+        progress.advance(n as u64);
+    }
+    if let Some(length) = length.filter(|&l| l != total) {
+        anyhow::bail!(
+            "cannot download {url}: the server announced {length} bytes and sent {total}"
+        );
+    }
+    file.sync_all().ok();
+    progress.done();
+    Ok((total, hex::encode(hasher.finalize())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_https_and_loopback_http_are_fetched() {
+        for ok in [
+            "https://github.com/u/r/files/1/bug.zip",
+            "http://127.0.0.1:8080/b.zip",
+            "http://localhost/b.zip",
+            "http://[::1]:9/b.zip",
+            "http://user@127.0.0.2/b.zip",
+        ] {
+            assert!(check_url(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://example.com/b.zip",
+            "http://127.0.0.1.evil.example/b.zip",
+            "http://10.0.0.1/b.zip",
+        ] {
+            assert!(check_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn sha256_must_be_64_hex_digits() {
+        assert!(parse_sha256(&"A".repeat(64)).is_ok());
+        assert!(parse_sha256("abc").is_err());
+        assert!(parse_sha256(&"g".repeat(64)).is_err());
+    }
+}
