@@ -95,6 +95,7 @@ hostile! {
     fifo: "is a named pipe";
     socket: "is a socket";
     directory_entry: "is a directory";
+    directory_entry_with_data: "a directory entry that holds data";
     hard_link: "disagree on name";
     // Names that collide.
     duplicate_names: "appears more than once";

@@ -552,7 +552,8 @@ fn parse_central_record(cd: &[u8], pos: usize) -> Result<(RawEntry, usize), Reje
                 kind: kind.unwrap_or("special file"),
             });
         }
-        if size != 0 {
+        // Empty, stored or deflated (two bytes): no room to hide data in.
+        if size != 0 || compressed_size > 2 || (method == STORED && compressed_size != 0) {
             return Err(unsupported("a directory entry that holds data".into()));
         }
         Some(DIRECTORY_ENTRY)

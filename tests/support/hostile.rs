@@ -877,3 +877,9 @@ pub fn non_ascii_name_unmarked() -> Vec<u8> {
     }
     bytes
 }
+
+/// A directory entry (trailing `/`) that carries bytes other tools may
+/// extract as a file.
+pub fn directory_entry_with_data() -> Vec<u8> {
+    named(b"scenario/dir/")
+}
