@@ -159,6 +159,18 @@ pub fn github(spec: &Spec, gh: &Github) -> Result<String, CiError> {
     render("github-workflow.yml", &view)
 }
 
+/// The issue workflow (`ci github --on-issue`): replays every bundle an
+/// issue links to, with `spec`'s matrix flags, and comments the results.
+/// `spec`'s bundle, shards and seed are unused.
+pub fn github_on_issue(spec: &Spec, gh: &Github) -> Result<String, CiError> {
+    let view = View {
+        runs_on: &gh.runs_on,
+        strace: gh.strace,
+        ..view(spec, String::new(), None)
+    };
+    render("github-on-issue.yml", &view)
+}
+
 /// The Kubernetes manifests: the bundle's `ConfigMap` (unless it is fetched
 /// from `spec.bundle_url`), then the Indexed Job.
 pub fn k8s(spec: &Spec, k: &K8s, bundle: &[u8]) -> Result<String, CiError> {
@@ -250,6 +262,10 @@ fn environment() -> &'static Environment<'static> {
         let _ = env.add_template(
             "github-workflow.yml",
             include_str!("../templates/github-workflow.yml"),
+        );
+        let _ = env.add_template(
+            "github-on-issue.yml",
+            include_str!("../templates/github-on-issue.yml"),
         );
         let _ = env.add_template("k8s-job.yaml", include_str!("../templates/k8s-job.yaml"));
         env

@@ -536,11 +536,11 @@ pub(crate) enum CiCommand {
 #[derive(Debug, Args)]
 pub(crate) struct CiReplayArgs {
     /// The bundle to replay (checked now; its SHA-256 is pinned when fetched from --bundle-url)
-    pub(crate) bundle: PathBuf,
+    pub(crate) bundle: Option<PathBuf>,
 
     /// How many shards to split the replay into
     #[arg(long, value_name = "N")]
-    pub(crate) shards: u32,
+    pub(crate) shards: Option<u32>,
 
     #[command(flatten)]
     pub(crate) matrix: MatrixArgs,
@@ -590,6 +590,13 @@ pub(crate) struct GithubArgs {
     /// The merge job succeeds only when the bug reproduced nowhere (a regression check)
     #[arg(long)]
     pub(crate) expect_fixed: bool,
+
+    /// Instead: a workflow that, when an issue is opened, edited or labelled,
+    /// replays every bundle attached to it (the matrix flags apply) and
+    /// comments the results, replacing its own earlier comment [default
+    /// output: .github/workflows/bugpack-issues.yml]
+    #[arg(long, conflicts_with_all = ["bundle", "shards", "seed", "bundle_url", "expect_fixed"])]
+    pub(crate) on_issue: bool,
 }
 
 #[allow(clippy::doc_markdown)] // help text, not rustdoc

