@@ -265,3 +265,148 @@ mod tests {
         assert!(parse_sha256(&"g".repeat(64)).is_err());
     }
 }
+
+/// The environment variable that replaces `https://api.github.com` (tests,
+/// GitHub Enterprise).
+pub const GITHUB_API_ENV: &str = "BUGPACK_GITHUB_API_URL";
+
+/// `https://github.com/OWNER/REPO/issues/N` (or `/pull/N`): its owner,
+/// repository and number; `None` for any other URL.
+pub fn github_issue(url: &str) -> Option<(String, String, u64)> {
+    let rest = url
+        .strip_prefix("https://github.com/")?
+        .split(['?', '#'])
+        .next()?;
+    let parts: Vec<&str> = rest.trim_end_matches('/').split('/').collect();
+    match parts[..] {
+        [owner, repo, "issues" | "pull", number] if !owner.is_empty() && !repo.is_empty() => {
+            Some((owner.to_owned(), repo.to_owned(), number.parse().ok()?))
+        }
+        _ => None,
+    }
+}
+
+/// The `.zip` links in a Markdown text, once each, in order.
+pub fn zip_links(text: &str) -> Vec<String> {
+    static LINK: std::sync::OnceLock<Option<regex::Regex>> = std::sync::OnceLock::new();
+    let Some(link) = LINK
+        .get_or_init(|| regex::Regex::new(r#"https?://[^\s()<>\[\]"'`]+?\.zip\b"#).ok())
+        .as_ref()
+    else {
+        return Vec::new();
+    };
+    let mut links: Vec<String> = Vec::new();
+    for m in link.find_iter(text) {
+        // The link ends at the `.zip`: a space, a bracket or punctuation
+        // that ends a sentence follows, not more of a name (`a.zip.txt`).
+        let mut after = text[m.end()..].chars();
+        let ends = match after.next() {
+            None => true,
+            Some(c) if c.is_whitespace() || "()<>[]\"'`".contains(c) => true,
+            Some(c) if ".,;:!?".contains(c) => after.next().is_none_or(|n| !n.is_alphanumeric()),
+            Some(_) => false,
+        };
+        if !ends {
+            continue;
+        }
+        if !links.iter().any(|l| l == m.as_str()) {
+            links.push(m.as_str().to_owned());
+        }
+    }
+    links
+}
+
+/// The bundles linked from a GitHub issue's body and comments, read
+/// through the GitHub API (`$BUGPACK_GITHUB_API_URL` or
+/// `https://api.github.com`), with a token from `GH_TOKEN` or
+/// `GITHUB_TOKEN` when one is set (never printed).
+pub fn issue_bundles(owner: &str, repo: &str, number: u64) -> anyhow::Result<Vec<String>> {
+    let api = std::env::var(GITHUB_API_ENV)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "https://api.github.com".to_owned());
+    let api = api.trim_end_matches('/');
+    check_url(api)?;
+    let token = ["GH_TOKEN", "GITHUB_TOKEN"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()));
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_mins(1)))
+        .http_status_as_error(false)
+        .proxy(ureq::Proxy::try_from_env())
+        .user_agent(concat!("bugpack/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .into();
+    let get = |path: String| -> anyhow::Result<serde_json::Value> {
+        let url = format!("{api}{path}");
+        let mut request = agent
+            .get(&url)
+            .header("Accept", "application/vnd.github+json");
+        if let Some(token) = &token {
+            request = request.header("Authorization", &format!("Bearer {token}"));
+        }
+        let mut response = request
+            .call()
+            .with_context(|| format!("cannot read {owner}/{repo}#{number} from the GitHub API"))?;
+        let status = response.status();
+        if !status.is_success() {
+            let hint = if token.is_some() {
+                "check the issue's URL and that the token can read it"
+            } else {
+                "check the issue's URL; for a private repository set GH_TOKEN"
+            };
+            anyhow::bail!("cannot read {owner}/{repo}#{number}: GitHub answered {status}; {hint}");
+        }
+        let text = response
+            .body_mut()
+            .with_config()
+            .limit(16 << 20)
+            .read_to_string()
+            .with_context(|| format!("cannot read {owner}/{repo}#{number} from the GitHub API"))?;
+        serde_json::from_str(&text)
+            .with_context(|| format!("cannot read {owner}/{repo}#{number}: not the API's JSON"))
+    };
+    let issue = get(format!("/repos/{owner}/{repo}/issues/{number}"))?;
+    let mut text = issue["body"].as_str().unwrap_or_default().to_owned();
+    let comments = get(format!(
+        "/repos/{owner}/{repo}/issues/{number}/comments?per_page=100"
+    ))?;
+    for comment in comments.as_array().into_iter().flatten() {
+        text.push('\n');
+        text.push_str(comment["body"].as_str().unwrap_or_default());
+    }
+    Ok(zip_links(&text))
+}
+
+#[cfg(test)]
+mod issue_tests {
+    use super::*;
+
+    #[test]
+    fn issue_urls_are_told_from_bundle_urls() {
+        assert_eq!(
+            github_issue("https://github.com/o/r/issues/12#issuecomment-1"),
+            Some(("o".into(), "r".into(), 12))
+        );
+        assert_eq!(
+            github_issue("https://github.com/o/r/pull/3/"),
+            Some(("o".into(), "r".into(), 3))
+        );
+        assert_eq!(github_issue("https://github.com/o/r/files/1/bug.zip"), None);
+        assert_eq!(github_issue("https://github.com/o/r/issues/x"), None);
+    }
+
+    #[test]
+    fn zip_links_are_found_once_each() {
+        let text = "see [bug.zip](https://github.com/user-attachments/files/1/bug.zip), \
+                    https://x.example/a.zip and https://x.example/a.zip again; \
+                    not https://x.example/a.zip.txt nor https://x.example/zipper";
+        assert_eq!(
+            zip_links(text),
+            [
+                "https://github.com/user-attachments/files/1/bug.zip",
+                "https://x.example/a.zip"
+            ]
+        );
+    }
+}

@@ -1,12 +1,12 @@
 //! Bundles by URL (issue 19): `replay`, `inspect`, `verify` and `diff` take
 //! a URL, download the bundle from a local HTTP server (loopback `http://`
 //! is allowed for this), cache it by SHA-256, honour `--sha256` and
-//! `--max-size`, and refuse plain `http://` elsewhere.
+//! `--max-size`, and refuse plain `http://` elsewhere. An issue's URL
+//! replays the bundle it links to, read through a stand-in GitHub API.
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::net::TcpListener;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread;
 
 use sha2::{Digest as _, Sha256};
@@ -14,37 +14,47 @@ use sha2::{Digest as _, Sha256};
 use crate::support::Sandbox;
 use crate::support::zipper::BundleSpec;
 
-/// A loopback HTTP server answering `/bug.zip` with `body` and anything
-/// else with 404; counts the requests it served.
+/// A loopback HTTP server answering each route's path (the query ignored)
+/// with its body and anything else with 404; keeps every request's head.
 struct Server {
     base: String,
-    requests: Arc<AtomicUsize>,
+    requests: Arc<Mutex<Vec<String>>>,
 }
 
 impl Server {
     fn start(body: Vec<u8>) -> Self {
+        Self::routes(vec![("/bug.zip".to_owned(), body)])
+    }
+
+    fn routes(routes: Vec<(String, Vec<u8>)>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let requests = Arc::new(AtomicUsize::new(0));
-        let counter = Arc::clone(&requests);
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&requests);
         thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(mut stream) = stream else { continue };
-                counter.fetch_add(1, Ordering::SeqCst);
                 let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut request_line = String::new();
-                reader.read_line(&mut request_line).unwrap();
+                let mut head = String::new();
                 loop {
                     let mut line = String::new();
                     if reader.read_line(&mut line).unwrap() == 0 || line == "\r\n" {
                         break;
                     }
+                    head.push_str(&line);
                 }
-                let found = request_line.starts_with("GET /bug.zip ");
-                let (status, payload) = if found {
-                    ("200 OK", body.as_slice())
-                } else {
-                    ("404 Not Found", b"no such attachment".as_slice())
+                let path = head
+                    .split_whitespace()
+                    .nth(1)
+                    .unwrap_or_default()
+                    .split('?')
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+                seen.lock().unwrap().push(head);
+                let (status, payload) = match routes.iter().find(|(p, _)| *p == path) {
+                    Some((_, body)) => ("200 OK", body.as_slice()),
+                    None => ("404 Not Found", b"no such attachment".as_slice()),
                 };
                 let _ = write!(
                     stream,
@@ -62,7 +72,7 @@ impl Server {
     }
 
     fn served(&self) -> usize {
-        self.requests.load(Ordering::SeqCst)
+        self.requests.lock().unwrap().len()
     }
 }
 
@@ -175,4 +185,101 @@ fn a_wrong_hash_too_large_a_download_or_a_bad_url_is_refused() {
         .args(["verify", "local.zip", "--sha256", &sha256(&bytes)])
         .run()
         .success();
+}
+
+#[test]
+fn an_issue_url_replays_the_bundle_it_links_to() {
+    let sb = Sandbox::new();
+    let bytes = BundleSpec::valid().zip().bytes();
+    // One server plays GitHub's API, another its attachment storage.
+    let attachments = Server::start(bytes);
+    let link = attachments.url("/bug.zip");
+    let issue = serde_json::json!({"number": 7, "body": format!("It hangs: [bug.zip]({link})")});
+    let comments = serde_json::json!([{"body": format!("same here, {link}")}]);
+    let api = Server::routes(vec![
+        (
+            "/repos/o/r/issues/7".to_owned(),
+            issue.to_string().into_bytes(),
+        ),
+        (
+            "/repos/o/r/issues/7/comments".to_owned(),
+            comments.to_string().into_bytes(),
+        ),
+    ]);
+    let run = || {
+        sb.bugpack()
+            .env("XDG_CACHE_HOME", sb.path("cache"))
+            .env("BUGPACK_GITHUB_API_URL", &api.base)
+            .env("GH_TOKEN", "ghp_s3cr3tvalue")
+    };
+    let out = run()
+        .args([
+            "replay",
+            "https://github.com/o/r/issues/7",
+            "--yes",
+            "--runs",
+            "1",
+        ])
+        .run()
+        .success()
+        .stderr_has(&format!("o/r#7 links one bundle: {link}"))
+        .stdout_has("1/1");
+    assert!(!out.stdout.contains("s3cr3t") && !out.stderr.contains("s3cr3t"));
+    let heads = api.requests.lock().unwrap().clone();
+    assert!(
+        heads.iter().all(|h| h.contains("Bearer ghp_s3cr3tvalue")),
+        "the token goes to the API: {heads:?}"
+    );
+    assert!(
+        attachments
+            .requests
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|h| !h.contains("s3cr3t")),
+        "the token went to the attachment's host"
+    );
+
+    // Two bundles without a terminal: a usage error that lists them.
+    let other = attachments.url("/other.zip");
+    let api2 = Server::routes(vec![
+        (
+            "/repos/o/r/issues/8".to_owned(),
+            serde_json::json!({"body": format!("{link} and {other}")})
+                .to_string()
+                .into_bytes(),
+        ),
+        ("/repos/o/r/issues/8/comments".to_owned(), b"[]".to_vec()),
+        (
+            "/repos/o/r/issues/9".to_owned(),
+            serde_json::json!({"body": "no bundle here"})
+                .to_string()
+                .into_bytes(),
+        ),
+        ("/repos/o/r/issues/9/comments".to_owned(), b"[]".to_vec()),
+    ]);
+    let run2 = || {
+        sb.bugpack()
+            .env("XDG_CACHE_HOME", sb.path("cache"))
+            .env("BUGPACK_GITHUB_API_URL", &api2.base)
+    };
+    run2()
+        .args(["replay", "https://github.com/o/r/issues/8", "--yes"])
+        .run()
+        .code(2)
+        .one_line_error()
+        .stderr_has("o/r#8 links 2 bundles")
+        .stderr_has(&other);
+    run2()
+        .args(["inspect", "https://github.com/o/r/issues/9"])
+        .run()
+        .code(2)
+        .one_line_error()
+        .stderr_has("links no bundle");
+    run2()
+        .args(["verify", "https://github.com/o/r/issues/10"])
+        .run()
+        .code(4)
+        .one_line_error()
+        .stderr_has("404");
 }

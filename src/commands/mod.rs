@@ -133,6 +133,13 @@ fn fetched(
         return Ok(arg);
     };
     let max = settings::limits(limits)?.max_total;
+    let chosen;
+    let url = if let Some((owner, repo, number)) = bugpack::fetch::github_issue(url) {
+        chosen = choose_bundle(&owner, &repo, number, ui)?;
+        chosen.as_str()
+    } else {
+        url
+    };
     let bar = DownloadBar::new(ui);
     let got = bugpack::fetch::fetch(url, sha256, max, &bar)?;
     if !ui.quiet {
@@ -146,6 +153,61 @@ fn fetched(
         );
     }
     Ok(got.path)
+}
+
+/// The bundle of a GitHub issue to read: the only one it links to, or, on
+/// a terminal, the one the user picks; without a terminal several are a
+/// usage error that lists them.
+fn choose_bundle(owner: &str, repo: &str, number: u64, ui: &Ui) -> Result<String> {
+    use crate::terminal::printable;
+    let links = bugpack::fetch::issue_bundles(owner, repo, number)?;
+    let issue = format!("{owner}/{repo}#{number}");
+    match links.len() {
+        0 => Err(bugpack::error::usage(format!(
+            "{} links no bundle (.zip); attach one to the issue, or give the bundle's URL",
+            printable(&issue)
+        ))),
+        1 => {
+            if !ui.quiet {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "{} links one bundle: {}",
+                    printable(&issue),
+                    printable(&links[0])
+                );
+            }
+            Ok(links[0].clone())
+        }
+        n if ui.interactive => {
+            let mut err = std::io::stderr().lock();
+            writeln!(err, "{} links {n} bundles:", printable(&issue))?;
+            for (i, link) in links.iter().enumerate() {
+                writeln!(err, "  {}) {}", i + 1, printable(link))?;
+            }
+            write!(err, "replay which (1-{n})? ")?;
+            err.flush()?;
+            let mut answer = String::new();
+            std::io::stdin().read_line(&mut answer)?;
+            answer
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .and_then(|i| links.get(i.checked_sub(1)?))
+                .cloned()
+                .ok_or_else(|| {
+                    bugpack::error::usage(format!("no bundle {:?}; give 1 to {n}", answer.trim()))
+                })
+        }
+        n => Err(bugpack::error::usage(format!(
+            "{} links {n} bundles ({}); replay one by its URL",
+            printable(&issue),
+            links
+                .iter()
+                .map(|l| printable(l).into_owned())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
 }
 
 /// Bytes downloaded, on a terminal only.
