@@ -545,9 +545,19 @@ impl SigningKey {
             path: path.to_path_buf(),
             source,
         })?;
-        let key = PrivateKey::from_openssh(&text).map_err(|e| KeyError::Format {
-            path: path.to_path_buf(),
-            why: e.to_string(),
+        let key = PrivateKey::from_openssh(&text).map_err(|e| {
+            // ssh-key cannot read every key it would refuse anyway (one
+            // ECDSA key in 256 has a short scalar), so name the algorithm
+            // the key declares before calling it malformed.
+            match declared_algorithm(&text) {
+                Some(name) if name != Algorithm::Ed25519.as_str() => {
+                    KeyError::from(SignError::UnsupportedKey(name))
+                }
+                _ => KeyError::Format {
+                    path: path.to_path_buf(),
+                    why: e.to_string(),
+                },
+            }
         })?;
         if key.algorithm() != Algorithm::Ed25519 {
             return Err(SignError::UnsupportedKey(key.algorithm().to_string()).into());
@@ -590,6 +600,37 @@ impl SigningKey {
     pub fn private_pem(&self) -> Result<zeroize::Zeroizing<String>, ssh_key::Error> {
         self.key.to_openssh(LineEnding::LF)
     }
+}
+
+/// The algorithm an OpenSSH private key file names in its clear envelope
+/// (`openssh-key-v1`, cipher, KDF, KDF options, key count, then the first
+/// public key, whose first field is the algorithm), without reading the key.
+fn declared_algorithm(text: &str) -> Option<String> {
+    use base64::Engine as _;
+    fn field<'a>(bytes: &mut &'a [u8]) -> Option<&'a [u8]> {
+        let (len, rest) = bytes.split_first_chunk::<4>()?;
+        let len = usize::try_from(u32::from_be_bytes(*len)).ok()?;
+        let (value, rest) = (rest.get(..len)?, rest.get(len..)?);
+        *bytes = rest;
+        Some(value)
+    }
+    let body: String = text
+        .lines()
+        .skip_while(|l| !l.starts_with("-----BEGIN OPENSSH PRIVATE KEY-----"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("-----END"))
+        .collect();
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(body.trim())
+        .ok()?;
+    let mut rest = decoded.strip_prefix(b"openssh-key-v1\0")?;
+    for _ in 0..3 {
+        field(&mut rest)?;
+    }
+    rest = rest.get(4..)?;
+    let mut public = field(&mut rest)?;
+    let name = field(&mut public)?;
+    std::str::from_utf8(name).ok().map(str::to_owned)
 }
 
 /// bugpack's own key: `$XDG_CONFIG_HOME/bugpack/id_ed25519`, else

@@ -341,6 +341,41 @@ fn rsa_and_ecdsa_keys_get_a_clear_error() {
     }
 }
 
+/// ssh-key cannot parse some ECDSA keys OpenSSH writes (one in 256 has a
+/// 31-byte scalar); a key whose private part is unreadable is still named
+/// by the algorithm its envelope declares, and a broken Ed25519 key is
+/// still called malformed.
+#[test]
+fn an_unreadable_key_is_named_by_the_algorithm_it_declares() {
+    use base64::Engine as _;
+    let sb = Sandbox::new();
+    sb.write("b.zip", BundleSpec::valid().zip().bytes());
+    for (kind, expected) in [
+        ("ecdsa", "ecdsa-sha2-nistp256 keys are not supported"),
+        ("ed25519", "is not an OpenSSH private key"),
+    ] {
+        let key = ssh_keygen(&sb, kind, kind, "");
+        let text = fs::read_to_string(&key).unwrap();
+        let body: String = text.lines().filter(|l| !l.starts_with("-----")).collect();
+        let mut bytes = base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .unwrap();
+        bytes.truncate(bytes.len() - 24);
+        let broken = format!(
+            "-----BEGIN OPENSSH PRIVATE KEY-----\n{}\n-----END OPENSSH PRIVATE KEY-----\n",
+            base64::engine::general_purpose::STANDARD.encode(&bytes)
+        );
+        fs::write(&key, broken).unwrap();
+        sb.bugpack()
+            .args(["sign", "b.zip", "--key"])
+            .arg(&key)
+            .run()
+            .code(2)
+            .one_line_error()
+            .stderr_has(expected);
+    }
+}
+
 #[test]
 fn sign_rewrites_the_bundle_and_keeps_the_manifest() {
     let sb = Sandbox::new();
