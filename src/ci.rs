@@ -20,6 +20,8 @@ pub const CONFIGMAP_MAX: u64 = 1024 * 1024;
 const CONFIGMAP_KEY: &str = "bundle.zip";
 /// Most jobs one GitHub Actions matrix may make.
 pub const GITHUB_MAX_SHARDS: u32 = 256;
+/// Most bundles of one issue the issue workflow replays.
+pub const ISSUE_MAX_BUNDLES: u32 = 5;
 /// Most completions Kubernetes allows an Indexed Job.
 pub const K8S_MAX_SHARDS: u32 = 100_000;
 
@@ -82,6 +84,7 @@ struct View<'a> {
     image: &'a str,
     configmap: Option<String>,
     bundle_base64: String,
+    max_bundles: u32,
 }
 
 /// Why a spec cannot be rendered.
@@ -161,7 +164,7 @@ pub fn github(spec: &Spec, gh: &Github) -> Result<String, CiError> {
 
 /// The issue workflow (`ci github --on-issue`): replays every bundle an
 /// issue links to, with `spec`'s matrix flags, and comments the results.
-/// `spec`'s bundle, shards and seed are unused.
+/// `spec.shards` is per bundle; its bundle and seed are unused.
 pub fn github_on_issue(spec: &Spec, gh: &Github) -> Result<String, CiError> {
     let view = View {
         runs_on: &gh.runs_on,
@@ -225,6 +228,7 @@ fn view(spec: &Spec, bundle_path: String, seed: Option<u64>) -> View<'_> {
         image: "",
         configmap: None,
         bundle_base64: String::new(),
+        max_bundles: ISSUE_MAX_BUNDLES,
     }
 }
 

