@@ -316,10 +316,26 @@ pub fn zip_links(text: &str) -> Vec<String> {
     links
 }
 
+/// The token of GitHub's CLI, when it is installed and logged in: what a
+/// maintainer who uses `gh` has already set up.
+fn gh_token() -> Option<String> {
+    let out = duct::cmd!("gh", "auth", "token", "--hostname", "github.com")
+        .stdin_null()
+        .stderr_null()
+        .stdout_capture()
+        .unchecked()
+        .run()
+        .ok()?;
+    let token = String::from_utf8(out.stdout).ok()?.trim().to_owned();
+    (out.status.success() && !token.is_empty() && !token.contains(char::is_whitespace))
+        .then_some(token)
+}
+
 /// The bundles linked from a GitHub issue's body and comments, read
 /// through the GitHub API (`$BUGPACK_GITHUB_API_URL` or
 /// `https://api.github.com`), with a token from `GH_TOKEN` or
-/// `GITHUB_TOKEN` when one is set (never printed).
+/// `GITHUB_TOKEN` when one is set, else from `gh auth token` when `gh` is
+/// installed and logged in (never printed).
 pub fn issue_bundles(owner: &str, repo: &str, number: u64) -> anyhow::Result<Vec<String>> {
     let api = std::env::var(GITHUB_API_ENV)
         .ok()
@@ -329,7 +345,8 @@ pub fn issue_bundles(owner: &str, repo: &str, number: u64) -> anyhow::Result<Vec
     check_url(api)?;
     let token = ["GH_TOKEN", "GITHUB_TOKEN"]
         .iter()
-        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()));
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+        .or_else(gh_token);
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_mins(1)))
         .http_status_as_error(false)
@@ -353,7 +370,7 @@ pub fn issue_bundles(owner: &str, repo: &str, number: u64) -> anyhow::Result<Vec
             let hint = if token.is_some() {
                 "check the issue's URL and that the token can read it"
             } else {
-                "check the issue's URL; for a private repository set GH_TOKEN"
+                "check the issue's URL; for a private repository set GH_TOKEN or run `gh auth login`"
             };
             anyhow::bail!("cannot read {owner}/{repo}#{number}: GitHub answered {status}; {hint}");
         }

@@ -206,11 +206,27 @@ fn an_issue_url_replays_the_bundle_it_links_to() {
             comments.to_string().into_bytes(),
         ),
     ]);
+    // A logged-in `gh`, whose token is used when no variable holds one.
+    let gh = sb.write(
+        "fake-bin/gh",
+        "#!/bin/sh\n[ \"$*\" = \"auth token --hostname github.com\" ] && echo gho_fr0mghcli\n",
+    );
+    std::fs::set_permissions(
+        &gh,
+        <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o755),
+    )
+    .unwrap();
+    let path = format!(
+        "{}:{}",
+        sb.path("fake-bin").display(),
+        std::env::var("PATH").unwrap()
+    );
     let run = || {
         sb.bugpack()
             .env("XDG_CACHE_HOME", sb.path("cache"))
             .env("BUGPACK_GITHUB_API_URL", &api.base)
             .env("GH_TOKEN", "ghp_s3cr3tvalue")
+            .env("PATH", &path)
     };
     let out = run()
         .args([
@@ -262,14 +278,24 @@ fn an_issue_url_replays_the_bundle_it_links_to() {
         sb.bugpack()
             .env("XDG_CACHE_HOME", sb.path("cache"))
             .env("BUGPACK_GITHUB_API_URL", &api2.base)
+            .env_remove("GH_TOKEN")
+            .env_remove("GITHUB_TOKEN")
     };
-    run2()
+    let out = run2()
+        .env("PATH", &path)
         .args(["replay", "https://github.com/o/r/issues/8", "--yes"])
         .run()
         .code(2)
         .one_line_error()
         .stderr_has("o/r#8 links 2 bundles")
         .stderr_has(&other);
+    assert!(!out.stderr.contains("fr0m"), "{}", out.stderr);
+    let heads = api2.requests.lock().unwrap().clone();
+    assert!(
+        !heads.is_empty() && heads.iter().all(|h| h.contains("Bearer gho_fr0mghcli")),
+        "gh's token goes to the API: {heads:?}"
+    );
+    api2.requests.lock().unwrap().clear();
     run2()
         .args(["inspect", "https://github.com/o/r/issues/9"])
         .run()
