@@ -1590,10 +1590,12 @@ fn on_a_terminal_replay_shows_the_commands_and_asks() {
         marker.exists(),
         "an accepted scenario did not run:\n{shown}"
     );
-    assert!(
-        shown.contains("1/1 runs"),
-        "a progress bar on a terminal:\n{shown}"
-    );
+    for part in ["1/1 runs", "1 reproduced (100%)", "/s, ETA "] {
+        assert!(
+            shown.contains(part),
+            "a progress bar with runs, reproductions, rate and ETA on a terminal: no {part:?}\n{shown}"
+        );
+    }
     assert!(
         shown.contains("reproduced in 1 of 1 cells (1 of 1 run)"),
         "{shown}"
