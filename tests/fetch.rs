@@ -309,3 +309,29 @@ fn an_issue_url_replays_the_bundle_it_links_to() {
         .one_line_error()
         .stderr_has("404");
 }
+
+/// On a terminal the download shows a progress bar of bytes, rate and ETA,
+/// and is then said in one line; what replay asks comes after it.
+#[test]
+fn on_a_terminal_a_download_shows_its_progress() {
+    let sb = Sandbox::new();
+    let server = Server::start(BundleSpec::valid().zip().bytes());
+    let url = server.url("/bug.zip");
+    let (code, shown) = crate::replay::on_a_terminal(&sb, &["replay", &url, "--runs", "1"], "n\n");
+    assert_eq!(code, Some(2), "{shown}");
+    for part in [
+        " KiB/",
+        " KiB/s, ETA ",
+        &format!("downloaded {url}"),
+        "[y/N]",
+    ] {
+        assert!(
+            shown.contains(part),
+            "no {part:?} on the terminal:\n{shown}"
+        );
+    }
+    assert!(
+        sb.home().join(".cache/bugpack/bundles").is_dir(),
+        "the download is cached under the (sandbox's) home"
+    );
+}

@@ -1504,7 +1504,7 @@ fn keep_leaves_the_run_directories_and_says_where() {
 /// Runs bugpack with stdin, stdout and stderr on a new pseudo-terminal,
 /// types `answer` once the consent prompt shows, and returns its exit code
 /// and everything the terminal showed.
-fn on_a_terminal(sb: &Sandbox, args: &[&str], answer: &str) -> (Option<i32>, String) {
+pub(crate) fn on_a_terminal(sb: &Sandbox, args: &[&str], answer: &str) -> (Option<i32>, String) {
     let size = nix::pty::Winsize {
         ws_row: 40,
         ws_col: 120,
@@ -1520,6 +1520,7 @@ fn on_a_terminal(sb: &Sandbox, args: &[&str], answer: &str) -> (Option<i32>, Str
             .env("HOME", sb.home())
             .env("TERM", "xterm")
             .env_remove("NO_COLOR")
+            .env_remove("XDG_CACHE_HOME")
             .stdin(Stdio::from(pty.slave.try_clone().unwrap()))
             .stdout(Stdio::from(pty.slave.try_clone().unwrap()))
             .stderr(Stdio::from(pty.slave));
