@@ -441,6 +441,9 @@ pub(crate) enum RepoChoice {
 #[derive(Debug)]
 pub(crate) struct Replay {
     pub(crate) source: ReplaySource,
+    /// What to call the source in the report (a downloaded bundle's URL,
+    /// rather than its path in the cache).
+    pub(crate) shown_as: Option<String>,
     pub(crate) repo: RepoChoice,
     pub(crate) runs: u32,
     pub(crate) jobs: usize,
@@ -569,6 +572,7 @@ impl Replay {
         Ok(Self {
             limits: limits(&args.limits)?,
             source,
+            shown_as: None,
             repo,
             runs,
             jobs,

@@ -1097,6 +1097,12 @@ fn the_issue_workflow_replays_each_attached_bundle_and_comments_once() {
         posted.contains("Not replayed (exit 3)") && posted.contains("after the zip's end record"),
         "the rejected bundle's reason\n{posted}"
     );
+    // Bundles are named by their URLs, never by where the runner cached them.
+    assert!(
+        posted.contains(&format!("of `{good}`")) && posted.contains(&format!("{evil} rejected")),
+        "{posted}"
+    );
+    assert!(!posted.contains(".cache"), "{posted}");
     assert_eq!(fs::read_to_string(sb.path("summary.md")).unwrap(), posted);
     let runner = merge_dir;
 

@@ -56,6 +56,8 @@ impl Default for Limits {
 #[derive(Debug)]
 pub struct Bundle {
     path: PathBuf,
+    /// What messages call the bundle: its path, or the URL it came from.
+    shown: String,
     zip: Entries,
     manifest: Manifest,
     manifest_bytes: Vec<u8>,
@@ -71,7 +73,12 @@ impl Bundle {
     /// Opens and checks the bundle at `path`. A missing file is a usage error
     /// (exit 2), a broken rule a [`Rejection`] (exit 3), anything else exit 4.
     pub fn open(path: &Path, limits: &Limits) -> anyhow::Result<Self> {
-        let shown = path.display();
+        Self::open_as(path, &path.display().to_string(), limits)
+    }
+
+    /// [`Bundle::open`], naming the bundle `shown` in every message (the
+    /// URL a downloaded bundle came from, rather than its cached path).
+    pub fn open_as(path: &Path, shown: &str, limits: &Limits) -> anyhow::Result<Self> {
         tracing::info!("reading the bundle {shown}");
         let mut file = match File::open(path) {
             Ok(f) => f,
@@ -90,10 +97,11 @@ impl Bundle {
                 "{shown} is a directory, not a bundle (.zip)"
             )));
         }
-        let bundle = Self::check(path, &mut file, limits).map_err(|e| match e {
+        let mut bundle = Self::check(path, &mut file, limits).map_err(|e| match e {
             OpenError::Rejected(r) => anyhow::Error::new(r).context(format!("{shown} rejected")),
             OpenError::Io(e) => anyhow::Error::new(e).context(format!("cannot read {shown}")),
         })?;
+        shown.clone_into(&mut bundle.shown);
         if let Some(note) = bundle.ignored_note() {
             tracing::warn!("{shown}: {note}");
         }
@@ -146,6 +154,7 @@ impl Bundle {
         let manifest = Manifest::parse(&manifest_bytes)?;
         let mut bundle = Self {
             path: path.to_path_buf(),
+            shown: path.display().to_string(),
             zip,
             manifest,
             manifest_bytes,
@@ -357,12 +366,12 @@ impl Bundle {
         let Some(listed) = self.manifest.file(name).cloned() else {
             return Ok(None);
         };
-        let rejected = |why, path: &Path| {
+        let rejected = |why, shown: &str| {
             anyhow::Error::new(Rejection::Yaml {
                 file: name.to_owned(),
                 why,
             })
-            .context(format!("{} rejected", path.display()))
+            .context(format!("{shown} rejected"))
         };
         let max = u64::try_from(MAX_YAML_BYTES).unwrap_or(u64::MAX);
         if listed.size > max {
@@ -371,12 +380,12 @@ impl Bundle {
                 size,
                 max: MAX_YAML_BYTES,
             };
-            return Err(rejected(why, &self.path));
+            return Err(rejected(why, &self.shown));
         }
         let bytes = self.read(name, max)?;
         crate::yaml::to_json(&bytes)
             .map(Some)
-            .map_err(|why| rejected(why, &self.path))
+            .map_err(|why| rejected(why, &self.shown))
     }
 
     /// A listed YAML entry of type `T`, with the untrusted-YAML rules of
@@ -394,7 +403,7 @@ impl Bundle {
                 file: name.to_owned(),
                 why,
             })
-            .context(format!("{} rejected", self.path.display()))
+            .context(format!("{} rejected", self.shown))
         })
     }
 
@@ -451,7 +460,7 @@ impl Bundle {
     }
 
     fn describe(&self, e: OpenError) -> anyhow::Error {
-        let shown = self.path.display();
+        let shown = &self.shown;
         match e {
             OpenError::Rejected(r) => anyhow::Error::new(r).context(format!("{shown} rejected")),
             OpenError::Io(e) => anyhow::Error::new(e).context(format!("cannot read {shown}")),

@@ -48,17 +48,20 @@ impl From<Status> for ExitCode {
 pub(crate) fn run(command: Command, ui: &Ui) -> Result<Status> {
     match command {
         Command::Inspect(mut args) => {
-            args.bundle = fetched(args.bundle, args.sha256.as_deref(), &args.limits, ui)?;
+            args.bundle = fetched(args.bundle, args.sha256.as_deref(), &args.limits, ui)?.0;
             inspect::run(&settings::Inspect::resolve(args)?, ui)
         }
         Command::Verify(mut args) => {
-            args.bundle = fetched(args.bundle, args.sha256.as_deref(), &args.limits, ui)?;
+            args.bundle = fetched(args.bundle, args.sha256.as_deref(), &args.limits, ui)?.0;
             verify::run(&settings::Verify::resolve(args)?, ui)
         }
         Command::Capture(args) => capture::run(settings::Capture::resolve(args)?, ui),
         Command::Replay(mut args) => {
-            args.source = fetched(args.source, args.sha256.as_deref(), &args.limits, ui)?;
-            replay::run(&settings::Replay::resolve(args)?, ui)
+            let url;
+            (args.source, url) = fetched(args.source, args.sha256.as_deref(), &args.limits, ui)?;
+            let mut settings = settings::Replay::resolve(args)?;
+            settings.shown_as = url;
+            replay::run(&settings, ui)
         }
         Command::Sandbox(args) => {
             let net = bugpack::replay::sandbox::Net::parse(&args.net)
@@ -71,9 +74,9 @@ pub(crate) fn run(command: Command, ui: &Ui) -> Result<Status> {
             Ok(Status::Success)
         }
         Command::Diff(mut args) => {
-            args.a = fetched(args.a, None, &args.limits, ui)?;
+            args.a = fetched(args.a, None, &args.limits, ui)?.0;
             if let Some(b) = args.b.take() {
-                args.b = Some(fetched(b, None, &args.limits, ui)?);
+                args.b = Some(fetched(b, None, &args.limits, ui)?.0);
             }
             diff::run(&settings::Diff::resolve(args)?, ui)
         }
@@ -109,14 +112,15 @@ pub(crate) fn signature_summary(bundle: &bugpack::bundle::Bundle) -> String {
 }
 
 /// A bundle argument that is a URL, downloaded into the cache
-/// ([`bugpack::fetch`]) and replaced by the cached file's path; any other
-/// argument as it is, its SHA-256 checked when `sha256` pins one.
+/// ([`bugpack::fetch`]) and replaced by the cached file's path, with the
+/// bundle's URL to show; any other argument as it is, its SHA-256 checked
+/// when `sha256` pins one.
 fn fetched(
     arg: std::path::PathBuf,
     sha256: Option<&str>,
     limits: &crate::cli::LimitArgs,
     ui: &Ui,
-) -> Result<std::path::PathBuf> {
+) -> Result<(std::path::PathBuf, Option<String>)> {
     let Some(url) = arg.to_str().filter(|a| bugpack::fetch::is_url(a)) else {
         if let Some(pinned) = sha256 {
             let actual = bugpack::bundle::reader::sha256_file(&arg)?;
@@ -130,7 +134,7 @@ fn fetched(
                 );
             }
         }
-        return Ok(arg);
+        return Ok((arg, None));
     };
     let max = settings::limits(limits)?.max_total;
     let chosen;
@@ -152,7 +156,7 @@ fn fetched(
             got.sha256
         );
     }
-    Ok(got.path)
+    Ok((got.path, Some(url.to_owned())))
 }
 
 /// The bundle of a GitHub issue to read: the only one it links to, or, on

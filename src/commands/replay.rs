@@ -25,18 +25,21 @@ pub(crate) fn run(settings: &Replay, ui: &Ui) -> Result<Status> {
     let mut user = UserSide::default();
     let (label, file, files, bundle_sha256, signature) = match &settings.source {
         ReplaySource::Bundle(path) => {
-            let mut opened = Bundle::open(path, &settings.limits)?;
+            let shown = settings
+                .shown_as
+                .clone()
+                .unwrap_or_else(|| path.display().to_string());
+            let mut opened = Bundle::open_as(path, &shown, &settings.limits)?;
             let Some(file) = opened.scenario().cloned() else {
                 return Err(usage(format!(
-                    "{} holds no scenario to replay; capture with -- COMMAND or --scenario DIR",
-                    path.display()
+                    "{shown} holds no scenario to replay; capture with -- COMMAND or --scenario DIR"
                 )));
             };
             let sha = opened.file_sha256()?;
             let signature = super::signature_summary(&opened);
             user = UserSide::read(&mut opened)?;
             (
-                path.display().to_string(),
+                shown,
                 file,
                 Files::Bundle(Box::new(opened)),
                 Some(sha),
