@@ -1,6 +1,6 @@
 //! Honest writers (issue 19): a bundle that another zip tool rewrote still
 //! opens, verifies and replays. Each variant is made by the real tool where
-//! it is installed (`.ci/run` installs Info-ZIP, 7-Zip and bsdtar), from a
+//! it is installed (`.ci/run` installs Info-ZIP, 7-Zip, bsdtar and Go), from a
 //! bundle that bugpack captured and `unzip` extracted, with every file made
 //! private (0600, the scenario's script 0700). The shapes no tool
 //! here writes (macOS Archive Utility's, ZIP64 end records, Unicode-path
@@ -94,6 +94,68 @@ with zipfile.ZipFile(sys.argv[1], "w", zipfile.ZIP_DEFLATED) as z:
                        b"\x00\x05\x16\x07\x00\x02\x00\x00" + b"\x00" * 74)
 "#;
 
+/// Go's `archive/zip`, walking the tree as a Go tool would: directory
+/// entries, the files' modes (`FileInfoHeader`), deflated through data
+/// descriptors with extended timestamps, as Go always writes them.
+const GO_ZIP: &str = r#"package main
+
+import (
+	"archive/zip"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+func main() {
+	out, err := os.Create(os.Args[1])
+	if err != nil {
+		panic(err)
+	}
+	w := zip.NewWriter(out)
+	err = filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || path == "." {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		h, err := zip.FileInfoHeader(info)
+		if err != nil {
+			return err
+		}
+		h.Name = filepath.ToSlash(path)
+		if d.IsDir() {
+			h.Name += "/"
+			_, err = w.CreateHeader(h)
+			return err
+		}
+		h.Method = zip.Deflate
+		dst, err := w.CreateHeader(h)
+		if err != nil {
+			return err
+		}
+		src, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer src.Close()
+		_, err = io.Copy(dst, src)
+		return err
+	})
+	if err != nil {
+		panic(err)
+	}
+	if err := w.Close(); err != nil {
+		panic(err)
+	}
+	if err := out.Close(); err != nil {
+		panic(err)
+	}
+}
+"#;
+
 /// Each writer: a name, the program it needs, and the shell command that
 /// writes `$OUT` from the extracted bundle in the current directory.
 const WRITERS: &[(&str, &str, &str)] = &[
@@ -126,6 +188,11 @@ const WRITERS: &[(&str, &str, &str)] = &[
         "python3 -c \"$MACOS_ZIP\" \"$OUT\"",
     ),
     ("jar", "jar", "jar cfM \"$OUT\" ."),
+    (
+        "Go archive/zip",
+        "go",
+        "printf '%s' \"$GO_ZIP\" > ../writer.go && go run ../writer.go \"$OUT\"",
+    ),
     ("7-Zip", "7z", "7z a -tzip -bd \"$OUT\" . >/dev/null"),
     (
         "bsdtar of .",
@@ -156,6 +223,12 @@ fn bundles_rewritten_by_zip_tools_verify_and_replay() {
             .env("OUT", &out)
             .env("PYTHON_ZIP", PYTHON_ZIP)
             .env("MACOS_ZIP", MACOS_ZIP)
+            .env("GO_ZIP", GO_ZIP)
+            // Go's caches in the sandbox, not in the user's home.
+            .env("GOCACHE", sb.path("go-cache"))
+            .env("GOPATH", sb.path("go-path"))
+            .env("GOFLAGS", "-modcacherw")
+            .env("GO111MODULE", "off")
             .status()
             .unwrap();
         assert!(status.success(), "{writer} failed");
