@@ -514,3 +514,342 @@ fn a_token_in_a_url_query_goes_and_the_parameters_after_it_stay() {
          POST /login?user=bob&password=[REDACTED:password:1]&next=/home 302\n"
     );
 }
+
+/// The published format of each provider's secrets, as templates: `{A32}`
+/// is 32 letters and digits, `{H64}` 64 lowercase hex digits, `{U27}` 27
+/// upper-case letters and digits, `{B86}` 86 base64 characters, `{D18}` 18
+/// digits, `{S27}` 27 URL-safe base64 characters. Each is generated afresh
+/// (seeded, so a failure repeats) for every place it is put.
+const SHAPES: &[(&str, &str)] = &[
+    ("github classic", "ghp_{A36}"),
+    ("github oauth", "gho_{A36}"),
+    ("github user-to-server", "ghu_{A36}"),
+    ("github server-to-server", "ghs_{A36}"),
+    ("github refresh", "ghr_{A36}"),
+    ("github fine-grained", "github_pat_{A22}_{A59}"),
+    ("gitlab personal", "glpat-{S20}"),
+    ("gitlab deploy", "gldt-{S20}"),
+    ("gitlab runner", "glrt-{S20}"),
+    ("slack bot", "xoxb-{D11}-{D13}-{A24}"),
+    ("slack user", "xoxp-{D11}-{D13}-{D13}-{H32}"),
+    ("slack app", "xapp-1-{U11}-{D13}-{H64}"),
+    ("slack rotating", "xoxe.xoxp-1-{A60}"),
+    (
+        "slack webhook",
+        "https://hooks.slack.com/services/T{U10}/B{U10}/{A24}",
+    ),
+    ("stripe secret", "sk_live_{A99}"),
+    ("stripe test secret", "sk_test_{A99}"),
+    ("stripe restricted", "rk_live_{A99}"),
+    ("stripe webhook", "whsec_{A32}"),
+    ("aws access key", "AKIA{U16}"),
+    ("aws session key", "ASIA{U16}"),
+    ("google api key", "AIza{S35}"),
+    ("google oauth access", "ya29.{S80}"),
+    ("google client secret", "GOCSPX-{S28}"),
+    ("azure client secret", "{A3}8Q~{S34}"),
+    ("openai project", "sk-proj-{S100}"),
+    ("openai service account", "sk-svcacct-{S100}"),
+    ("openai legacy", "sk-{A20}T3BlbkFJ{A20}"),
+    ("anthropic", "sk-ant-api03-{S93}AA"),
+    ("hugging face", "hf_{A34}"),
+    ("npm", "npm_{A36}"),
+    ("pypi", "pypi-AgEIcHlwaS5vcmc{S120}"),
+    ("docker hub", "dckr_pat_{S27}"),
+    ("twilio api key", "SK{H32}"),
+    ("sendgrid", "SG.{S22}.{S43}"),
+    ("mailgun", "key-{H32}"),
+    ("mailgun private", "{H32}-{H8}-{H8}"),
+    ("shopify admin", "shpat_{H32}"),
+    ("shopify shared secret", "shpss_{H32}"),
+    (
+        "discord webhook",
+        "https://discord.com/api/webhooks/{D18}/{S68}",
+    ),
+    ("discord bot", "MT{A24}.G{A5}.{S38}"),
+    ("telegram bot", "{D10}:AA{S33}"),
+    ("heroku", "HRKU-AA{S58}"),
+    ("digitalocean", "dop_v1_{H64}"),
+    ("digitalocean oauth", "doo_v1_{H64}"),
+    ("new relic user key", "NRAK-{U27}"),
+    ("new relic insert key", "NRII-{A32}"),
+    ("sentry org token", "sntrys_{A90}"),
+    ("sentry user token", "sntryu_{H64}"),
+    ("sentry dsn", "https://{H32}@o{D6}.ingest.sentry.io/{D7}"),
+    ("jwt", "eyJhbGciOiJIUzI1NiJ9.eyJ{S40}.{S43}"),
+    (
+        "url credentials",
+        "https://deploy:{A20}@git.example.com/app.git",
+    ),
+    ("postgres url", "postgres://app:{A20}@db.internal:5432/app"),
+    (
+        "mongodb url",
+        "mongodb+srv://svc:{A20}@cluster0.example.net/db",
+    ),
+    (
+        "azure storage connection string",
+        "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey={B86}==;EndpointSuffix=core.windows.net",
+    ),
+    (
+        "azure sas url",
+        "https://acct.blob.core.windows.net/c/b.txt?sv=2022-11-02&se=2026-12-31&sp=r&sig={B43}%3D",
+    ),
+    (
+        "sql server connection string",
+        "Server=db;Database=app;User Id=app;Password={A20};",
+    ),
+];
+
+/// Generated secrets keep the random part apart: that is what must vanish
+/// (a prefix like `ghp_` or `https://hooks.slack.com/` may stay).
+fn generate(template: &str, rng: &mut fastrand::Rng) -> (String, Vec<String>) {
+    const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut out = String::new();
+    let mut random = Vec::new();
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let close = open + rest[open..].find('}').unwrap();
+        let spec = &rest[open + 1..close];
+        let n: usize = spec[1..].parse().unwrap();
+        let alphabet: &[u8] = match &spec[..1] {
+            "A" => ALNUM,
+            "H" => b"0123456789abcdef",
+            "U" => b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789",
+            "D" => b"0123456789",
+            "S" => b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_",
+            "B" => b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
+            other => panic!("bad template class {other}"),
+        };
+        // Digits and letters both, as real tokens have at these lengths.
+        let part: String = loop {
+            let p: String = (0..n)
+                .map(|_| char::from(alphabet[rng.usize(..alphabet.len())]))
+                .collect();
+            if n < 8
+                || (p.bytes().any(|b| b.is_ascii_digit())
+                    && p.bytes().any(|b| b.is_ascii_alphabetic()))
+                || spec.starts_with('D')
+            {
+                break p;
+            }
+        };
+        out.push_str(&part);
+        if n >= 8 {
+            random.push(part);
+        }
+        rest = &rest[close + 1..];
+    }
+    out.push_str(rest);
+    (out, random)
+}
+
+/// Issue 18's recall corpus: every provider shape, under a name that says
+/// nothing, in every place a secret sits (an environment variable, ini,
+/// env, YAML, JSON, TOML and properties files, a log line, a URL's query, a
+/// command line), and generic assignments whose name says secret in every
+/// file format. No byte of any generated secret may be left in the bundle
+/// (its entries or its raw bytes), the issue text or bugpack's output; and
+/// the values a maintainer needs (hashes, UUIDs, versions, paths, URLs)
+/// stay as they were.
+#[test]
+fn every_secret_shape_in_every_place_is_redacted() {
+    let sb = Sandbox::new();
+    let mut rng = fastrand::Rng::with_seed(18);
+    let mut needles: Vec<(String, String)> = Vec::new();
+    let mut next = |label: &str, place: &str, rng: &mut fastrand::Rng| {
+        let template = SHAPES
+            .iter()
+            .find(|(l, _)| *l == label)
+            .map(|(_, t)| *t)
+            .unwrap();
+        let (value, random) = generate(template, rng);
+        for r in random {
+            needles.push((format!("{label} in {place}"), r));
+        }
+        value
+    };
+    let (mut ini, mut env_file, mut yaml, mut json, mut toml, mut props) = (
+        String::from("[upstream]\n"),
+        String::new(),
+        String::from("upstream:\n"),
+        Vec::new(),
+        String::from("[upstream]\n"),
+        String::new(),
+    );
+    let (mut log, mut args, mut vars) = (String::new(), Vec::new(), Vec::new());
+    for (i, (label, _)) in SHAPES.iter().enumerate() {
+        // TOML and YAML strings need their quotes escaped; none of the
+        // shapes has a quote or backslash.
+        ini.push_str(&format!("value{i} = {}\n", next(label, "ini", &mut rng)));
+        env_file.push_str(&format!("VALUE_{i}={}\n", next(label, ".env", &mut rng)));
+        yaml.push_str(&format!(
+            "  value{i}: \"{}\"\n",
+            next(label, "yaml", &mut rng)
+        ));
+        json.push(format!(
+            "\"value{i}\": \"{}\"",
+            next(label, "json", &mut rng)
+        ));
+        toml.push_str(&format!(
+            "value{i} = \"{}\"\n",
+            next(label, "toml", &mut rng)
+        ));
+        props.push_str(&format!(
+            "app.value{i}={}\n",
+            next(label, "properties", &mut rng)
+        ));
+        log.push_str(&format!(
+            "2026-12-06T10:00:{:02}Z INFO upstream={} ready\n",
+            i % 60,
+            next(label, "a log line", &mut rng)
+        ));
+        if !label.contains("url") && !label.contains("webhook") && !label.contains("dsn") {
+            log.push_str(&format!(
+                "GET https://api.example.com/v1/items?page=2&value={}&sort=asc 200\n",
+                next(label, "a URL's query", &mut rng)
+            ));
+        }
+        args.push(format!("--upstream{i}"));
+        args.push(next(label, "the command line", &mut rng));
+        vars.push((
+            format!("APP_VALUE_{i}"),
+            next(label, "an environment variable", &mut rng),
+        ));
+    }
+    // Generic assignments: names that say secret, values that look like one.
+    let names = [
+        "signing_key",
+        "private_key",
+        "client_secret",
+        "encryption_key",
+        "masterKey",
+        "webhook_secret",
+        "db_password",
+        "refresh_token",
+        "credentials",
+        "auth",
+        "AccountKey",
+    ];
+    let mut generic = |place: &str, rng: &mut fastrand::Rng| {
+        let (value, random) = generate("{A12}7{A19}", rng);
+        needles.push((format!("a generic assignment in {place}"), value.clone()));
+        drop(random);
+        value
+    };
+    for name in names {
+        ini.push_str(&format!("{name} = {}\n", generic("ini", &mut rng)));
+        env_file.push_str(&format!(
+            "{}={}\n",
+            name.to_uppercase(),
+            generic(".env", &mut rng)
+        ));
+        yaml.push_str(&format!("  {name}: {}\n", generic("yaml", &mut rng)));
+        json.push(format!("\"{name}\": \"{}\"", generic("json", &mut rng)));
+        toml.push_str(&format!("{name} = \"{}\"\n", generic("toml", &mut rng)));
+        props.push_str(&format!("app.{name}={}\n", generic("properties", &mut rng)));
+    }
+    // What a maintainer needs stays readable.
+    let readable = [
+        "commit = 3f786850e387550fdab836ed7e6dc881de23001b",
+        "checksum: sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+        "request_id = 123e4567-e89b-12d3-a456-426614174000",
+        "version = 1.24.3-rc.1+build.5",
+        "library = /usr/lib/x86_64-linux-gnu/libssl.so.3",
+        "homepage = https://example.com/docs/install?lang=en",
+        "key_file = /etc/app/tls/server.key",
+        "primary_key = id",
+        "sort_key = created_at_descending",
+    ];
+    for line in readable {
+        ini.push_str(line);
+        ini.push('\n');
+        log.push_str(line);
+        log.push('\n');
+    }
+    sb.write("conf/app.ini", &ini);
+    sb.write("conf/.env", &env_file);
+    sb.write("conf/app.yaml", &yaml);
+    sb.write(
+        "conf/app.json",
+        format!("{{\n  {}\n}}\n", json.join(",\n  ")),
+    );
+    sb.write("conf/app.toml", &toml);
+    sb.write("conf/app.properties", &props);
+    sb.write("logs/app.log", &log);
+    // A service-account file, as Google's console writes it.
+    let (body, _) = generate("MIIEv{B60}{B60}", &mut rng);
+    needles.push((
+        "a service account's private key".to_owned(),
+        body[5..].to_owned(),
+    ));
+    sb.write(
+        "conf/service-account.json",
+        format!(
+            "{{\"type\": \"service_account\", \"project_id\": \"demo\", \"private_key_id\": \"0123\", \"private_key\": \"-----BEGIN PRIVATE KEY-----\\n{body}\\n-----END PRIVATE KEY-----\\n\", \"client_email\": \"svc@demo.iam.gserviceaccount.com\"}}\n"
+        ),
+    );
+    // A PGP secret key block.
+    let (pgp, _) = generate("lQOYBGV{B64}\n{B64}", &mut rng);
+    needles.push(("a PGP private block".to_owned(), pgp[7..71].to_owned()));
+    sb.write(
+        "conf/secring.asc",
+        format!("-----BEGIN PGP PRIVATE KEY BLOCK-----\n\n{pgp}\n=AbCd\n-----END PGP PRIVATE KEY BLOCK-----\n"),
+    );
+
+    let mut run = sb.bugpack();
+    for (k, v) in &vars {
+        run = run.env(k, v);
+    }
+    let out = run
+        .args(["-vv", "capture", "-o", "bug.zip", "--title", "corpus"])
+        .args(["--config", "conf", "--log", "logs/app.log"])
+        .args(["--", "sh", "-c", "echo started; exit 1", "app"])
+        .args(&args)
+        .run()
+        .success();
+    let bundle = sb.path("bug.zip");
+    let raw = fs::read(&bundle).unwrap();
+    let issue = fs::read_to_string(sb.path("bug.zip.md")).unwrap();
+    let all = entries(&bundle);
+    let mut leaks = Vec::new();
+    for (label, needle) in &needles {
+        for (name, data) in &all {
+            if contains(data, needle.as_bytes()) {
+                leaks.push(format!("{label}: in {name}"));
+            }
+        }
+        if contains(&raw, needle.as_bytes()) {
+            leaks.push(format!("{label}: in the raw zip bytes"));
+        }
+        if issue.contains(needle.as_str()) {
+            leaks.push(format!("{label}: in the issue text"));
+        }
+        if out.stdout.contains(needle.as_str()) || out.stderr.contains(needle.as_str()) {
+            leaks.push(format!("{label}: in bugpack's output"));
+        }
+    }
+    assert!(
+        leaks.is_empty(),
+        "{} of {} secrets leaked:\n{}",
+        leaks.len(),
+        needles.len(),
+        leaks.join("\n")
+    );
+    let text = |name: &str| {
+        all.iter().find(|(n, _)| n == name).map_or_else(
+            || panic!("no {name}"),
+            |(_, d)| String::from_utf8_lossy(d).into_owned(),
+        )
+    };
+    for entry in ["config/conf/app.ini", "logs/logs/app.log"] {
+        let kept = text(entry);
+        for line in readable {
+            assert!(
+                kept.contains(line),
+                "{line:?} was redacted in {entry}:\n{kept}"
+            );
+        }
+    }
+    assert!(needles.len() > 7 * SHAPES.len(), "{}", needles.len());
+}

@@ -53,6 +53,44 @@ pub(crate) fn plausible_value(value: &[u8]) -> bool {
     )
 }
 
+/// A value that looks generated rather than chosen, for names that only
+/// may hold a secret (`*key`): at least 16 characters with no space, letters
+/// and digits both, spread over many symbols (Shannon entropy of 3 bits a
+/// character or more), and not a path or a URL. `signing_key = "8f3Kq..."`
+/// goes; `primary_key: id`, `sort_key = created_at_descending` and
+/// `key_file = /etc/app/key.pem` stay.
+pub(crate) fn looks_generated(value: &[u8]) -> bool {
+    let v = value.trim_ascii();
+    if v.len() < 16
+        || !plausible_value(v)
+        || v.iter().any(u8::is_ascii_whitespace)
+        || v.starts_with(b"/")
+        || v.starts_with(b"./")
+        || v.starts_with(b"~/")
+        || v.windows(3).any(|w| w == b"://")
+    {
+        return false;
+    }
+    if !v.iter().any(u8::is_ascii_digit) || !v.iter().any(u8::is_ascii_alphabetic) {
+        return false;
+    }
+    let mut counts = [0u32; 256];
+    for &b in v {
+        counts[usize::from(b)] += 1;
+    }
+    #[allow(clippy::cast_precision_loss)] // lengths far below 2^52
+    let len = v.len() as f64;
+    let entropy: f64 = counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = f64::from(c) / len;
+            -p * p.log2()
+        })
+        .sum();
+    entropy >= 3.0
+}
+
 /// Userinfo in a URL is a credential when it has a password part, or is
 /// long enough to be a token used as a user name.
 fn url_credential(userinfo: &[u8]) -> bool {
@@ -115,7 +153,8 @@ pub static BUILTIN_RULES: &[RuleDef] = &[
     },
     RuleDef {
         name: "slack-token",
-        pattern: r"\b(xox[abposr]-[0-9A-Za-z\-]{10,}|xapp-[0-9]-[A-Za-z0-9\-]{10,})",
+        // Bot, user, app-level, configuration and rotating (`xoxe.xoxp-`) tokens.
+        pattern: r"\b((?:xoxe\.)?xox[abposre]-[0-9A-Za-z\-]{10,}|xapp-[0-9]-[A-Za-z0-9\-]{10,})",
         groups: &[1],
         keep_if: None,
     },
@@ -146,6 +185,132 @@ pub static BUILTIN_RULES: &[RuleDef] = &[
     RuleDef {
         name: "google-oauth",
         pattern: r"\b(ya29\.[0-9A-Za-z_\-]{20,}|GOCSPX-[0-9A-Za-z_\-]{20,}|1//0[0-9A-Za-z_\-]{30,})",
+        groups: &[1],
+        keep_if: None,
+    },
+    RuleDef {
+        name: "azure-storage-key",
+        // `AccountKey=` of a storage connection string: 64 bytes, base64.
+        pattern: r"(?i)\b(?:Account|SharedAccess)Key[ \t]*=[ \t]*([A-Za-z0-9+/]{40,86}={0,2})",
+        groups: &[1],
+        keep_if: None,
+    },
+    RuleDef {
+        name: "azure-sas",
+        // The signature of a shared access signature URL (`...&sig=...`).
+        pattern: r"[?&]sig=([A-Za-z0-9%+/=]{20,})",
+        groups: &[1],
+        keep_if: None,
+    },
+    RuleDef {
+        name: "azure-client-secret",
+        // Entra ID (Azure AD) application secrets: `xxx8Q~` and 31 to 34 more.
+        pattern: r"(?:^|[^A-Za-z0-9_~.\-])([A-Za-z0-9_~.\-]{3}[0-9]Q~[A-Za-z0-9_~.\-]{31,34})",
+        groups: &[1],
+        keep_if: None,
+    },
+    RuleDef {
+        name: "openai-key",
+        // Project, service-account and admin keys, and the legacy `sk-...T3BlbkFJ...`.
+        pattern: r"\b(sk-(?:proj|svcacct|admin)-[A-Za-z0-9_\-]{20,}|sk-[A-Za-z0-9]{20}T3BlbkFJ[A-Za-z0-9]{20})",
+        groups: &[1],
+        keep_if: None,
+    },
+    RuleDef {
+        name: "anthropic-key",
+        pattern: r"\b(sk-ant-[a-z]+[0-9]*-[A-Za-z0-9_\-]{20,})",
+        groups: &[1],
+        keep_if: None,
+    },
+    RuleDef {
+        name: "huggingface-token",
+        pattern: r"\b((?:hf|api_org)_[A-Za-z0-9]{30,})",
+        groups: &[1],
+        keep_if: None,
+    },
+    RuleDef {
+        name: "npm-token",
+        pattern: r"\b(npm_[A-Za-z0-9]{36})",
+        groups: &[1],
+        keep_if: None,
+    },
+    RuleDef {
+        name: "pypi-token",
+        // A macaroon whose base64 starts with the index's name (`pypi.org`).
+        pattern: r"\b(pypi-Ag[A-Za-z0-9_\-]{50,})",
+        groups: &[1],
+        keep_if: None,
+    },
+    RuleDef {
+        name: "docker-hub-token",
+        pattern: r"\b(dckr_(?:pat|oat)_[A-Za-z0-9_\-]{20,})",
+        groups: &[1],
+        keep_if: None,
+    },
+    RuleDef {
+        name: "twilio-api-key",
+        pattern: r"\b(SK[0-9a-fA-F]{32})\b",
+        groups: &[1],
+        keep_if: None,
+    },
+    RuleDef {
+        name: "sendgrid-key",
+        pattern: r"\b(SG\.[A-Za-z0-9_\-]{22}\.[A-Za-z0-9_\-]{43})",
+        groups: &[1],
+        keep_if: None,
+    },
+    RuleDef {
+        name: "mailgun-key",
+        pattern: r"\b(key-[0-9a-f]{32}|[0-9a-f]{32}-[0-9a-f]{8}-[0-9a-f]{8})\b",
+        groups: &[1],
+        keep_if: None,
+    },
+    RuleDef {
+        name: "shopify-token",
+        pattern: r"\b(shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32})",
+        groups: &[1],
+        keep_if: None,
+    },
+    RuleDef {
+        name: "discord-webhook",
+        pattern: r"(https://(?:ptb\.|canary\.)?discord(?:app)?\.com/api/webhooks/[0-9]+/[A-Za-z0-9_\-]+)",
+        groups: &[1],
+        keep_if: None,
+    },
+    RuleDef {
+        name: "discord-token",
+        // A bot token: the bot's id in base64, a timestamp, an HMAC.
+        pattern: r"\b([MNO][A-Za-z0-9_\-]{23,27}\.[A-Za-z0-9_\-]{6}\.[A-Za-z0-9_\-]{27,40})",
+        groups: &[1],
+        keep_if: None,
+    },
+    RuleDef {
+        name: "telegram-bot-token",
+        pattern: r"\b([0-9]{8,10}:AA[A-Za-z0-9_\-]{33})",
+        groups: &[1],
+        keep_if: None,
+    },
+    RuleDef {
+        name: "heroku-key",
+        pattern: r"\b(HRKU-[A-Za-z0-9_\-]{20,})",
+        groups: &[1],
+        keep_if: None,
+    },
+    RuleDef {
+        name: "digitalocean-token",
+        pattern: r"\b(do[opr]_v1_[a-f0-9]{64})",
+        groups: &[1],
+        keep_if: None,
+    },
+    RuleDef {
+        name: "newrelic-key",
+        pattern: r"\b(NR(?:AK|II|AA|RA|JS|IQ)-[A-Za-z0-9]{19,32})\b",
+        groups: &[1],
+        keep_if: None,
+    },
+    RuleDef {
+        name: "sentry-token",
+        pattern: r"\b(sntry[su]_[A-Za-z0-9+/=_\-]{40,})",
         groups: &[1],
         keep_if: None,
     },
@@ -198,6 +363,14 @@ pub static BUILTIN_RULES: &[RuleDef] = &[
         ),
         groups: &[1, 2, 3, 4],
         keep_if: Some(plausible_value),
+    },
+    RuleDef {
+        name: "key",
+        // Any other name ending in `key` (`signing_key`, `encryptionKey`,
+        // `master.key`), when its value looks generated.
+        pattern: assignment!(r"[A-Za-z0-9_.\-]*key"),
+        groups: &[1, 2, 3, 4],
+        keep_if: Some(looks_generated),
     },
     RuleDef {
         name: "netrc",

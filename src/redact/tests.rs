@@ -108,6 +108,12 @@ fn aws() {
 fn google() {
     gone(
         "google-api-key",
+        "https://maps.example/api?key=AIzaSyDdI0hCZtE6vySjMm-WEfRq3CPzqKqqsHI&x=1",
+        "AIzaSyDdI0hCZtE6vySjMm-WEfRq3CPzqKqqsHI",
+    );
+    // As a bare assignment the generic `key` rule takes the value whole.
+    gone(
+        "key",
         "key=AIzaSyDdI0hCZtE6vySjMm-WEfRq3CPzqKqqsHI&x=1",
         "AIzaSyDdI0hCZtE6vySjMm-WEfRq3CPzqKqqsHI",
     );
