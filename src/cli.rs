@@ -69,6 +69,8 @@ pub(crate) enum Command {
     Sign(SignArgs),
     /// Print the GitHub issue text for a bundle
     Issue(IssueArgs),
+    /// Put the real values back for a bundle's pseudonyms: reads stdin, writes stdout
+    Unmask(UnmaskArgs),
     /// Write a capture profile (and with --github a GitHub issue form), or a starter scenario
     Init(InitArgs),
     /// Work with replay reports: merge the reports of a sharded replay
@@ -157,6 +159,16 @@ pub(crate) struct CaptureArgs {
     /// An extra redaction rule: a regular expression (repeatable)
     #[arg(long = "redact", value_name = "REGEX")]
     pub(crate) redact: Vec<String>,
+
+    /// A word to replace with a pseudonym everywhere in the bundle, e.g. a
+    /// customer or project name (repeatable)
+    #[arg(long = "obfuscate", value_name = "WORD")]
+    pub(crate) obfuscate: Vec<String>,
+
+    /// Keep the user name, host names, home directory and addresses as
+    /// they are instead of replacing them with pseudonyms
+    #[arg(long)]
+    pub(crate) no_pseudonyms: bool,
 
     /// Fetch URL twice and record what the intermediaries say (repeatable)
     #[arg(long = "probe", value_name = "URL")]
@@ -454,6 +466,14 @@ pub(crate) struct IssueArgs {
 
     #[command(flatten)]
     pub(crate) limits: LimitArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct UnmaskArgs {
+    /// The bundle's id (`bugpack inspect` shows it; a unique prefix of 8 or
+    /// more characters will do), or the bundle file itself
+    #[arg(value_name = "BUNDLE_ID")]
+    pub(crate) bundle: String,
 }
 
 #[derive(Debug, Args)]

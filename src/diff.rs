@@ -274,13 +274,22 @@ pub struct Here {
 
 impl Here {
     /// The built-in rules, the profile's and the secret-named variables of
-    /// `env`: what the snapshot and this machine's log lines are scrubbed with.
-    pub fn redactor(&self) -> anyhow::Result<Redactor> {
-        Redactor::new(
+    /// `env`: what the snapshot and this machine's log lines are scrubbed
+    /// with; and pseudonyms, as capture makes them, so that names and
+    /// addresses compare as a bundle holds them. With the map of the bundle
+    /// compared (on the machine that captured it), the same ones.
+    pub fn redactor(&self, known: &[crate::redact::pseudonym::Entry]) -> anyhow::Result<Redactor> {
+        let mut identity =
+            crate::redact::pseudonym::Identity::of_machine(&self.env, &self.system_root);
+        identity.add_known(known);
+        let mut redactor = Redactor::new(
             &self.redact,
             self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())),
         )
-        .map_err(|e| crate::error::usage(e.to_string()))
+        .map_err(|e| crate::error::usage(e.to_string()))?
+        .with_pseudonyms(&identity);
+        redactor.seed_pseudonyms(known);
+        Ok(redactor)
     }
 }
 

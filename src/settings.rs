@@ -146,6 +146,9 @@ pub(crate) struct Capture {
     pub(crate) sign: Option<SignKey>,
     pub(crate) dry_run: bool,
     pub(crate) profile: Option<PathBuf>,
+    /// Who the user is, to pseudonymise; empty with `--no-pseudonyms`
+    /// (then only the `--obfuscate` words).
+    pub(crate) pseudonyms: bugpack::redact::pseudonym::Identity,
 }
 
 /// Which key `capture --sign` signs with.
@@ -331,6 +334,19 @@ impl Capture {
             ));
         }
         let env = process_env();
+        let mut words: Vec<String> = args.obfuscate.clone();
+        words.extend(prof.obfuscate.iter().cloned());
+        if let Some(w) = words.iter().find(|w| w.trim().is_empty()) {
+            return Err(usage(format!(
+                "--obfuscate {w:?}: give a word to replace, such as a customer or host name"
+            )));
+        }
+        let mut pseudonyms = if args.no_pseudonyms {
+            bugpack::redact::pseudonym::Identity::default()
+        } else {
+            bugpack::redact::pseudonym::Identity::of_machine(&env, std::path::Path::new("/"))
+        };
+        pseudonyms.words = words;
         let request = bugpack::capture::Request {
             title: args.title.clone().or_else(|| prof.title.clone()),
             created,
@@ -363,6 +379,7 @@ impl Capture {
                 .map(|key| key.map_or(SignKey::Default, SignKey::Path)),
             dry_run: args.dry_run,
             profile: loaded.map(|l| l.path),
+            pseudonyms,
         })
     }
 }
@@ -1046,6 +1063,39 @@ impl Issue {
             limits: limits(&args.limits)?,
             bundle: args.bundle,
         })
+    }
+}
+
+/// `bugpack unmask`.
+#[derive(Debug)]
+pub(crate) struct Unmask {
+    /// The bundle's id, or a prefix of it, in lowercase hex.
+    pub(crate) id: String,
+    /// Where the maps are.
+    pub(crate) dir: PathBuf,
+}
+
+impl Unmask {
+    pub(crate) fn resolve(args: &cli::UnmaskArgs) -> Result<Self> {
+        let dir = bugpack::redact::pseudonym::map_dir()
+            .ok_or_else(|| usage("cannot find your data directory: set HOME or XDG_DATA_HOME"))?;
+        let arg = args.bundle.trim();
+        let id = if std::path::Path::new(arg).is_file() {
+            let bundle = bugpack::bundle::Bundle::open(
+                std::path::Path::new(arg),
+                &bugpack::bundle::Limits::default(),
+            )?;
+            bundle.manifest().id.clone()
+        } else {
+            arg.to_ascii_lowercase()
+        };
+        // The id names a file: only hex, so it can never name another path.
+        if id.len() < 8 || id.len() > 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(usage(format!(
+                "{arg:?} is not a bundle id: give the id `bugpack inspect` shows (32 hex digits, or a unique prefix of 8 or more), or the bundle file"
+            )));
+        }
+        Ok(Self { id, dir })
     }
 }
 

@@ -26,6 +26,7 @@ mod json;
 mod load;
 mod logging;
 mod project;
+mod pseudonyms;
 mod reader;
 mod redaction;
 mod replay;

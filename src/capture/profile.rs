@@ -36,6 +36,9 @@ pub struct Profile {
     pub env_deny: Vec<String>,
     #[serde(default)]
     pub redact: Vec<RedactRule>,
+    /// Words every bundle of this project replaces with pseudonyms.
+    #[serde(default)]
+    pub obfuscate: Vec<String>,
     #[serde(default)]
     pub probe: Vec<String>,
     #[serde(default)]

@@ -37,7 +37,8 @@ pub(crate) fn run(settings: Capture, ui: &Ui) -> Result<Status> {
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str())),
     )
-    .map_err(|e| usage(format!("{e}")))?;
+    .map_err(|e| usage(format!("{e}")))?
+    .with_pseudonyms(&settings.pseudonyms);
     // Log lines get the same rules as the bundle (the user's --redact too);
     // a clone shares the compiled rules and starts with no counts.
     bugpack::redact::logs::install(redactor.clone());
@@ -159,6 +160,7 @@ fn capture(
         Ok(())
     })?;
     drop(private);
+    let map = save_pseudonyms(redactor, &written.manifest.id);
     tracing::info!("wrote {}", settings.output.display());
     tracing::info!("wrote {}", issue_path.display());
 
@@ -179,6 +181,16 @@ fn capture(
         writeln!(out, "  signed  {}", k.fingerprint())?;
     }
     writeln!(out, "  issue   {}", issue_path.display())?;
+    if let Some((path, n)) = &map {
+        writeln!(
+            out,
+            "  masked  {n} name{} and address{} as pseudonyms; the map stays here ({}): `bugpack unmask {}` reads a reply back",
+            if *n == 1 { "" } else { "s" },
+            if *n == 1 { "" } else { "es" },
+            path.display(),
+            written.manifest.id
+        )?;
+    }
     if let Some(o) = &captured.observed {
         writeln!(out, "  run     `{}` {}", o.command, outcome_words(o))?;
     }
@@ -204,6 +216,33 @@ fn capture(
         );
     }
     Ok(Status::Success)
+}
+
+/// Keeps the map from the bundle's pseudonyms to the real values on this
+/// machine only, for `bugpack unmask`; the path and how many. A map that
+/// cannot be written costs the user only the unmasking: a warning.
+fn save_pseudonyms(redactor: &Redactor, id: &str) -> Option<(std::path::PathBuf, usize)> {
+    let entries = redactor.pseudonyms();
+    if entries.is_empty() {
+        return None;
+    }
+    let Some(dir) = bugpack::redact::pseudonym::map_dir() else {
+        tracing::warn!(
+            "no HOME or XDG_DATA_HOME: the pseudonym map is not kept, so `bugpack unmask` cannot read replies back"
+        );
+        return None;
+    };
+    let map = bugpack::redact::pseudonym::Map {
+        bundle: id.to_owned(),
+        pseudonyms: entries.to_vec(),
+    };
+    match map.save(&dir) {
+        Ok(path) => Some((path, entries.len())),
+        Err(e) => {
+            tracing::warn!("{e:#}: `bugpack unmask {id}` will not be able to read replies back");
+            None
+        }
+    }
 }
 
 /// On SIGINT, SIGTERM or SIGHUP: stop the observed command's tree, remove
@@ -360,6 +399,28 @@ fn dry_run(
             out,
             "  {}:{}  {}  {}",
             e.origin, e.line, e.rule, e.placeholder
+        )?;
+    }
+    let subs = redactor.substitutions();
+    writeln!(
+        out,
+        "{} pseudonyms{}:",
+        subs.len(),
+        if subs.is_empty() {
+            " (--no-pseudonyms, or nothing of yours found)"
+        } else {
+            " (the map stays on this machine)"
+        }
+    )?;
+    for s in subs {
+        writeln!(
+            out,
+            "  {}:{}  {}  {} -> {}",
+            s.origin,
+            s.line,
+            s.entry.kind.as_str(),
+            s.entry.real,
+            s.entry.pseudonym
         )?;
     }
     for why in &captured.skipped {

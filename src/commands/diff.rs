@@ -81,7 +81,15 @@ pub(crate) fn run(settings: &Diff, ui: &Ui) -> Result<Status> {
             },
         ),
         Other::Here(request, profile) => {
-            let redactor = request.redactor()?;
+            // The map stays on the machine that captured the bundle: there,
+            // this machine's names get the bundle's pseudonyms.
+            let known = bugpack::redact::pseudonym::map_dir()
+                .and_then(|dir| {
+                    bugpack::redact::pseudonym::Map::load(&dir, &bundle_a.manifest().id)
+                })
+                .map(|m| m.pseudonyms)
+                .unwrap_or_default();
+            let redactor = request.redactor(&known)?;
             // This machine's log lines get the profile's redaction rules too.
             bugpack::redact::logs::install(redactor.clone());
             if let Some(p) = profile {

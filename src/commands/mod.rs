@@ -13,6 +13,7 @@ mod man;
 mod replay;
 mod report;
 mod sign;
+mod unmask;
 mod verify;
 
 use std::io::Write as _;
@@ -92,6 +93,7 @@ pub(crate) fn run(command: Command, ui: &Ui) -> Result<Status> {
             ci::k8s(&settings::CiK8s::resolve(args)?, ui)
         }
         Command::Issue(args) => issue::run(&settings::Issue::resolve(args)?, ui),
+        Command::Unmask(args) => unmask::run(&settings::Unmask::resolve(&args)?, ui),
         Command::Init(args) => init::run(&settings::Init::resolve(args)?, ui),
         Command::Completions(args) => completions::run(&settings::Completions::resolve(&args)),
         Command::Man(args) => man::run(&settings::Man::resolve(args)),

@@ -12,6 +12,7 @@
 //! [`Redaction`] records name the rule and placeholder, never the value.
 
 pub mod logs;
+pub mod pseudonym;
 pub mod rules;
 
 use std::collections::{BTreeMap, HashMap};
@@ -101,6 +102,18 @@ pub struct Redactor {
     next: HashMap<String, usize>,
     counts: BTreeMap<String, u64>,
     events: Vec<Redaction>,
+    /// Who the user is, to pseudonymise (none: values stay as they are).
+    pseudo: Option<Arc<pseudonym::Rules>>,
+    assigned_pseudonyms: pseudonym::Assigned,
+    substitutions: Vec<Substitution>,
+}
+
+/// One pseudonym put in place of a real value, for `capture --dry-run`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Substitution {
+    pub origin: String,
+    pub line: usize,
+    pub entry: pseudonym::Entry,
 }
 
 impl fmt::Debug for Redactor {
@@ -179,7 +192,51 @@ impl Redactor {
             next: HashMap::new(),
             counts: BTreeMap::new(),
             events: Vec::new(),
+            pseudo: None,
+            assigned_pseudonyms: pseudonym::Assigned::default(),
+            substitutions: Vec::new(),
         })
+    }
+
+    /// Also replaces the user's name, home, host and container names, words
+    /// and addresses of `id` with pseudonyms, after the secrets, in every
+    /// text but bugpack's own output ([`Redactor::scrub`]).
+    #[must_use]
+    pub fn with_pseudonyms(mut self, id: &pseudonym::Identity) -> Self {
+        let rules = pseudonym::Rules::new(id);
+        self.pseudo = (!rules.is_empty()).then(|| Arc::new(rules));
+        self
+    }
+
+    /// Starts the pseudonyms from an earlier map's (see
+    /// [`pseudonym::Assigned::seed`]).
+    pub fn seed_pseudonyms(&mut self, entries: &[pseudonym::Entry]) {
+        self.assigned_pseudonyms.seed(entries);
+    }
+
+    /// Every pseudonym handed out, in order: the map `bugpack unmask` reads.
+    pub fn pseudonyms(&self) -> &[pseudonym::Entry] {
+        self.assigned_pseudonyms.entries()
+    }
+
+    /// Every place a pseudonym was put, in order.
+    pub fn substitutions(&self) -> &[Substitution] {
+        &self.substitutions
+    }
+
+    /// `text` with the pseudonyms in place, each new one recorded.
+    fn pseudonymise(&mut self, origin: &str, text: Vec<u8>) -> Vec<u8> {
+        let Some(rules) = &self.pseudo else {
+            return text;
+        };
+        let (out, made) = pseudonym::apply(rules, &mut self.assigned_pseudonyms, &text);
+        self.substitutions
+            .extend(made.into_iter().map(|(line, entry)| Substitution {
+                origin: origin.to_owned(),
+                line,
+                entry,
+            }));
+        out
     }
 
     /// Redacts `input` bound for bundle entry `origin`.
@@ -220,7 +277,7 @@ impl Redactor {
             at = end;
         }
         out.extend_from_slice(&input[at..]);
-        out
+        self.pseudonymise(origin, out)
     }
 
     /// Text for bugpack's own output (terminal, `-v` logs, error messages):
@@ -343,6 +400,7 @@ impl Redactor {
                 pos = end;
             }
             text.extend_from_slice(&line.as_bytes()[pos..to]);
+            let text = self.pseudonymise(origin, text);
             out.push(String::from_utf8_lossy(&text).into_owned());
         }
         out
@@ -398,7 +456,7 @@ impl Redactor {
 }
 
 /// `[REDACTED:rule:n]`.
-fn placeholder_pattern() -> &'static Regex {
+pub(crate) fn placeholder_pattern() -> &'static Regex {
     static PATTERN: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
     PATTERN.get_or_init(|| {
         // A fixed pattern, covered by the tests: it always compiles.

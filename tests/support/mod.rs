@@ -180,6 +180,7 @@ impl Run {
             .env("TMPDIR", &self.tmp)
             .env("HOME", &self.home)
             .env_remove("XDG_CONFIG_HOME")
+            .env_remove("XDG_DATA_HOME")
             .env_remove("SOURCE_DATE_EPOCH")
             .env_remove("NO_COLOR")
             .env_remove("RUST_BACKTRACE")
