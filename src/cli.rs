@@ -118,6 +118,16 @@ pub(crate) struct LimitArgs {
     pub(crate) max_entries: u32,
 }
 
+/// The keys readers decrypt an encrypted bundle with.
+#[derive(Debug, Args)]
+pub(crate) struct IdentityArgs {
+    /// A private key that decrypts an encrypted bundle: an age identity
+    /// file, or an unprotected ssh-ed25519 or ssh-rsa key (repeatable)
+    /// [default: `~/.ssh/id_ed25519`, `~/.ssh/id_rsa` and bugpack's own key]
+    #[arg(long = "identity", value_name = "FILE")]
+    pub(crate) identity: Vec<PathBuf>,
+}
+
 #[derive(Debug, Args)]
 pub(crate) struct CaptureArgs {
     /// Where to write the bundle [default: bugpack-<UTC yyyymmdd-hhmmss>.zip]
@@ -169,6 +179,12 @@ pub(crate) struct CaptureArgs {
     /// they are instead of replacing them with pseudonyms
     #[arg(long)]
     pub(crate) no_pseudonyms: bool,
+
+    /// Encrypt the bundle to this key: an age recipient (age1...), an SSH
+    /// public key (ssh-ed25519, ssh-rsa), a file of them, or github:USER
+    /// (repeatable)
+    #[arg(long = "encrypt-to", value_name = "RECIPIENT")]
+    pub(crate) encrypt_to: Vec<String>,
 
     /// Fetch URL twice and record what the intermediaries say (repeatable)
     #[arg(long = "probe", value_name = "URL")]
@@ -234,6 +250,9 @@ pub(crate) struct InspectArgs {
 
     #[command(flatten)]
     pub(crate) limits: LimitArgs,
+
+    #[command(flatten)]
+    pub(crate) identities: IdentityArgs,
 }
 
 #[derive(Debug, Args)]
@@ -254,8 +273,10 @@ pub(crate) struct VerifyArgs {
     #[arg(long, value_name = "FILE", conflicts_with = "github_keys")]
     pub(crate) allowed_signers: Option<PathBuf>,
 
-    /// With --allowed-signers: the identity the signature must belong to
-    #[arg(long, value_name = "NAME", requires = "allowed_signers")]
+    /// With --allowed-signers: the identity (principal) the signature must
+    /// belong to. Without it: a private key FILE (an age identity, or an
+    /// unprotected ssh-ed25519 or ssh-rsa key) that decrypts an encrypted bundle
+    #[arg(long, value_name = "NAME|FILE")]
     pub(crate) identity: Option<String>,
 
     /// Trust the keys in a <https://github.com/USER.keys> file
@@ -392,6 +413,9 @@ pub(crate) struct ReplayArgs {
 
     #[command(flatten)]
     pub(crate) limits: LimitArgs,
+
+    #[command(flatten)]
+    pub(crate) identities: IdentityArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -428,6 +452,9 @@ pub(crate) struct DiffArgs {
 
     #[command(flatten)]
     pub(crate) limits: LimitArgs,
+
+    #[command(flatten)]
+    pub(crate) identities: IdentityArgs,
 }
 
 #[derive(Debug, Args)]
@@ -466,6 +493,9 @@ pub(crate) struct IssueArgs {
 
     #[command(flatten)]
     pub(crate) limits: LimitArgs,
+
+    #[command(flatten)]
+    pub(crate) identities: IdentityArgs,
 }
 
 #[derive(Debug, Args)]

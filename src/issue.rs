@@ -174,6 +174,21 @@ pub fn render(data: &IssueData) -> Result<String, minijinja::Error> {
         .render(minijinja::value::Serde(data))
 }
 
+/// The issue text beside an encrypted bundle: its name, size and hash, the
+/// keys it is encrypted to, how to open it; nothing the bundle hides.
+pub fn render_encrypted(
+    bundle: &BundleView,
+    recipients: &[String],
+) -> Result<String, minijinja::Error> {
+    environment()
+        .get_template("issue-encrypted.md")?
+        .render(minijinja::context! {
+            version => env!("CARGO_PKG_VERSION"),
+            bundle => minijinja::value::Serde(bundle),
+            recipients => minijinja::value::Serde(recipients),
+        })
+}
+
 fn environment() -> &'static Environment<'static> {
     static ENV: OnceLock<Environment<'static>> = OnceLock::new();
     ENV.get_or_init(|| {
@@ -197,6 +212,10 @@ fn environment() -> &'static Environment<'static> {
         // The template ships in the binary and is covered by tests; failing
         // to parse it is a build defect, reported on first render.
         let _ = env.add_template("issue.md", include_str!("../templates/issue.md"));
+        let _ = env.add_template(
+            "issue-encrypted.md",
+            include_str!("../templates/issue-encrypted.md"),
+        );
         env
     })
 }

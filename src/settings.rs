@@ -22,6 +22,7 @@ pub(crate) struct Inspect {
 
 impl Inspect {
     pub(crate) fn resolve(args: cli::InspectArgs) -> Result<Self> {
+        bugpack::bundle::crypt::use_identities(args.identities.identity.clone());
         Ok(Self {
             limits: limits(&args.limits)?,
             bundle: args.bundle,
@@ -54,12 +55,18 @@ pub(crate) struct Verify {
 
 impl Verify {
     pub(crate) fn resolve(args: cli::VerifyArgs) -> Result<Self> {
+        // `--identity` names the signer with --allowed-signers (as
+        // ssh-keygen's -I does), else the key that decrypts the bundle.
+        let identity = match (&args.allowed_signers, args.identity) {
+            (None, Some(file)) => {
+                bugpack::bundle::crypt::use_identities(vec![PathBuf::from(file)]);
+                None
+            }
+            (_, identity) => identity,
+        };
         let trust = match (args.key, args.allowed_signers, args.github_keys) {
             (Some(key), None, None) => Some(Trust::Key(key)),
-            (None, Some(file), None) => Some(Trust::AllowedSigners {
-                file,
-                identity: args.identity,
-            }),
+            (None, Some(file), None) => Some(Trust::AllowedSigners { file, identity }),
             (None, None, Some(file)) => Some(Trust::GithubKeys(file)),
             (None, None, None) => None,
             _ => {
@@ -146,6 +153,8 @@ pub(crate) struct Capture {
     pub(crate) sign: Option<SignKey>,
     pub(crate) dry_run: bool,
     pub(crate) profile: Option<PathBuf>,
+    /// `--encrypt-to` and the profile's `encrypt_to:`, as given.
+    pub(crate) encrypt_to: Vec<String>,
     /// Who the user is, to pseudonymise; empty with `--no-pseudonyms`
     /// (then only the `--obfuscate` words).
     pub(crate) pseudonyms: bugpack::redact::pseudonym::Identity,
@@ -341,6 +350,15 @@ impl Capture {
                 "--obfuscate {w:?}: give a word to replace, such as a customer or host name"
             )));
         }
+        let mut encrypt_to = args.encrypt_to.clone();
+        // A file a profile names is relative to the profile.
+        encrypt_to.extend(prof.encrypt_to.iter().map(|r| {
+            if r.starts_with("age1") || r.starts_with("ssh-") || r.starts_with("github:") {
+                r.clone()
+            } else {
+                base.join(r).display().to_string()
+            }
+        }));
         let mut pseudonyms = if args.no_pseudonyms {
             bugpack::redact::pseudonym::Identity::default()
         } else {
@@ -380,6 +398,7 @@ impl Capture {
             dry_run: args.dry_run,
             profile: loaded.map(|l| l.path),
             pseudonyms,
+            encrypt_to,
         })
     }
 }
@@ -484,6 +503,8 @@ pub(crate) struct Replay {
 impl Replay {
     pub(crate) fn resolve(args: cli::ReplayArgs) -> Result<Self> {
         use bugpack::replay::sandbox::Net;
+
+        bugpack::bundle::crypt::use_identities(args.identities.identity.clone());
 
         let source = if args.source.is_dir() {
             if !args.source.join("scenario.yaml").is_file() {
@@ -997,6 +1018,7 @@ pub(crate) struct Diff {
 
 impl Diff {
     pub(crate) fn resolve(args: cli::DiffArgs) -> Result<Self> {
+        bugpack::bundle::crypt::use_identities(args.identities.identity.clone());
         let b = match (args.b, args.here) {
             (Some(_), false) if args.profile.is_some() => {
                 return Err(usage(
@@ -1059,6 +1081,7 @@ pub(crate) struct Issue {
 
 impl Issue {
     pub(crate) fn resolve(args: cli::IssueArgs) -> Result<Self> {
+        bugpack::bundle::crypt::use_identities(args.identities.identity.clone());
         Ok(Self {
             limits: limits(&args.limits)?,
             bundle: args.bundle,

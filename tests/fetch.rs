@@ -16,17 +16,17 @@ use crate::support::zipper::BundleSpec;
 
 /// A loopback HTTP server answering each route's path (the query ignored)
 /// with its body and anything else with 404; keeps every request's head.
-struct Server {
+pub(crate) struct Server {
     base: String,
     requests: Arc<Mutex<Vec<String>>>,
 }
 
 impl Server {
-    fn start(body: Vec<u8>) -> Self {
+    pub(crate) fn start(body: Vec<u8>) -> Self {
         Self::routes(vec![("/bug.zip".to_owned(), body)])
     }
 
-    fn routes(routes: Vec<(String, Vec<u8>)>) -> Self {
+    pub(crate) fn routes(routes: Vec<(String, Vec<u8>)>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let requests = Arc::new(Mutex::new(Vec::new()));
@@ -67,11 +67,11 @@ impl Server {
         Self { base, requests }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
-    fn served(&self) -> usize {
+    pub(crate) fn served(&self) -> usize {
         self.requests.lock().unwrap().len()
     }
 }

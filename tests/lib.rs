@@ -16,6 +16,7 @@ mod ci;
 mod cli;
 mod completions;
 mod diff;
+mod encryption;
 mod examples;
 mod fetch;
 mod hostile;

@@ -8,6 +8,7 @@
 //! that pass those rules byte-for-byte reproducibly. Nothing here trusts the
 //! `zip` crate with a decision about safety.
 
+pub mod crypt;
 pub mod layout;
 pub mod manifest;
 pub mod reader;
@@ -123,6 +124,8 @@ pub enum Rejection {
     Signature(String),
     #[error("{0}")]
     Download(String),
+    #[error("{0}")]
+    Encrypted(String),
 }
 
 /// Characters that stand in for `/`, `\`, `.` or `:`: Windows' "best fit"
@@ -194,7 +197,10 @@ pub fn check_entry_path(name: &str) -> Result<(), &'static str> {
 
 /// Checks that `name` belongs in a bundle's layout (DESIGN.md "The bundle").
 pub fn check_entry_place(name: &str) -> Result<(), &'static str> {
-    if name == MANIFEST || name == SIGNATURE || TOP_FILES.contains(&name) {
+    // An encrypted bundle's payload; in any other bundle the manifest
+    // would have to list it, and does not.
+    if name == MANIFEST || name == SIGNATURE || name == crypt::PAYLOAD || TOP_FILES.contains(&name)
+    {
         return Ok(());
     }
     match name.split_once('/') {

@@ -67,6 +67,11 @@ pub struct Bundle {
     file_size: u64,
     /// Entries a zip tool added that are not part of the bundle.
     ignored: Vec<String>,
+    /// For an encrypted bundle: the recipients' fingerprints, and the
+    /// private directory the inner bundle was decrypted into (removed with
+    /// the bundle).
+    encrypted_to: Option<Vec<String>>,
+    decrypted: Option<tempfile::TempDir>,
 }
 
 impl Bundle {
@@ -100,6 +105,7 @@ impl Bundle {
         let mut bundle = Self::check(path, &mut file, limits).map_err(|e| match e {
             OpenError::Rejected(r) => anyhow::Error::new(r).context(format!("{shown} rejected")),
             OpenError::Io(e) => anyhow::Error::new(e).context(format!("cannot read {shown}")),
+            OpenError::Other(e) => e,
         })?;
         shown.clone_into(&mut bundle.shown);
         if let Some(note) = bundle.ignored_note() {
@@ -114,6 +120,18 @@ impl Bundle {
     }
 
     fn check(path: &Path, file: &mut File, limits: &Limits) -> Result<Self, OpenError> {
+        Self::check_layer(path, file, limits, true)
+    }
+
+    /// The checks of one bundle; with `outer`, an encrypted bundle is
+    /// decrypted and its inner bundle checked (which may not be encrypted
+    /// again).
+    fn check_layer(
+        path: &Path,
+        file: &mut File,
+        limits: &Limits,
+        outer: bool,
+    ) -> Result<Self, OpenError> {
         let layout = layout::scan(file, limits.max_entries).map_err(|e| match e {
             ScanError::Rejected(r) => OpenError::Rejected(r),
             ScanError::Io(e) => OpenError::Io(e),
@@ -151,6 +169,15 @@ impl Bundle {
             by_name,
         };
         let manifest_bytes = zip.read_capped(MANIFEST, MAX_YAML_BYTES as u64)?;
+        if let Some(sealed) = super::crypt::Outer::detect(&manifest_bytes)? {
+            if !outer {
+                return Err(Rejection::Inconsistent(
+                    "an encrypted bundle inside an encrypted bundle".into(),
+                )
+                .into());
+            }
+            return Self::open_sealed(path, zip, &sealed, layout.file_size, limits);
+        }
         let manifest = Manifest::parse(&manifest_bytes)?;
         let mut bundle = Self {
             path: path.to_path_buf(),
@@ -163,6 +190,8 @@ impl Bundle {
             scenario: None,
             file_size: layout.file_size,
             ignored: Vec::new(),
+            encrypted_to: None,
+            decrypted: None,
         };
         bundle.check_listing()?;
         if bundle.zip.by_name.contains_key(SIGNATURE) {
@@ -187,6 +216,83 @@ impl Bundle {
         }
         bundle.check_scenario()?;
         Ok(bundle)
+    }
+
+    /// An encrypted bundle: its payload is the only other entry and has the
+    /// outer manifest's size and hash; it is decrypted into a private
+    /// temporary directory (at most `--max-size` bytes) and the inner bundle
+    /// passes every check there.
+    fn open_sealed(
+        path: &Path,
+        mut zip: Entries,
+        sealed: &super::crypt::Outer,
+        file_size: u64,
+        limits: &Limits,
+    ) -> Result<Self, OpenError> {
+        use super::crypt::PAYLOAD;
+        for entry in &zip.entries {
+            if entry.name != MANIFEST && entry.name != PAYLOAD && entry.ignored.is_none() {
+                return Err(Rejection::Unlisted {
+                    entry: entry.name.clone(),
+                }
+                .into());
+            }
+        }
+        let Some(&index) = zip.by_name.get(PAYLOAD) else {
+            return Err(Rejection::Missing {
+                entry: PAYLOAD.to_owned(),
+            }
+            .into());
+        };
+        if zip.entries[index].size != sealed.payload.size {
+            return Err(Rejection::SizeMismatch {
+                entry: PAYLOAD.to_owned(),
+                listed: sealed.payload.size,
+                actual: zip.entries[index].size,
+            }
+            .into());
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("bugpack-decrypted-")
+            .tempdir()?;
+        let ciphertext = dir.path().join("bundle.age");
+        {
+            let mut out = io::BufWriter::new(File::create(&ciphertext)?);
+            zip.hash_entry(
+                PAYLOAD,
+                sealed.payload.size,
+                &sealed.payload.sha256,
+                &mut out,
+            )?;
+            out.flush()?;
+        }
+        let plain = dir.path().join("bundle.zip");
+        super::crypt::decrypt(sealed, &ciphertext, &plain, limits.max_total).map_err(|e| {
+            match e.downcast::<Rejection>() {
+                Ok(r) => OpenError::Rejected(r),
+                Err(e) => OpenError::Other(e),
+            }
+        })?;
+        std::fs::remove_file(&ciphertext).ok();
+        let mut file = File::open(&plain)?;
+        let mut inner = Self::check_layer(&plain, &mut file, limits, false)?;
+        if inner.manifest.id != sealed.id {
+            return Err(Rejection::Inconsistent(format!(
+                "the outer manifest names bundle {}, the encrypted one is {}",
+                sealed.id, inner.manifest.id
+            ))
+            .into());
+        }
+        inner.path = path.to_path_buf();
+        inner.file_size = file_size;
+        inner.encrypted_to = Some(sealed.recipients.clone());
+        inner.decrypted = Some(dir);
+        Ok(inner)
+    }
+
+    /// For an encrypted bundle, the fingerprints of the keys it is encrypted to.
+    pub fn encrypted_to(&self) -> Option<&[String]> {
+        self.encrypted_to.as_deref()
     }
 
     /// Every zip entry but the manifest and signature is listed, every listed
@@ -464,6 +570,7 @@ impl Bundle {
         match e {
             OpenError::Rejected(r) => anyhow::Error::new(r).context(format!("{shown} rejected")),
             OpenError::Io(e) => anyhow::Error::new(e).context(format!("cannot read {shown}")),
+            OpenError::Other(e) => e,
         }
     }
 }
@@ -684,6 +791,8 @@ pub(crate) fn ratio_offenders(entries: &[RawEntry], file_size: u64, max_ratio: u
 enum OpenError {
     Rejected(Rejection),
     Io(io::Error),
+    /// A failure with its own message and kind (a bad `--identity`).
+    Other(anyhow::Error),
 }
 
 impl From<Rejection> for OpenError {

@@ -36,6 +36,9 @@ pub struct Profile {
     pub env_deny: Vec<String>,
     #[serde(default)]
     pub redact: Vec<RedactRule>,
+    /// Keys every bundle of this project is encrypted to (`--encrypt-to`).
+    #[serde(default)]
+    pub encrypt_to: Vec<String>,
     /// Words every bundle of this project replaces with pseudonyms.
     #[serde(default)]
     pub obfuscate: Vec<String>,

@@ -78,6 +78,12 @@ fn capture(
         }
         _ => None,
     };
+    // The keys to encrypt to, before anything runs: a wrong one costs nothing.
+    let mut recipients = Vec::new();
+    for spec in &settings.encrypt_to {
+        recipients.extend(interrupt.defer(|| bugpack::bundle::crypt::recipients(spec))?);
+    }
+    let sealed_to: Vec<String> = recipients.iter().map(|r| r.fingerprint.clone()).collect();
     let tmp = std::env::temp_dir();
     let staging = interrupt.create(
         || {
@@ -102,6 +108,13 @@ fn capture(
             had_command,
             ui,
         )?;
+        if !sealed_to.is_empty() {
+            writeln!(
+                out,
+                "the bundle would be encrypted to {}",
+                sealed_to.join(", ")
+            )?;
+        }
         return Ok(Status::Success);
     }
     let signer = |manifest: &[u8]| -> Result<Vec<u8>> {
@@ -127,11 +140,26 @@ fn capture(
         |d| d.path().to_path_buf(),
     )?;
     let staged_bundle = private.path().join(&name);
-    let written = captured.writer.write_to(
+    let mut written = captured.writer.write_to(
         &staged_bundle,
         key.as_ref()
             .map(|_| &signer as bugpack::bundle::writer::Signer<'_>),
     )?;
+    if !recipients.is_empty() {
+        // The signed inner bundle, sealed; the outer file is what is attached.
+        let sealed = private.path().join(format!("{name}.sealed"));
+        bugpack::bundle::crypt::encrypt(
+            &staged_bundle,
+            &sealed,
+            &recipients,
+            &written.manifest.id,
+        )?;
+        std::fs::rename(&sealed, &staged_bundle)
+            .with_context(|| format!("cannot write {}", staged_bundle.display()))?;
+        let (size, sha256) = bugpack::bundle::sha256_stream(std::fs::File::open(&staged_bundle)?)?;
+        written.size = size;
+        written.sha256 = sha256;
+    }
     let issue_path = issue_path(&settings.output);
     let mut data = captured.issue.clone();
     data.bundle = Some(BundleView {
@@ -139,7 +167,11 @@ fn capture(
         size: human_size(written.size),
         sha256: written.sha256.clone(),
     });
-    let text = issue::render(&data).context("cannot render the issue text")?;
+    let text = match (&data.bundle, sealed_to.is_empty()) {
+        (Some(view), false) => issue::render_encrypted(view, &sealed_to),
+        _ => issue::render(&data),
+    }
+    .context("cannot render the issue text")?;
     let text = redactor.redact_str("ISSUE.md", &text);
     let staged_issue = private.path().join(format!("{name}.md"));
     std::fs::write(&staged_issue, text.as_bytes())
@@ -179,6 +211,9 @@ fn capture(
     writeln!(out, "  sha256  {}", written.sha256)?;
     if let Some(k) = &key {
         writeln!(out, "  signed  {}", k.fingerprint())?;
+    }
+    if !sealed_to.is_empty() {
+        writeln!(out, "  sealed  encrypted to {}", sealed_to.join(", "))?;
     }
     writeln!(out, "  issue   {}", issue_path.display())?;
     if let Some((path, n)) = &map {

@@ -39,6 +39,14 @@ pub(crate) fn run(settings: &Inspect, ui: &Ui) -> Result<Status> {
         label("signature"),
         printable(&super::signature_summary(&bundle))
     )?;
+    if let Some(to) = bundle.encrypted_to() {
+        writeln!(
+            out,
+            "{} encrypted to {} (decrypted here)",
+            label("encrypted"),
+            printable(&to.join(", "))
+        )?;
+    }
     match bundle.scenario() {
         Some(s) => {
             writeln!(out, "{}  {}", label("scenario"), printable(&s.name))?;

@@ -103,6 +103,13 @@ pub(crate) fn run(settings: &Verify, ui: &Ui) -> Result<Status> {
         human_size(bytes)
     )?;
     writeln!(out, "  sha256 {sha256}")?;
+    if let Some(to) = bundle.encrypted_to() {
+        writeln!(
+            out,
+            "  encrypted to {}; decrypted here, and the checks above are the inner bundle's",
+            printable(&to.join(", "))
+        )?;
+    }
     Ok(Status::Success)
 }
 
