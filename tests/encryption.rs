@@ -174,6 +174,13 @@ fn a_bundle_sealed_to_an_ssh_key_opens_only_with_it_and_replays() {
             other.to_str().unwrap(),
         ],
         vec!["verify", "bug.zip", "--identity", other.to_str().unwrap()],
+        vec![
+            "diff",
+            "bug.zip",
+            "--here",
+            "--identity",
+            other.to_str().unwrap(),
+        ],
     ] {
         sb.bugpack()
             .args(&args)

@@ -622,3 +622,33 @@ fn argv_is_redacted_with_the_whole_line_in_view() {
     let line = r.redact_str("t", "app --api-key cliApiK3y-7788");
     assert!(line.ends_with(&out[2]), "{line} vs {out:?}");
 }
+
+#[test]
+fn datadog() {
+    // Datadog's keys have no prefix: 32 hex digits (API) and 40 (application),
+    // found by the names and headers Datadog documents for them.
+    let api = "4f0c1e2d3b4a59687f6e5d4c3b2a1908";
+    let app = "9a8b7c6d5e4f30211203f4e5d6c7b8a9f0e1d2c3";
+    for text in [
+        format!("api_key: {api}\n"),
+        format!("DD_API_KEY={api}\n"),
+        format!("curl -H \"DD-API-KEY: {api}\" https://api.datadoghq.com/api/v1/validate"),
+        format!("datadog.api_key = \"{api}\""),
+        format!("https://api.datadoghq.com/api/v1/series?api_key={api}"),
+    ] {
+        let mut r = Redactor::new(&[], []).unwrap();
+        let out = r.redact_str("t", &text);
+        assert!(!out.contains(api), "{text} -> {out}");
+    }
+    for text in [
+        format!("DD_APP_KEY={app}\n"),
+        format!("-H \"DD-APPLICATION-KEY: {app}\""),
+        format!("application_key: {app}"),
+    ] {
+        let mut r = Redactor::new(&[], []).unwrap();
+        let out = r.redact_str("t", &text);
+        assert!(!out.contains(app), "{text} -> {out}");
+    }
+    // A content hash of the same shape under a name that says nothing stays.
+    stays(&format!("md5 {api} of the log"));
+}
