@@ -376,6 +376,9 @@ fn bounded(input: &[u8], start: usize, end: usize, value: &[u8]) -> bool {
 /// allowed), nor for IPv6 and MAC addresses a `:` (an IPv4 address may have
 /// a port after it, or a scheme before it).
 fn address_bounded(input: &[u8], start: usize, end: usize, kind: Kind) -> bool {
+    if kind == Kind::Ipv4 && looks_like_a_version(input, start, end) {
+        return false;
+    }
     let colon_joins = kind != Kind::Ipv4;
     let joins = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || (colon_joins && b == b':');
     if start > 0 && (joins(input[start - 1]) || input[start - 1] == b'.') {
@@ -387,6 +390,18 @@ fn address_bounded(input: &[u8], start: usize, end: usize, kind: Kind) -> bool {
         Some(b'.') => !input.get(end + 1).is_some_and(u8::is_ascii_alphanumeric),
         Some(_) => true,
     }
+}
+
+/// Four dotted numbers that are a package version: a Debian or semver
+/// suffix after them (`1.2.5.1-2`, `1.2.3.4+dfsg`, `2.0.0.1~rc1`), or a
+/// version pin before them (`pkg==1.2.3.4`, `>=`, `<=`, `~=`).
+fn looks_like_a_version(input: &[u8], start: usize, end: usize) -> bool {
+    let suffix = matches!(input.get(end), Some(b'-' | b'+' | b'~'))
+        && input.get(end + 1).is_some_and(u8::is_ascii_alphanumeric);
+    let pin = start >= 2
+        && input[start - 1] == b'='
+        && matches!(input[start - 2], b'=' | b'>' | b'<' | b'~' | b'!');
+    suffix || pin
 }
 
 fn replaceable(kind: Kind, bytes: &[u8]) -> bool {
@@ -845,13 +860,13 @@ mod tests {
                 ..Identity::default()
             },
             "192.168.4.20:8080 192.168.4.21, 172.16.0.9. 127.0.0.1 0.0.0.0 255.255.255.0 192.0.2.7 \
-             v1.2.3.4.5 2a01:4f8:1:2::10 2a01:4f8:1:2::11 ::1 2001:db8::5 12:34:56 \
+             v1.2.3.4.5 1.2.5.1-2 pkg==4.3.2.1 2a01:4f8:1:2::10 2a01:4f8:1:2::11 ::1 2001:db8::5 12:34:56 \
              aa:bb:cc:dd:ee:ff ff:ff:ff:ff:ff:ff std::fs",
         );
         assert_eq!(
             out,
             "198.18.0.20:8080 198.18.0.21, 198.18.1.9. 127.0.0.1 0.0.0.0 255.255.255.0 192.0.2.7 \
-             v1.2.3.4.5 fd00:0:0:1::1 fd00:0:0:1::2 ::1 2001:db8::5 12:34:56 \
+             v1.2.3.4.5 1.2.5.1-2 pkg==4.3.2.1 fd00:0:0:1::1 fd00:0:0:1::2 ::1 2001:db8::5 12:34:56 \
              02:00:00:00:00:01 ff:ff:ff:ff:ff:ff std::fs"
         );
         assert_eq!(a.entries().len(), 6);

@@ -35,6 +35,12 @@ pub(crate) fn plausible_value(value: &[u8]) -> bool {
     if v.iter().all(|&c| c == b'*' || c == b'x' || c == b'X') {
         return false;
     }
+    // A placeholder, as documentation writes `--password=...` or `=…`:
+    // dots, ellipses, brackets and quotes only (a password of `!@#$%`
+    // is still one).
+    if v.iter().all(|c| b".*<>-_`()[]'\"\xE2\x80\xA6".contains(c)) {
+        return false;
+    }
     let lower = v.to_ascii_lowercase();
     !matches!(
         lower.as_slice(),

@@ -652,3 +652,16 @@ fn datadog() {
     // A content hash of the same shape under a name that says nothing stays.
     stays(&format!("md5 {api} of the log"));
 }
+
+#[test]
+fn documentation_placeholders_are_not_secrets_but_punctuation_passwords_are() {
+    for text in [
+        "run it with `--password=...`",
+        "password=\u{2026}",
+        "token: <>",
+        "api_key = \"***\"",
+    ] {
+        stays(text);
+    }
+    gone("password", "password=!@#$%^&*", "!@#$%^&*");
+}
