@@ -71,6 +71,8 @@ pub(crate) enum Command {
     Issue(IssueArgs),
     /// Put the real values back for a bundle's pseudonyms: reads stdin, writes stdout
     Unmask(UnmaskArgs),
+    /// Run the replay's HTTP proxy in the foreground, logging every request
+    Proxy(ProxyArgs),
     /// Write a capture profile (and with --github a GitHub issue form), or a starter scenario
     Init(InitArgs),
     /// Work with replay reports: merge the reports of a sharded replay
@@ -496,6 +498,32 @@ pub(crate) struct IssueArgs {
 
     #[command(flatten)]
     pub(crate) identities: IdentityArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ProxyArgs {
+    /// What the proxy does: none or pass (forward untouched), cache (store
+    /// every 200 GET and serve it forever: the misconfigured cache), rfc (an
+    /// RFC 9111 shared cache), slow[:MS] (add latency), flaky[:P] (reset a
+    /// share of connections)
+    #[arg(long, value_name = "MODE")]
+    pub(crate) mode: String,
+
+    /// The address to listen on
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub(crate) listen: String,
+
+    /// Where to write one line per request: a file, or `-` for stdout
+    #[arg(long, value_name = "FILE|-", default_value = "-")]
+    pub(crate) log: PathBuf,
+
+    /// Log JSON lines instead of text
+    #[arg(long)]
+    pub(crate) json: bool,
+
+    /// Seed for slow's jitter and flaky's resets
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub(crate) seed: u64,
 }
 
 #[derive(Debug, Args)]

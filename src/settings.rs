@@ -1089,6 +1089,42 @@ impl Issue {
     }
 }
 
+/// `bugpack proxy`.
+#[derive(Debug)]
+pub(crate) struct ProxyServe {
+    pub(crate) config: bugpack::proxy::Config,
+    pub(crate) listen: std::net::SocketAddr,
+    /// `None`: stdout.
+    pub(crate) log: Option<PathBuf>,
+    pub(crate) json: bool,
+}
+
+impl ProxyServe {
+    pub(crate) fn resolve(args: &cli::ProxyArgs) -> Result<Self> {
+        let mode = match args.mode.as_str() {
+            // Standalone, "no proxy" is a proxy that changes nothing.
+            "none" => bugpack::proxy::Mode::Pass,
+            other => other
+                .parse()
+                .map_err(|e| usage(format!("--mode {other:?}: {e}")))?,
+        };
+        let listen = args.listen.parse().map_err(|_| {
+            usage(format!(
+                "--listen {:?}: give an address and port, such as 127.0.0.1:8080 or [::1]:3128",
+                args.listen
+            ))
+        })?;
+        let mut config = bugpack::proxy::Config::new(mode);
+        config.seed = args.seed;
+        Ok(Self {
+            config,
+            listen,
+            log: (args.log != std::path::Path::new("-")).then(|| args.log.clone()),
+            json: args.json,
+        })
+    }
+}
+
 /// `bugpack unmask`.
 #[derive(Debug)]
 pub(crate) struct Unmask {

@@ -27,6 +27,7 @@ mod json;
 mod load;
 mod logging;
 mod project;
+mod proxy_cli;
 mod pseudonyms;
 mod reader;
 mod redaction;

@@ -10,6 +10,7 @@ mod inspect;
 mod issue;
 mod keygen;
 mod man;
+mod proxy;
 mod replay;
 mod report;
 mod sign;
@@ -93,6 +94,7 @@ pub(crate) fn run(command: Command, ui: &Ui) -> Result<Status> {
             ci::k8s(&settings::CiK8s::resolve(args)?, ui)
         }
         Command::Issue(args) => issue::run(&settings::Issue::resolve(args)?, ui),
+        Command::Proxy(args) => proxy::run(&settings::ProxyServe::resolve(&args)?, ui),
         Command::Unmask(args) => unmask::run(&settings::Unmask::resolve(&args)?, ui),
         Command::Init(args) => init::run(&settings::Init::resolve(args)?, ui),
         Command::Completions(args) => completions::run(&settings::Completions::resolve(&args)),

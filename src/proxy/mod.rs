@@ -29,7 +29,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
-pub use server::{Proxy, serve_blocking, serve_until};
+pub use server::{Proxy, RequestHook, serve_blocking, serve_foreground, serve_until};
 pub use stats::Stats;
 
 /// The largest response body the cache modes keep; larger ones are streamed
@@ -167,6 +167,20 @@ impl<'de> serde::Deserialize<'de> for Mode {
         let text = String::deserialize(deserializer)?;
         text.parse().map_err(serde::de::Error::custom)
     }
+}
+
+/// One request the proxy served, as `bugpack proxy` logs it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RequestLog {
+    pub method: String,
+    /// The URL, without credentials or the values of secret-looking
+    /// query parameters.
+    pub url: String,
+    pub status: u16,
+    /// `HIT` or `MISS` in the cache modes.
+    pub cache: Option<String>,
+    /// Latency `slow` added, in milliseconds.
+    pub delay_ms: u64,
 }
 
 /// How to run a proxy.

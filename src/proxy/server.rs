@@ -79,7 +79,12 @@ struct Shared {
     cache: Option<Cache>,
     /// Pools keep-alive connections to each origin.
     client: Client<HttpConnector, ProxyBody>,
+    /// Told of every request served (`bugpack proxy`'s log).
+    on_request: Option<RequestHook>,
 }
+
+/// What `bugpack proxy` is told of each request.
+pub type RequestHook = Box<dyn Fn(&super::RequestLog) + Send + Sync>;
 
 impl fmt::Debug for Shared {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -111,6 +116,7 @@ impl Shared {
             faults: Faults::new(config.mode, config.seed),
             cache,
             client,
+            on_request: None,
         })
     }
 }
@@ -249,6 +255,36 @@ pub fn serve_until(
     stop: impl Future<Output = ()>,
 ) -> io::Result<()> {
     serve_with(listener, config, stats_path, || Ok(stop))
+}
+
+/// `bugpack proxy`: serves on `listener` in the foreground until SIGINT or
+/// SIGTERM, telling `on_request` of every request; returns the totals.
+pub fn serve_foreground(
+    listener: std::net::TcpListener,
+    config: Config,
+    on_request: RequestHook,
+) -> io::Result<Stats> {
+    use tokio::signal::unix::{SignalKind, signal};
+
+    let runtime = runtime()?;
+    let (listener, stop) = {
+        let _context = runtime.enter();
+        listener.set_nonblocking(true)?;
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        let stop = async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        };
+        (TcpListener::from_std(listener)?, stop)
+    };
+    let mut shared = Shared::new(config)?;
+    shared.on_request = Some(on_request);
+    let shared = Arc::new(shared);
+    runtime.block_on(serve(listener, Arc::clone(&shared), None, stop));
+    Ok(shared.counters.snapshot())
 }
 
 fn serve_with<F: Future<Output = ()>>(
@@ -394,6 +430,19 @@ async fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<ProxyB
         "proxy: {method} {target} -> {}{cache}{added}",
         response.status().as_u16()
     );
+    if let Some(hook) = &shared.on_request {
+        hook(&super::RequestLog {
+            method: method.to_string(),
+            url: target.to_string(),
+            status: response.status().as_u16(),
+            cache: response
+                .headers()
+                .get(&X_CACHE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+            delay_ms: delay.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        });
+    }
     response
 }
 

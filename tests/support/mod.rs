@@ -200,6 +200,19 @@ impl Run {
         cmd
     }
 
+    /// Starts the binary and hands it over running, its stdout and stderr
+    /// piped (stdin as set, else null).
+    pub fn spawn(self) -> std::process::Child {
+        let mut child = self.command().spawn().expect("spawn bugpack");
+        if let Some(bytes) = self.stdin {
+            let mut stdin = child.stdin.take().unwrap();
+            std::thread::spawn(move || {
+                let _ = stdin.write_all(&bytes);
+            });
+        }
+        child
+    }
+
     /// Runs the binary to completion and captures what it said.
     pub fn run(self) -> Outcome {
         let mut child = self.command().spawn().expect("spawn bugpack");
