@@ -128,8 +128,21 @@ pub fn fetch(
     })
 }
 
+/// The client for small requests to GitHub (its API, a user's `.keys`):
+/// the whole exchange within `timeout`, the proxy of the environment, an
+/// HTTP error status returned rather than raised.
+pub(crate) fn api_agent(timeout: Duration) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_global(Some(timeout))
+        .http_status_as_error(false)
+        .proxy(ureq::Proxy::try_from_env())
+        .user_agent(concat!("bugpack/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .into()
+}
+
 /// `https://` anywhere; `http://` only to loopback.
-fn check_url(url: &str) -> anyhow::Result<()> {
+pub(crate) fn check_url(url: &str) -> anyhow::Result<()> {
     if url.starts_with("https://") {
         return Ok(());
     }
@@ -347,13 +360,7 @@ pub fn issue_bundles(owner: &str, repo: &str, number: u64) -> anyhow::Result<Vec
         .iter()
         .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
         .or_else(gh_token);
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_mins(1)))
-        .http_status_as_error(false)
-        .proxy(ureq::Proxy::try_from_env())
-        .user_agent(concat!("bugpack/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .into();
+    let agent = api_agent(Duration::from_mins(1));
     let get = |path: String| -> anyhow::Result<serde_json::Value> {
         let url = format!("{api}{path}");
         let mut request = agent

@@ -210,13 +210,8 @@ fn github(user: &str) -> anyhow::Result<Vec<Recipient>> {
         .filter(|v| !v.is_empty())
         .unwrap_or_else(|| "https://github.com".to_owned());
     let url = format!("{}/{user}.keys", base.trim_end_matches('/'));
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(std::time::Duration::from_secs(30)))
-        .http_status_as_error(false)
-        .proxy(ureq::Proxy::try_from_env())
-        .user_agent(concat!("bugpack/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .into();
+    crate::fetch::check_url(&url)?;
+    let agent = crate::fetch::api_agent(std::time::Duration::from_secs(30));
     let mut response = agent
         .get(&url)
         .call()
