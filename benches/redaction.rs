@@ -70,12 +70,26 @@ fn main() {
         words: vec!["initech".to_owned()],
         addresses: true,
     };
-    let with_pseudonyms = redactor.clone().with_pseudonyms(&identity);
-    let pseudo = median_time(5, || {
-        let mut r = with_pseudonyms.clone();
-        std::hint::black_box(r.redact("logs/app.log", &bytes).len());
-    });
-    rate("redact and pseudonymise", pseudo);
+    let names_only = Identity {
+        addresses: false,
+        ..identity.clone()
+    };
+    let addresses_only = Identity {
+        addresses: true,
+        ..Identity::default()
+    };
+    for (name, id) in [
+        ("redact and pseudonymise (names only)", &names_only),
+        ("redact and pseudonymise (addresses only)", &addresses_only),
+        ("redact and pseudonymise (all)", &identity),
+    ] {
+        let with_pseudonyms = redactor.clone().with_pseudonyms(id);
+        let took = median_time(5, || {
+            let mut r = with_pseudonyms.clone();
+            std::hint::black_box(r.redact("logs/app.log", &bytes).len());
+        });
+        rate(name, took);
+    }
     drop(bytes);
 
     println!();

@@ -268,7 +268,14 @@ impl Rules {
                     }
                 })
                 .collect();
-            RegexBuilder::new(&format!("(?-u:{})", alternation.join("|")))
+            // With addresses, one pattern for both: a single pass over
+            // the text instead of two.
+            let addresses = if id.addresses {
+                format!("|{MAC}|{IPV6}|{IPV4}")
+            } else {
+                String::new()
+            };
+            RegexBuilder::new(&format!("(?-u:{}{addresses})", alternation.join("|")))
                 .size_limit(32 << 20)
                 .build()
                 .ok()
@@ -289,39 +296,32 @@ impl Rules {
     /// overlapping, never inside a `[REDACTED:...]` placeholder.
     fn spans(&self, input: &[u8]) -> Vec<(usize, usize, Kind)> {
         let mut spans = Vec::new();
-        if let Some(re) = &self.literals {
-            for m in re.find_iter(input) {
-                let value = m.as_bytes();
-                if !bounded(input, m.start(), m.end(), value) {
-                    continue;
-                }
-                let Ok(text) = std::str::from_utf8(value) else {
-                    continue;
-                };
-                let key = text.to_ascii_lowercase();
-                let kind = self
-                    .kinds
+        let re = match &self.literals {
+            Some(re) => re,
+            None if self.addresses => address_pattern(),
+            None => return spans,
+        };
+        for m in re.find_iter(input) {
+            let value = m.as_bytes();
+            let literal = std::str::from_utf8(value).ok().and_then(|text| {
+                self.kinds
                     .get(text)
-                    .or_else(|| self.kinds.get(&key))
-                    .copied();
-                if let Some(kind) = kind {
+                    .or_else(|| self.kinds.get(&text.to_ascii_lowercase()))
+                    .copied()
+            });
+            match literal {
+                Some(kind) if bounded(input, m.start(), m.end(), value) => {
                     spans.push((m.start(), m.end(), kind));
                 }
-            }
-        }
-        if self.addresses {
-            for (re, kind) in [
-                (ipv4_pattern(), Kind::Ipv4),
-                (ipv6_pattern(), Kind::Ipv6),
-                (mac_pattern(), Kind::Mac),
-            ] {
-                for m in re.find_iter(input) {
-                    if address_bounded(input, m.start(), m.end(), kind)
-                        && replaceable(kind, m.as_bytes())
+                Some(_) => {}
+                None if self.addresses => {
+                    let kind = address_kind(value);
+                    if address_bounded(input, m.start(), m.end(), kind) && replaceable(kind, value)
                     {
                         spans.push((m.start(), m.end(), kind));
                     }
                 }
+                None => {}
             }
         }
         spans.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
@@ -439,33 +439,44 @@ fn replaceable(kind: Kind, bytes: &[u8]) -> bool {
     }
 }
 
+const IPV4: &str = r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}";
+/// Eight groups, or a `::` somewhere: never a `10:00:00` timestamp, which
+/// would make every log line a candidate.
+const IPV6: &str = r"(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}|(?:[0-9A-Fa-f]{1,4}:){0,6}(?:[0-9A-Fa-f]{1,4})?::(?:[0-9A-Fa-f]{1,4}:){0,6}(?:[0-9A-Fa-f]{1,4})?";
+const MAC: &str = r"[0-9A-Fa-f]{2}(?:[:-][0-9A-Fa-f]{2}){5}";
+
 fn ipv4_pattern() -> &'static Regex {
     static P: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
     // Fixed patterns, covered by the tests: they always compile.
     #[allow(clippy::expect_used)]
-    P.get_or_init(|| Regex::new(r"(?-u)[0-9]{1,3}(?:\.[0-9]{1,3}){3}").expect("ipv4 pattern"))
+    P.get_or_init(|| Regex::new(&format!("(?-u){IPV4}")).expect("ipv4 pattern"))
 }
 
-fn ipv6_pattern() -> &'static Regex {
+/// A MAC, IPv6 or IPv4 address, in that order of preference (when there
+/// are no literals to find with them).
+fn address_pattern() -> &'static Regex {
     static P: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
     #[allow(clippy::expect_used)]
-    P.get_or_init(|| {
-        Regex::new(r"(?-u)(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}").expect("ipv6 pattern")
-    })
+    P.get_or_init(|| Regex::new(&format!("(?-u){MAC}|{IPV6}|{IPV4}")).expect("address pattern"))
 }
 
-fn mac_pattern() -> &'static Regex {
-    static P: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
-    #[allow(clippy::expect_used)]
-    P.get_or_init(|| {
-        Regex::new(r"(?-u)[0-9A-Fa-f]{2}(?:[:-][0-9A-Fa-f]{2}){5}").expect("mac pattern")
-    })
+/// Which kind of address a match of [`address_pattern`] is.
+fn address_kind(text: &[u8]) -> Kind {
+    if text.contains(&b'.') {
+        Kind::Ipv4
+    } else if text.len() == 17 && matches!(text[2], b':' | b'-') && text[5] == text[2] {
+        Kind::Mac
+    } else {
+        Kind::Ipv6
+    }
 }
 
 /// The substitutions made for one bundle: real value to pseudonym.
 #[derive(Debug, Clone, Default)]
 pub struct Assigned {
-    by_real: HashMap<(Kind, String), String>,
+    /// Per kind, the real value (lower-case where case does not matter) to
+    /// its pseudonym.
+    by_real: HashMap<Kind, HashMap<String, String>>,
     order: Vec<Entry>,
     next: BTreeMap<Kind, usize>,
     /// IPv4 /24 and IPv6 /64 prefixes to their pseudonymous subnet number.
@@ -480,18 +491,25 @@ impl Assigned {
         &self.order
     }
 
+    /// The pseudonym `real` already has, without allocating.
+    fn known(&self, kind: Kind, real: &str) -> Option<&String> {
+        let map = self.by_real.get(&kind)?;
+        if case_blind(kind) && real.bytes().any(|b| b.is_ascii_uppercase()) {
+            map.get(&real.to_ascii_lowercase())
+        } else {
+            map.get(real)
+        }
+    }
+
     fn pseudonym(&mut self, kind: Kind, real: &str, rules: &Rules) -> String {
-        let key = (
-            kind,
-            if case_blind(kind) {
-                real.to_ascii_lowercase()
-            } else {
-                real.to_owned()
-            },
-        );
-        if let Some(p) = self.by_real.get(&key) {
+        if let Some(p) = self.known(kind, real) {
             return p.clone();
         }
+        let key = if case_blind(kind) {
+            real.to_ascii_lowercase()
+        } else {
+            real.to_owned()
+        };
         let p = match kind {
             Kind::User => format!("user-{}", self.bump(kind)),
             Kind::Home => {
@@ -513,7 +531,7 @@ impl Assigned {
                 format!("02:00:00:00:{:02x}:{:02x}", (n >> 8) & 0xff, n & 0xff)
             }
         };
-        self.by_real.insert(key, p.clone());
+        self.by_real.entry(kind).or_default().insert(key, p.clone());
         self.pseudonyms.insert(p.clone());
         self.order.push(Entry {
             kind,
@@ -545,18 +563,18 @@ impl Assigned {
     /// values get the same pseudonyms, new ones the next numbers.
     pub fn seed(&mut self, entries: &[Entry]) {
         for e in entries {
-            let key = (
-                e.kind,
-                if case_blind(e.kind) {
-                    e.real.to_ascii_lowercase()
-                } else {
-                    e.real.clone()
-                },
-            );
-            if self.by_real.contains_key(&key) {
+            if self.known(e.kind, &e.real).is_some() {
                 continue;
             }
-            self.by_real.insert(key, e.pseudonym.clone());
+            let key = if case_blind(e.kind) {
+                e.real.to_ascii_lowercase()
+            } else {
+                e.real.clone()
+            };
+            self.by_real
+                .entry(e.kind)
+                .or_default()
+                .insert(key, e.pseudonym.clone());
             self.pseudonyms.insert(e.pseudonym.clone());
             self.order.push(e.clone());
             let counted = match e.kind {
@@ -658,31 +676,44 @@ pub(super) fn apply(
     if spans.is_empty() {
         return (input.to_vec(), Vec::new());
     }
-    // `made` lists only new replacements, not pseudonyms met again.
+    // `made` lists each real value once per text, where it first appears.
     let mut out = Vec::with_capacity(input.len());
-    let mut made = Vec::with_capacity(spans.len());
+    let mut made = Vec::new();
+    let mut seen: std::collections::HashSet<&[u8]> = std::collections::HashSet::new();
     let mut at = 0;
     let mut line = 1;
+    let mut line_at = 0;
     for (start, end, kind) in spans {
-        line += input[at..start].iter().filter(|&&b| b == b'\n').count();
         out.extend_from_slice(&input[at..start]);
-        let real = String::from_utf8_lossy(&input[start..end]).into_owned();
-        if assigned.is_pseudonym(&real) {
-            out.extend_from_slice(real.as_bytes());
-            at = end;
+        at = end;
+        let bytes = &input[start..end];
+        let lossy = String::from_utf8_lossy(bytes);
+        let real = lossy.as_ref();
+        if assigned.is_pseudonym(real) {
+            out.extend_from_slice(bytes);
             continue;
         }
-        let p = assigned.pseudonym(kind, &real, rules);
-        out.extend_from_slice(p.as_bytes());
-        made.push((
-            line,
-            Entry {
-                kind,
-                real,
-                pseudonym: p,
-            },
-        ));
-        at = end;
+        let first = seen.insert(bytes);
+        match assigned.known(kind, real) {
+            Some(p) if !first => out.extend_from_slice(p.as_bytes()),
+            _ => {
+                let p = assigned.pseudonym(kind, real, rules);
+                out.extend_from_slice(p.as_bytes());
+                line += input[line_at..start]
+                    .iter()
+                    .filter(|&&b| b == b'\n')
+                    .count();
+                line_at = start;
+                made.push((
+                    line,
+                    Entry {
+                        kind,
+                        real: real.to_owned(),
+                        pseudonym: p,
+                    },
+                ));
+            }
+        }
     }
     out.extend_from_slice(&input[at..]);
     (out, made)
