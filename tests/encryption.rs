@@ -153,6 +153,17 @@ fn a_bundle_sealed_to_an_ssh_key_opens_only_with_it_and_replays() {
         .run()
         .success()
         .stdout_has("2/2");
+    // Signing now would rewrite the bundle decrypted: refused, the file
+    // unchanged, whether or not this machine can decrypt it.
+    let before = fs::read(sb.path("bug.zip")).unwrap();
+    sb.bugpack().args(["keygen"]).run().success();
+    sb.bugpack()
+        .args(["sign", "bug.zip"])
+        .run()
+        .code(2)
+        .one_line_error()
+        .stderr_has("is encrypted, and signing it now would write it decrypted");
+    assert_eq!(fs::read(sb.path("bug.zip")).unwrap(), before);
     // The default identity is the maintainer's ~/.ssh/id_ed25519.
     fs::create_dir_all(sb.home().join(".ssh")).unwrap();
     fs::copy(&key, sb.home().join(".ssh/id_ed25519")).unwrap();
@@ -161,6 +172,13 @@ fn a_bundle_sealed_to_an_ssh_key_opens_only_with_it_and_replays() {
         .run()
         .success()
         .stdout_has(TITLE);
+    sb.bugpack()
+        .args(["sign", "bug.zip"])
+        .run()
+        .code(2)
+        .one_line_error()
+        .stderr_has("sign when capturing");
+    assert_eq!(fs::read(sb.path("bug.zip")).unwrap(), before);
     fs::remove_file(sb.home().join(".ssh/id_ed25519")).unwrap();
     // Another key, or none: exit 3, one line naming whom it is sealed to.
     for args in [

@@ -14,7 +14,27 @@ use crate::settings::Sign;
 use crate::terminal::{Style, Ui};
 
 pub(crate) fn run(settings: &Sign, ui: &Ui) -> Result<Status> {
-    let mut bundle = Bundle::open(&settings.bundle, &settings.limits)?;
+    // Signing rewrites the bundle from its entries: an encrypted one would
+    // come out decrypted. Its signature belongs inside, made at capture.
+    let encrypted = || {
+        bugpack::error::usage(format!(
+            "{} is encrypted, and signing it now would write it decrypted: sign when capturing (bugpack capture --sign --encrypt-to ...)",
+            settings.bundle.display()
+        ))
+    };
+    let mut bundle = match Bundle::open(&settings.bundle, &settings.limits) {
+        Ok(b) if b.encrypted_to().is_some() => return Err(encrypted()),
+        Ok(b) => b,
+        Err(e)
+            if matches!(
+                e.downcast_ref::<bugpack::bundle::Rejection>(),
+                Some(bugpack::bundle::Rejection::Encrypted(_))
+            ) =>
+        {
+            return Err(encrypted());
+        }
+        Err(e) => return Err(e),
+    };
     let key = load_key(settings.key.as_deref())?;
     let signature = key.sign(bundle.manifest_bytes()).context("cannot sign")?;
     let dir = bundle.extract(|_| true)?;
