@@ -26,9 +26,8 @@ pub(crate) fn run(settings: &Unmask, _ui: &Ui) -> Result<Status> {
         .take(MAX_INPUT)
         .read_to_end(&mut text)
         .context("cannot read stdin")?;
-    let text = String::from_utf8_lossy(&text);
     let mut out = std::io::stdout().lock();
-    out.write_all(map.unmask(&text).as_bytes())
+    out.write_all(&map.unmask(&text))
         .and_then(|()| out.flush())
         .context("cannot write to stdout")?;
     Ok(Status::Success)

@@ -786,7 +786,8 @@ impl Map {
 
     /// `text` with every pseudonym back to its real value; an IPv4 address
     /// in a pseudonymous /24 that the bundle never held gets the real /24.
-    pub fn unmask(&self, text: &str) -> String {
+    /// Bytes that are not UTF-8 pass through unchanged.
+    pub fn unmask(&self, text: &[u8]) -> Vec<u8> {
         let mut by_pseudonym: HashMap<&str, &str> = HashMap::new();
         for e in &self.pseudonyms {
             by_pseudonym.entry(&e.pseudonym).or_insert(&e.real);
@@ -801,7 +802,7 @@ impl Map {
         }
         let mut keys: Vec<&str> = by_pseudonym.keys().copied().collect();
         keys.sort_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
-        let bytes = text.as_bytes();
+        let bytes = text;
         let mut spans: Vec<(usize, usize, String)> = Vec::new();
         if !keys.is_empty() {
             let alternation: Vec<String> = keys.iter().map(|k| regex::escape(k)).collect();
@@ -834,17 +835,17 @@ impl Map {
             }
         }
         spans.sort_by_key(|s| s.0);
-        let mut out = String::with_capacity(text.len());
+        let mut out = Vec::with_capacity(text.len());
         let mut at = 0;
         for (s, e, real) in spans {
             if s < at {
                 continue;
             }
-            out.push_str(&text[at..s]);
-            out.push_str(&real);
+            out.extend_from_slice(&text[at..s]);
+            out.extend_from_slice(real.as_bytes());
             at = e;
         }
-        out.push_str(&text[at..]);
+        out.extend_from_slice(&text[at..]);
         out
     }
 }
@@ -965,10 +966,10 @@ mod tests {
             bundle: "0".repeat(32),
             pseudonyms: a.entries().to_vec(),
         };
-        assert_eq!(map.unmask(&out), text);
+        assert_eq!(map.unmask(out.as_bytes()), text.as_bytes());
         assert_eq!(
-            map.unmask("try 198.18.0.1 as user-1 on host-1; user-10 is not ours"),
-            "try 192.168.4.1 as alice on web7; user-10 is not ours"
+            map.unmask(b"try 198.18.0.1 as user-1 on host-1; user-10 is not ours\xff"),
+            b"try 192.168.4.1 as alice on web7; user-10 is not ours\xff"
         );
     }
 
