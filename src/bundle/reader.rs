@@ -193,7 +193,9 @@ impl Bundle {
             encrypted_to: None,
             decrypted: None,
         };
-        bundle.check_listing()?;
+        bundle.ignored = bundle
+            .zip
+            .check_listing(&bundle.manifest.files, &[MANIFEST, SIGNATURE])?;
         if bundle.zip.by_name.contains_key(SIGNATURE) {
             let signature = bundle.zip.read_capped(SIGNATURE, MAX_SIGNATURE_BYTES)?;
             // A signature that does not verify over these manifest bytes is
@@ -230,28 +232,9 @@ impl Bundle {
         limits: &Limits,
     ) -> Result<Self, OpenError> {
         use super::crypt::PAYLOAD;
-        for entry in &zip.entries {
-            if entry.name != MANIFEST && entry.name != PAYLOAD && entry.ignored.is_none() {
-                return Err(Rejection::Unlisted {
-                    entry: entry.name.clone(),
-                }
-                .into());
-            }
-        }
-        let Some(&index) = zip.by_name.get(PAYLOAD) else {
-            return Err(Rejection::Missing {
-                entry: PAYLOAD.to_owned(),
-            }
-            .into());
-        };
-        if zip.entries[index].size != sealed.payload.size {
-            return Err(Rejection::SizeMismatch {
-                entry: PAYLOAD.to_owned(),
-                listed: sealed.payload.size,
-                actual: zip.entries[index].size,
-            }
-            .into());
-        }
+        // The outer manifest lists the payload as a bundle's lists its files;
+        // what a zip tool added to the outer zip stays out of it.
+        zip.check_listing(std::slice::from_ref(&sealed.payload), &[MANIFEST])?;
         let dir = tempfile::Builder::new()
             .prefix("bugpack-decrypted-")
             .tempdir()?;
@@ -293,47 +276,6 @@ impl Bundle {
     /// For an encrypted bundle, the fingerprints of the keys it is encrypted to.
     pub fn encrypted_to(&self) -> Option<&[String]> {
         self.encrypted_to.as_deref()
-    }
-
-    /// Every zip entry but the manifest and signature is listed, every listed
-    /// entry exists, once, with the size the zip declares.
-    fn check_listing(&mut self) -> Result<(), Rejection> {
-        let mut listed: HashMap<&str, u64> = HashMap::with_capacity(self.manifest.files.len());
-        for f in &self.manifest.files {
-            if listed.insert(&f.path, f.size).is_some() {
-                return Err(Rejection::ListedTwice {
-                    entry: f.path.clone(),
-                });
-            }
-            let Some(&index) = self.zip.by_name.get(&f.path) else {
-                return Err(Rejection::Missing {
-                    entry: f.path.clone(),
-                });
-            };
-            let actual = self.zip.entries[index].size;
-            if actual != f.size {
-                return Err(Rejection::SizeMismatch {
-                    entry: f.path.clone(),
-                    listed: f.size,
-                    actual,
-                });
-            }
-        }
-        let mut ignored = Vec::new();
-        for entry in &self.zip.entries {
-            let name = entry.name.as_str();
-            if name == MANIFEST || name == SIGNATURE || listed.contains_key(name) {
-                continue;
-            }
-            if entry.ignored.is_none() {
-                return Err(Rejection::Unlisted {
-                    entry: entry.name.clone(),
-                });
-            }
-            ignored.push(entry.name.clone());
-        }
-        self.ignored = ignored;
-        Ok(())
     }
 
     fn check_scenario(&mut self) -> Result<(), OpenError> {
@@ -586,6 +528,51 @@ struct Entries {
 impl Entries {
     /// Streams entry `name` into `out`, checking its size and SHA-256 against
     /// the manifest; reads at most one byte past the declared size.
+    /// Every entry but `own` (the manifest and signature) is in `files` or
+    /// one a zip tool added, every file listed exists, once, with the size
+    /// the zip declares. Returns the names of the entries a tool added.
+    fn check_listing(
+        &self,
+        files: &[super::FileEntry],
+        own: &[&str],
+    ) -> Result<Vec<String>, Rejection> {
+        let mut listed: HashMap<&str, u64> = HashMap::with_capacity(files.len());
+        for f in files {
+            if listed.insert(&f.path, f.size).is_some() {
+                return Err(Rejection::ListedTwice {
+                    entry: f.path.clone(),
+                });
+            }
+            let Some(&index) = self.by_name.get(&f.path) else {
+                return Err(Rejection::Missing {
+                    entry: f.path.clone(),
+                });
+            };
+            let actual = self.entries[index].size;
+            if actual != f.size {
+                return Err(Rejection::SizeMismatch {
+                    entry: f.path.clone(),
+                    listed: f.size,
+                    actual,
+                });
+            }
+        }
+        let mut ignored = Vec::new();
+        for entry in &self.entries {
+            let name = entry.name.as_str();
+            if own.contains(&name) || listed.contains_key(name) {
+                continue;
+            }
+            if entry.ignored.is_none() {
+                return Err(Rejection::Unlisted {
+                    entry: entry.name.clone(),
+                });
+            }
+            ignored.push(entry.name.clone());
+        }
+        Ok(ignored)
+    }
+
     fn hash_entry(
         &mut self,
         name: &str,
