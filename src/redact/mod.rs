@@ -229,7 +229,10 @@ impl Redactor {
         let Some(rules) = &self.pseudo else {
             return text;
         };
-        let (out, made) = pseudonym::apply(rules, &mut self.assigned_pseudonyms, &text);
+        let Some((out, made)) = pseudonym::apply(rules, &mut self.assigned_pseudonyms, &text)
+        else {
+            return text;
+        };
         self.substitutions
             .extend(made.into_iter().map(|(line, entry)| Substitution {
                 origin: origin.to_owned(),

@@ -225,12 +225,7 @@ impl Rules {
         let mut add = |value: &str, kind: Kind| {
             let v = value.trim();
             if worth_replacing(v, kind) {
-                let key = if case_blind(kind) {
-                    v.to_ascii_lowercase()
-                } else {
-                    v.to_owned()
-                };
-                kinds.entry(key).or_insert(kind);
+                kinds.entry(key(kind, v).into_owned()).or_insert(kind);
             }
         };
         for u in &id.users {
@@ -346,6 +341,16 @@ impl Rules {
 /// Case does not matter for host names (DNS) and the user's words.
 fn case_blind(kind: Kind) -> bool {
     matches!(kind, Kind::Host | Kind::Word | Kind::Container)
+}
+
+/// How a value of `kind` is looked up: lower-case where case does not
+/// matter, allocating only when it has capitals.
+fn key(kind: Kind, value: &str) -> std::borrow::Cow<'_, str> {
+    if case_blind(kind) && value.bytes().any(|b| b.is_ascii_uppercase()) {
+        std::borrow::Cow::Owned(value.to_ascii_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(value)
+    }
 }
 
 fn worth_replacing(v: &str, kind: Kind) -> bool {
@@ -493,23 +498,14 @@ impl Assigned {
 
     /// The pseudonym `real` already has, without allocating.
     fn known(&self, kind: Kind, real: &str) -> Option<&String> {
-        let map = self.by_real.get(&kind)?;
-        if case_blind(kind) && real.bytes().any(|b| b.is_ascii_uppercase()) {
-            map.get(&real.to_ascii_lowercase())
-        } else {
-            map.get(real)
-        }
+        self.by_real.get(&kind)?.get(key(kind, real).as_ref())
     }
 
     fn pseudonym(&mut self, kind: Kind, real: &str, rules: &Rules) -> String {
         if let Some(p) = self.known(kind, real) {
             return p.clone();
         }
-        let key = if case_blind(kind) {
-            real.to_ascii_lowercase()
-        } else {
-            real.to_owned()
-        };
+        let key = key(kind, real).into_owned();
         let p = match kind {
             Kind::User => format!("user-{}", self.bump(kind)),
             Kind::Home => {
@@ -566,15 +562,10 @@ impl Assigned {
             if self.known(e.kind, &e.real).is_some() {
                 continue;
             }
-            let key = if case_blind(e.kind) {
-                e.real.to_ascii_lowercase()
-            } else {
-                e.real.clone()
-            };
             self.by_real
                 .entry(e.kind)
                 .or_default()
-                .insert(key, e.pseudonym.clone());
+                .insert(key(e.kind, &e.real).into_owned(), e.pseudonym.clone());
             self.pseudonyms.insert(e.pseudonym.clone());
             self.order.push(e.clone());
             let counted = match e.kind {
@@ -665,16 +656,21 @@ impl Assigned {
     }
 }
 
+/// The replacements of one text: each value's first line and its entry.
+pub(super) type Made = Vec<(usize, Entry)>;
+
 /// Replaces every value of `rules` in `input` with its pseudonym; returns
-/// the text and the line numbers of the replacements with their entries.
+/// the text and the line numbers of the replacements with their entries,
+/// or `None` when there is nothing to replace (the text stays as it is,
+/// uncopied).
 pub(super) fn apply(
     rules: &Rules,
     assigned: &mut Assigned,
     input: &[u8],
-) -> (Vec<u8>, Vec<(usize, Entry)>) {
+) -> Option<(Vec<u8>, Made)> {
     let spans = rules.spans(input);
     if spans.is_empty() {
-        return (input.to_vec(), Vec::new());
+        return None;
     }
     // `made` lists each real value once per text, where it first appears.
     let mut out = Vec::with_capacity(input.len());
@@ -716,7 +712,7 @@ pub(super) fn apply(
         }
     }
     out.extend_from_slice(&input[at..]);
-    (out, made)
+    Some((out, made))
 }
 
 /// The map of one bundle, kept on the user's machine.
@@ -854,6 +850,11 @@ impl Map {
 mod tests {
     use super::*;
 
+    /// [`apply`], with an unchanged text given back as it was.
+    fn applied(rules: &Rules, a: &mut Assigned, text: &[u8]) -> (Vec<u8>, Made) {
+        apply(rules, a, text).unwrap_or_else(|| (text.to_vec(), Vec::new()))
+    }
+
     fn alice() -> Identity {
         Identity {
             users: vec!["alice".to_owned()],
@@ -868,7 +869,7 @@ mod tests {
     fn run(id: &Identity, text: &str) -> (String, Assigned) {
         let rules = Rules::new(id);
         let mut a = Assigned::default();
-        let (out, _) = apply(&rules, &mut a, text.as_bytes());
+        let (out, _) = applied(&rules, &mut a, text.as_bytes());
         (String::from_utf8(out).unwrap(), a)
     }
 
@@ -924,8 +925,8 @@ mod tests {
         let rules = Rules::new(&alice());
         let mut a = Assigned::default();
         let text = b"alice 192.168.4.20 aa:bb:cc:dd:ee:01 2a01:4f8::1";
-        let (once, _) = apply(&rules, &mut a, text);
-        let (twice, made) = apply(&rules, &mut a, &once);
+        let (once, _) = applied(&rules, &mut a, text);
+        let (twice, made) = applied(&rules, &mut a, &once);
         assert_eq!(once, twice);
         assert!(made.is_empty(), "{made:?}");
     }
@@ -935,12 +936,12 @@ mod tests {
         let rules = Rules::new(&alice());
         let mut first = Assigned::default();
         let text = b"alice web7 192.168.4.20 aa:bb:cc:dd:ee:01";
-        let (once, _) = apply(&rules, &mut first, text);
+        let (once, _) = applied(&rules, &mut first, text);
         let mut again = Assigned::default();
         again.seed(first.entries());
-        let (twice, _) = apply(&rules, &mut again, text);
+        let (twice, _) = applied(&rules, &mut again, text);
         assert_eq!(once, twice);
-        let (more, _) = apply(
+        let (more, _) = applied(
             &rules,
             &mut again,
             b"Acme 192.168.4.30 10.1.1.1 aa:bb:cc:dd:ee:02",
