@@ -15,8 +15,6 @@ use crate::terminal::Ui;
 
 /// The most text read from stdin.
 const MAX_INPUT: u64 = 64 << 20;
-/// The largest map read (capture writes a few KiB).
-const MAX_MAP: u64 = 16 << 20;
 
 pub(crate) fn run(settings: &Unmask, _ui: &Ui) -> Result<Status> {
     let map = load(settings)?;
@@ -64,14 +62,5 @@ fn load(settings: &Unmask) -> Result<Map> {
             )));
         }
     };
-    let mut text = String::new();
-    std::fs::File::open(&path)
-        .and_then(|f| f.take(MAX_MAP).read_to_string(&mut text))
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    serde_yaml::from_str(&text).with_context(|| {
-        format!(
-            "{} is not a pseudonym map bugpack wrote; remove it and capture again",
-            path.display()
-        )
-    })
+    Map::read(&path)
 }

@@ -741,17 +741,27 @@ pub fn map_dir() -> Option<PathBuf> {
 impl Map {
     /// The map of bundle `id` in `dir`, if this machine keeps one.
     pub fn load(dir: &Path, id: &str) -> Option<Self> {
-        use std::io::Read as _;
         if id.is_empty() || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
             return None;
         }
+        Self::read(&dir.join(format!("{id}.yaml"))).ok()
+    }
+
+    /// The map in the file at `path` (at most 16 MiB are read).
+    pub fn read(path: &Path) -> anyhow::Result<Self> {
+        use anyhow::Context as _;
+        use std::io::Read as _;
+
         let mut text = String::new();
-        std::fs::File::open(dir.join(format!("{id}.yaml")))
-            .ok()?
-            .take(16 << 20)
-            .read_to_string(&mut text)
-            .ok()?;
-        serde_yaml::from_str(&text).ok()
+        std::fs::File::open(path)
+            .and_then(|f| f.take(16 << 20).read_to_string(&mut text))
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        serde_yaml::from_str(&text).with_context(|| {
+            format!(
+                "{} is not a pseudonym map bugpack wrote; remove it and capture again",
+                path.display()
+            )
+        })
     }
 
     /// Writes the map as `DIR/<bundle>.yaml`, mode 0600, in a 0700 directory.
