@@ -353,7 +353,7 @@ impl Capture {
         let mut encrypt_to = args.encrypt_to.clone();
         // A file a profile names is relative to the profile.
         encrypt_to.extend(prof.encrypt_to.iter().map(|r| {
-            if r.starts_with("age1") || r.starts_with("ssh-") || r.starts_with("github:") {
+            if bugpack::bundle::crypt::names_keys_itself(r) {
                 r.clone()
             } else {
                 base.join(r).display().to_string()
@@ -962,10 +962,14 @@ impl CiGithub {
                 } else {
                     bugpack::ci::GITHUB_MAX_SHARDS
                 },
-                if args.on_issue {
-                    "the issue workflow (up to 5 bundles in one matrix of 256 jobs)"
+                &if args.on_issue {
+                    format!(
+                        "the issue workflow (up to {} bundles in one matrix of {} jobs)",
+                        bugpack::ci::ISSUE_MAX_BUNDLES,
+                        bugpack::ci::GITHUB_MAX_SHARDS
+                    )
                 } else {
-                    "a GitHub Actions matrix"
+                    "a GitHub Actions matrix".to_owned()
                 },
                 args.on_issue,
             )?,

@@ -141,6 +141,13 @@ impl Recipient {
     }
 }
 
+/// Whether an `--encrypt-to` value is a key itself (`age1…`, `ssh-…`) or
+/// `github:USER`, rather than the path of a file of keys.
+pub fn names_keys_itself(spec: &str) -> bool {
+    let spec = spec.trim();
+    spec.starts_with("age1") || spec.starts_with("ssh-") || spec.starts_with("github:")
+}
+
 /// The keys one `--encrypt-to` value names: an age recipient, an SSH
 /// public key, a file of them (one per line, `#` comments), or
 /// `github:USER` (the keys GitHub publishes at `https://github.com/USER.keys`).
