@@ -414,33 +414,34 @@ async fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<ProxyB
     let target = SafeUri(&uri);
     let delay = shared.faults.response_delay();
     let response = route(shared, req).await;
-    let mut added = String::new();
+    let mut delay_ms = 0;
     if let Some(delay) = delay {
         tokio::time::sleep(delay).await;
-        let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
-        shared.counters.add(Counter::AddedDelayMs, ms);
-        added = format!(" +{ms} ms delay");
+        delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        shared.counters.add(Counter::AddedDelayMs, delay_ms);
     }
+    let status = response.status().as_u16();
     let cache = response
         .headers()
         .get(&X_CACHE)
-        .and_then(|v| v.to_str().ok())
-        .map_or_else(String::new, |v| format!(" {v}"));
+        .and_then(|v| v.to_str().ok());
+    // The line's parts are formatted only when the line is logged.
     tracing::info!(
-        "proxy: {method} {target} -> {}{cache}{added}",
-        response.status().as_u16()
+        "proxy: {method} {target} -> {status}{}{}",
+        cache.map(|v| format!(" {v}")).unwrap_or_default(),
+        if delay.is_some() {
+            format!(" +{delay_ms} ms delay")
+        } else {
+            String::new()
+        }
     );
     if let Some(hook) = &shared.on_request {
         hook(&super::RequestLog {
             method: method.to_string(),
             url: target.to_string(),
-            status: response.status().as_u16(),
-            cache: response
-                .headers()
-                .get(&X_CACHE)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned),
-            delay_ms: delay.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            status,
+            cache: cache.map(str::to_owned),
+            delay_ms,
         });
     }
     response
