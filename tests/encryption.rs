@@ -11,7 +11,7 @@ use std::process::Command;
 
 use crate::capture::entries;
 use crate::fetch::Server;
-use crate::support::Sandbox;
+use crate::support::{Sandbox, contains};
 
 /// What the report says in clear inside the bundle; none of it may be
 /// readable from the encrypted file or the issue text beside it.
@@ -66,12 +66,6 @@ fn capture(sb: &Sandbox, extra: &[&str]) -> crate::support::Outcome {
         .args(["--title", TITLE, "--steps", "steps.md"])
         .args(extra)
         .run()
-}
-
-fn contains(haystack: &[u8], needle: &str) -> bool {
-    haystack
-        .windows(needle.len())
-        .any(|w| w == needle.as_bytes())
 }
 
 /// The outer bundle holds a manifest with no title and the ciphertext;

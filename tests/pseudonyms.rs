@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use crate::capture::entries;
-use crate::support::Sandbox;
+use crate::support::{Sandbox, contains};
 
 /// What identifies the user in this test: none of it may reach the bundle.
 const REAL: &[&str] = &[
@@ -132,11 +132,7 @@ impl Project {
     }
 
     fn entry(&self, name: &str) -> String {
-        let all = entries(&self.bundle());
-        all.iter().find(|(n, _)| n == name).map_or_else(
-            || panic!("no {name}"),
-            |(_, d)| String::from_utf8_lossy(d).into_owned(),
-        )
+        crate::capture::entry(&self.bundle(), name)
     }
 
     fn id(&self) -> String {
@@ -160,12 +156,6 @@ fn public_texts(p: &Project) -> Vec<(String, Vec<u8>)> {
         fs::read(p.sb.path("bug.zip.md")).unwrap(),
     ));
     out
-}
-
-fn contains(haystack: &[u8], needle: &str) -> bool {
-    haystack
-        .windows(needle.len())
-        .any(|w| w == needle.as_bytes())
 }
 
 #[test]

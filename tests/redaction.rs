@@ -6,7 +6,7 @@ use std::fs;
 use std::process::Command;
 
 use crate::capture::entries;
-use crate::support::Sandbox;
+use crate::support::{Sandbox, contains};
 
 /// Each secret with a label; the values are fake but real-shaped.
 const SECRETS: &[(&str, &str)] = &[
@@ -297,10 +297,6 @@ fn no_secret_reaches_the_bundle_or_the_terminal() {
             "manifest lacks a count for {rule}\n{manifest}"
         );
     }
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 /// Every entry and the raw zip bytes lack `secret`.
@@ -836,12 +832,7 @@ fn every_secret_shape_in_every_place_is_redacted() {
         needles.len(),
         leaks.join("\n")
     );
-    let text = |name: &str| {
-        all.iter().find(|(n, _)| n == name).map_or_else(
-            || panic!("no {name}"),
-            |(_, d)| String::from_utf8_lossy(d).into_owned(),
-        )
-    };
+    let text = |name: &str| crate::capture::entry(&bundle, name);
     for entry in ["config/conf/app.ini", "logs/logs/app.log"] {
         let kept = text(entry);
         for line in readable {

@@ -24,6 +24,13 @@ use tempfile::TempDir;
 /// measures another's load as its own condition.
 pub static MACHINE: Mutex<()> = Mutex::new(());
 
+/// Whether `needle` occurs anywhere in `haystack` (a bundle entry, raw zip
+/// bytes, an issue text).
+pub fn contains(haystack: &[u8], needle: impl AsRef<[u8]>) -> bool {
+    let needle = needle.as_ref();
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
 /// A test's sandbox: a working directory and a private TMPDIR, both
 /// removed at the end, so a test can tell what a command left behind.
 pub struct Sandbox {
