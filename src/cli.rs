@@ -320,6 +320,12 @@ pub(crate) struct MatrixArgs {
     /// Cache conditions: cold,warm
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     pub(crate) cache: Vec<String>,
+
+    /// Network faults between clients and each service: none,
+    /// latency:MS[:JITTER], bandwidth:KBPS, slow-close:MS, blackhole:MS,
+    /// reset:BYTES, slice:BYTES
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub(crate) net_fault: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -12,6 +12,7 @@ pub mod error;
 pub mod fetch;
 pub mod issue;
 pub mod markdown;
+pub mod netfault;
 pub mod partial;
 pub mod proxy;
 pub mod redact;

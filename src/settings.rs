@@ -487,6 +487,7 @@ pub(crate) struct Replay {
     pub(crate) timing: Vec<bugpack::replay::matrix::Timing>,
     pub(crate) proxy: Vec<String>,
     pub(crate) cache: Vec<bugpack::replay::matrix::Cache>,
+    pub(crate) net_fault: Vec<String>,
     pub(crate) until_repro: bool,
     pub(crate) expect_fixed: bool,
     pub(crate) seed: u64,
@@ -547,6 +548,7 @@ impl Replay {
             timing,
             proxy,
             cache,
+            net_fault,
         } = Matrix::resolve(&args.matrix)?;
         let timeout = timeout.map(|(_, d)| d);
         let jobs = match args.jobs {
@@ -618,6 +620,7 @@ impl Replay {
             timing,
             proxy,
             cache,
+            net_fault,
             until_repro: args.until_repro,
             expect_fixed: args.expect_fixed,
             seed,
@@ -642,6 +645,8 @@ pub(crate) struct Matrix {
     pub(crate) timing: Vec<bugpack::replay::matrix::Timing>,
     pub(crate) proxy: Vec<String>,
     pub(crate) cache: Vec<bugpack::replay::matrix::Cache>,
+    /// `none` or network faults, each normalised (`latency:5:0` reads `latency:5`).
+    pub(crate) net_fault: Vec<String>,
 }
 
 impl Matrix {
@@ -663,12 +668,26 @@ impl Matrix {
             })
             .transpose()?;
         let (timing, proxy, cache) = axes(&args.timing, &args.proxy, &args.cache)?;
+        let net_fault = args
+            .net_fault
+            .iter()
+            .map(|n| {
+                let n = n.trim();
+                if n == "none" {
+                    return Ok(n.to_owned());
+                }
+                n.parse::<bugpack::netfault::Toxic>()
+                    .map(|t| t.to_string())
+                    .map_err(|e| usage(format!("--net-fault: {e}")))
+            })
+            .collect::<Result<_>>()?;
         Ok(Self {
             runs,
             timeout,
             timing,
             proxy,
             cache,
+            net_fault,
         })
     }
 }
@@ -862,11 +881,12 @@ impl CiReplay {
             timing,
             proxy,
             cache,
+            net_fault,
         } = Matrix::resolve(&args.matrix)?;
         if args.jobs == Some(0) {
             return Err(usage("--jobs must be at least 1"));
         }
-        let cells = bugpack::replay::matrix::cells(&timing, &proxy, &cache);
+        let cells = bugpack::replay::matrix::cells(&timing, &proxy, &cache, &net_fault);
         let warm: Vec<bool> = cells
             .iter()
             .map(|c| c.cache == bugpack::replay::matrix::Cache::Warm)
@@ -887,6 +907,10 @@ impl CiReplay {
         if !cache.is_empty() {
             replay_args.push("--cache".into());
             replay_args.push(join(cache.iter().map(ToString::to_string).collect()));
+        }
+        if !net_fault.is_empty() {
+            replay_args.push("--net-fault".into());
+            replay_args.push(join(net_fault));
         }
         if let Some((t, _)) = timeout {
             replay_args.push("--timeout".into());

@@ -26,6 +26,7 @@ mod issue;
 mod json;
 mod load;
 mod logging;
+mod net_fault;
 mod project;
 mod proxy_cli;
 mod pseudonyms;

@@ -222,6 +222,7 @@ fn an_exit_code_reproduces_and_the_report_has_the_design_shape() {
         cell.axes,
         BTreeMap::from([
             ("cache".into(), "cold".into()),
+            ("net_fault".into(), "none".into()),
             ("proxy".into(), "none".into()),
             ("timing".into(), "none".into())
         ])

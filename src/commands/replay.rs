@@ -155,7 +155,12 @@ pub(crate) fn run(settings: &Replay, ui: &Ui) -> Result<Status> {
         (Some(dir), Some(_)) => user.runtime_differences(&files, dir),
         _ => Vec::new(),
     };
-    let cells = matrix::cells(&settings.timing, &settings.proxy, &settings.cache);
+    let cells = matrix::cells(
+        &settings.timing,
+        &settings.proxy,
+        &settings.cache,
+        &settings.net_fault,
+    );
     let plan = Plan {
         source: label,
         bundle_sha256,

@@ -85,6 +85,7 @@ pub fn run_detail(
     cell: &Cell,
     timing: Option<Value>,
     proxy_stats: &Path,
+    fault_stats: &Path,
     strace: Option<&Path>,
 ) -> BTreeMap<String, Value> {
     let mut detail = BTreeMap::new();
@@ -104,6 +105,13 @@ pub fn run_detail(
             .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
             .unwrap_or_else(|| json!({}));
         detail.insert("proxy".to_owned(), stats);
+    }
+    if cell.net_fault != "none"
+        && let Some(stats) = std::fs::read(fault_stats)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+    {
+        detail.insert("net_fault".to_owned(), stats);
     }
     detail
 }
@@ -144,6 +152,26 @@ pub fn cell_note(cell: &Cell, results: &[RunResult]) -> Option<String> {
             "proxy {}{what}, {}: {}",
             cell.proxy,
             runs(proxied.len()),
+            total.summary()
+        ));
+    }
+    let faulted: Vec<crate::netfault::Stats> = given
+        .iter()
+        .filter_map(|r| r.axes_detail.get("net_fault"))
+        .filter_map(|v| serde_json::from_value(v.clone()).ok())
+        .collect();
+    if let (false, Ok(toxic)) = (
+        faulted.is_empty(),
+        cell.net_fault.parse::<crate::netfault::Toxic>(),
+    ) {
+        let mut total = crate::netfault::Stats::default();
+        for s in &faulted {
+            total.add(s);
+        }
+        parts.push(format!(
+            "net fault {toxic} ({}), {}: {}",
+            toxic.describe(),
+            runs(faulted.len()),
             total.summary()
         ));
     }

@@ -1,6 +1,6 @@
-//! The replay matrix: the cross product of the timing, proxy and cache axes,
-//! in a stable order (timing slowest, cache fastest), each cell run
-//! `--runs` times.
+//! The replay matrix: the cross product of the timing, proxy, cache and
+//! network-fault axes, in a stable order (timing slowest, network fault
+//! fastest), each cell run `--runs` times.
 
 use std::fmt;
 
@@ -78,11 +78,18 @@ pub struct Cell {
     /// `none`, or a proxy mode as `--proxy` spells it.
     pub proxy: String,
     pub cache: Cache,
+    /// `none`, or a network fault as `--net-fault` spells it.
+    pub net_fault: String,
 }
 
 /// The cells for the given axis values, in a stable order; empty lists mean
-/// the defaults (`none`, `none`, `cold`). Duplicates are dropped.
-pub fn cells(timing: &[Timing], proxy: &[String], cache: &[Cache]) -> Vec<Cell> {
+/// the defaults (`none`, `none`, `cold`, `none`). Duplicates are dropped.
+pub fn cells(
+    timing: &[Timing],
+    proxy: &[String],
+    cache: &[Cache],
+    net_fault: &[String],
+) -> Vec<Cell> {
     let timing: Vec<Timing> = if timing.is_empty() {
         vec![Timing::None]
     } else {
@@ -98,15 +105,23 @@ pub fn cells(timing: &[Timing], proxy: &[String], cache: &[Cache]) -> Vec<Cell> 
     } else {
         dedup(cache)
     };
-    let mut out = Vec::with_capacity(timing.len() * proxy.len() * cache.len());
+    let net_fault: Vec<String> = if net_fault.is_empty() {
+        vec!["none".to_owned()]
+    } else {
+        dedup(net_fault)
+    };
+    let mut out = Vec::with_capacity(timing.len() * proxy.len() * cache.len() * net_fault.len());
     for t in &timing {
         for p in &proxy {
             for c in &cache {
-                out.push(Cell {
-                    timing: *t,
-                    proxy: p.clone(),
-                    cache: *c,
-                });
+                for n in &net_fault {
+                    out.push(Cell {
+                        timing: *t,
+                        proxy: p.clone(),
+                        cache: *c,
+                        net_fault: n.clone(),
+                    });
+                }
             }
         }
     }
@@ -129,11 +144,16 @@ mod tests {
 
     #[test]
     fn no_axes_is_one_default_cell() {
-        let c = cells(&[], &[], &[]);
+        let c = cells(&[], &[], &[], &[]);
         assert_eq!(c.len(), 1);
         assert_eq!(
-            (c[0].timing, c[0].proxy.as_str(), c[0].cache),
-            (Timing::None, "none", Cache::Cold)
+            (
+                c[0].timing,
+                c[0].proxy.as_str(),
+                c[0].cache,
+                c[0].net_fault.as_str()
+            ),
+            (Timing::None, "none", Cache::Cold, "none")
         );
     }
 
@@ -143,11 +163,13 @@ mod tests {
             &[Timing::None, Timing::Slow, Timing::None],
             &["none".into(), "cache".into()],
             &[Cache::Cold, Cache::Warm],
+            &["none".into(), "reset:10".into()],
         );
-        assert_eq!(c.len(), 8);
-        assert_eq!(c[1].cache, Cache::Warm);
-        assert_eq!(c[2].proxy, "cache");
-        assert_eq!(c[4].timing, Timing::Slow);
+        assert_eq!(c.len(), 16);
+        assert_eq!(c[1].net_fault, "reset:10");
+        assert_eq!(c[2].cache, Cache::Warm);
+        assert_eq!(c[4].proxy, "cache");
+        assert_eq!(c[8].timing, Timing::Slow);
         assert_eq!(Timing::parse("cpu1"), Some(Timing::Cpu1));
         assert_eq!(Timing::parse("fast"), None);
     }

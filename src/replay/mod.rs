@@ -39,13 +39,15 @@ use crate::shard::Unit;
 use matrix::{Cache, Cell};
 use outcome::{Ending, Outcome};
 use sandbox::{Isolation, Net, Sandbox};
-use supervisor::{Event, ProxyPlan, ReadyPlan, Rlimits, RunPlan, ServicePlan};
+use supervisor::{Event, NetFaultPlan, ProxyPlan, ReadyPlan, Rlimits, RunPlan, ServicePlan};
 
 /// How much of a step's output a report keeps.
 const TAIL_BYTES: u64 = 4096;
 /// The port of a run's first service when the run has a network namespace
 /// of its own; below the kernel's ephemeral range, so nothing else takes it.
 const FIRST_SERVICE_PORT: u16 = 20_000;
+/// The port of the fault proxy in front of a run's first service, likewise.
+const FIRST_FAULT_PORT: u16 = 21_000;
 /// The longest a debugger may take to print one process's stacks; generous,
 /// since a loaded machine makes gdb slow to attach.
 const STACK_LIMIT: Duration = Duration::from_secs(8);
@@ -441,7 +443,7 @@ fn run_one(
 /// How log lines name a run: its cell's axes and its index, e.g.
 /// `none/cache/cold #2` (`warm-up` for a warm cell's uncounted first run).
 pub fn run_label(cell: &Cell, index: u32) -> String {
-    let axes = format!("{}/{}/{}", cell.timing, cell.proxy, cell.cache);
+    let axes = cell.axes();
     if index == WARM_UP {
         format!("{axes} warm-up")
     } else {
@@ -506,15 +508,24 @@ fn run_in(
     // ports are asked of the kernel.
     let own_net = plan.isolation.namespaces && plan.isolation.net != Net::Host;
     let mut services = Vec::with_capacity(plan.scenario.services.len());
+    let faulty = cell.net_fault != "none";
     for (i, s) in plan.scenario.services.iter().enumerate() {
-        let port = match u16::try_from(i) {
-            Ok(i) if own_net => FIRST_SERVICE_PORT + i,
-            _ => supervisor::free_port().context("cannot find a free port for a service")?,
+        let (port, fault_port) = match u16::try_from(i) {
+            Ok(i) if own_net => (FIRST_SERVICE_PORT + i, FIRST_FAULT_PORT + i),
+            _ => (
+                supervisor::free_port().context("cannot find a free port for a service")?,
+                if faulty {
+                    supervisor::free_port().context("cannot find a free port for a fault proxy")?
+                } else {
+                    0
+                },
+            ),
         };
         services.push(ServicePlan {
             name: s.name.clone(),
             run: s.run.clone(),
             port,
+            fault_port: faulty.then_some(fault_port),
             ready: match &s.ready {
                 Readiness::Tcp => ReadyPlan::Tcp,
                 Readiness::Http(p) => ReadyPlan::Http(p.clone()),
@@ -527,6 +538,7 @@ fn run_in(
     let home = shared.home.clone().unwrap_or_else(|| layout.home.clone());
     let env = environment(plan, &layout, &home, index, seed, &services);
     let stats_path = layout.logs.join("proxy-stats.json");
+    let fault_stats_path = layout.logs.join("net-fault-stats.json");
     let strace_path = layout.logs.join("strace.txt");
     let run_plan = RunPlan {
         work_dir: layout.work.clone(),
@@ -547,6 +559,11 @@ fn run_in(
             seed,
             cache_dir: shared.proxy_cache.clone(),
             stats_path: stats_path.clone(),
+        }),
+        net_fault: faulty.then(|| NetFaultPlan {
+            toxic: cell.net_fault.clone(),
+            seed,
+            stats_path: fault_stats_path.clone(),
         }),
     };
     let mut sandbox = match Sandbox::start(
@@ -712,6 +729,7 @@ fn run_in(
         cell,
         timing_detail,
         &stats_path,
+        &fault_stats_path,
         setup.strace.then_some(strace_path.as_path()),
     );
     if let Some(stats) = r.axes_detail.get("proxy") {
@@ -865,10 +883,12 @@ fn environment(
     env.insert("BUGPACK_SEED".into(), seed.to_string());
     for s in services {
         let upper = s.name.to_ascii_uppercase();
-        env.insert(format!("BUGPACK_SERVICE_{upper}_PORT"), s.port.to_string());
+        // Clients reach a service through its fault proxy when there is one.
+        let port = s.fault_port.unwrap_or(s.port);
+        env.insert(format!("BUGPACK_SERVICE_{upper}_PORT"), port.to_string());
         env.insert(
             format!("BUGPACK_SERVICE_{upper}_URL"),
-            format!("http://127.0.0.1:{}", s.port),
+            format!("http://127.0.0.1:{port}"),
         );
     }
     env
@@ -915,6 +935,7 @@ impl Cell {
             timing: self.timing.to_string(),
             proxy: self.proxy.clone(),
             cache: self.cache.to_string(),
+            net_fault: self.net_fault.clone(),
         }
     }
 }

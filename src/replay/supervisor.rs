@@ -63,6 +63,21 @@ pub struct RunPlan {
     /// Put bugpack's proxy in front of `setup` and `run`.
     #[serde(default)]
     pub proxy: Option<ProxyPlan>,
+    /// Put a TCP fault proxy in front of every service.
+    #[serde(default)]
+    pub net_fault: Option<NetFaultPlan>,
+}
+
+/// The network fault of a run's cell: one fault proxy per service, started
+/// inside the sandbox once the services are ready, listening on each
+/// service's `fault_port` and forwarding to its real port.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NetFaultPlan {
+    /// A `--net-fault` value other than `none`.
+    pub toxic: String,
+    pub seed: u64,
+    /// Where the proxies' summed counters go when the run step ends.
+    pub stats_path: PathBuf,
 }
 
 /// The proxy of a run's cell: started inside the sandbox, so that it shares
@@ -126,7 +141,12 @@ impl OverlayPlan {
 pub struct ServicePlan {
     pub name: String,
     pub run: String,
+    /// The service's own port (its `PORT`).
     pub port: u16,
+    /// With a network fault, the port of the fault proxy in front of it,
+    /// which clients are given instead.
+    #[serde(default)]
+    pub fault_port: Option<u16>,
     pub ready: ReadyPlan,
     pub ready_timeout_ms: u64,
 }
@@ -432,6 +452,17 @@ fn supervise() -> io::Result<()> {
         }
         services.push(child);
     }
+    let faults = match &plan.net_fault {
+        None => Vec::new(),
+        Some(n) => match start_fault_proxies(n, &plan.services) {
+            Ok(f) => f,
+            Err(why) => {
+                return send(&Event::Error {
+                    why: format!("cannot start the {} fault proxy: {why}", n.toxic),
+                });
+            }
+        },
+    };
     let started = Instant::now();
     let run = match spawn(&plan, "run", &plan.run, &proxied) {
         Ok(c) => c,
@@ -484,6 +515,18 @@ fn supervise() -> io::Result<()> {
     // let the proxy write its last snapshot first.
     if let Some(p) = proxy {
         p.stop();
+    }
+    if let Some(n) = &plan.net_fault {
+        let mut total = crate::netfault::Stats::default();
+        for f in faults {
+            total.add(&f.shutdown());
+        }
+        if let Err(e) = serde_json::to_vec(&total)
+            .map_err(io::Error::other)
+            .and_then(|json| std::fs::write(&n.stats_path, json))
+        {
+            tracing::warn!("cannot write the fault proxy's counters: {e}");
+        }
     }
     send(&Event::RunExited {
         exit_code,
@@ -542,6 +585,36 @@ fn start_proxy(plan: &ProxyPlan) -> Result<RunningProxy, String> {
         stop,
         done,
     })
+}
+
+/// Starts a fault proxy in front of each service that has a `fault_port`.
+fn start_fault_proxies(
+    plan: &NetFaultPlan,
+    services: &[ServicePlan],
+) -> Result<Vec<crate::netfault::FaultProxy>, String> {
+    let toxic: crate::netfault::Toxic = plan
+        .toxic
+        .parse()
+        .map_err(|e: crate::netfault::ToxicError| e.to_string())?;
+    let mut proxies = Vec::new();
+    for (i, service) in services.iter().enumerate() {
+        let Some(port) = service.fault_port else {
+            continue;
+        };
+        let proxy = crate::netfault::FaultProxy::start(
+            SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+            SocketAddr::from((Ipv4Addr::LOCALHOST, service.port)),
+            toxic,
+            plan.seed ^ (i as u64),
+        )
+        .map_err(|e| format!("port {port}: {e}"))?;
+        tracing::info!(
+            "service {}: clients reach it through {toxic} on port {port}",
+            service.name
+        );
+        proxies.push(proxy);
+    }
+    Ok(proxies)
 }
 
 /// Starts `sh -c command` as step `name`, output to `<log_dir>/<name>.out|.err`.

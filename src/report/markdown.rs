@@ -9,7 +9,7 @@
 use std::io::{self, Write};
 
 use super::Report;
-use super::table::{HEADERS, first_reproduction, header, printable, row, summary};
+use super::table::{columns, first_reproduction, header, printable, rows, summary};
 use crate::markdown::{code, text};
 
 /// Renders the Markdown: a verdict line, the table, what each cell's
@@ -38,11 +38,12 @@ pub fn render(report: &Report, out: &mut dyn Write) -> io::Result<()> {
         }
     }
     writeln!(out)?;
-    writeln!(out, "| {} |", HEADERS.join(" | "))?;
-    writeln!(out, "|{}|", HEADERS.map(|_| "---").join("|"))?;
-    for cell in &report.cells {
-        // `row` has already made control characters visible.
-        let cells = row(cell).map(|c| text(&c));
+    let headers = columns(report);
+    writeln!(out, "| {} |", headers.join(" | "))?;
+    writeln!(out, "|{}|", vec!["---"; headers.len()].join("|"))?;
+    for row in rows(report) {
+        // `rows` has already made control characters visible.
+        let cells: Vec<String> = row.iter().map(|c| text(c)).collect();
         writeln!(out, "| {} |", cells.join(" | "))?;
     }
     writeln!(out)?;
@@ -53,7 +54,7 @@ pub fn render(report: &Report, out: &mut dyn Write) -> io::Result<()> {
             writeln!(
                 out,
                 "- {}: {}",
-                code(&format!("{}/{}/{}", a.timing, a.proxy, a.cache)),
+                code(&a.to_string()),
                 text(&printable(note))
             )?;
         }

@@ -173,7 +173,7 @@ pub fn merge(inputs: &[Input]) -> Result<(Report, Vec<String>), MergeError> {
         if theirs != base_axes {
             let show = |axes: &[super::Axes]| {
                 axes.iter()
-                    .map(|a| format!("{}/{}/{}", a.timing, a.proxy, a.cache))
+                    .map(ToString::to_string)
                     .collect::<Vec<_>>()
                     .join(",")
             };
@@ -190,10 +190,7 @@ pub fn merge(inputs: &[Input]) -> Result<(Report, Vec<String>), MergeError> {
         .collect::<Result<Vec<Cell>, _>>()
         .map_err(|axes| MergeError::Foreign {
             name: first.name.clone(),
-            why: format!(
-                "unknown axis values {}/{}/{}",
-                axes.timing, axes.proxy, axes.cache
-            ),
+            why: format!("unknown axis values {axes}"),
         })?;
     let warm: Vec<bool> = cells.iter().map(|c| c.cache == Cache::Warm).collect();
     let all = units(&warm, matrix.runs);
@@ -236,10 +233,7 @@ pub fn merge(inputs: &[Input]) -> Result<(Report, Vec<String>), MergeError> {
                         index: run.index,
                     }
                 };
-                let label = format!(
-                    "run {} of cell {}/{}/{}",
-                    run.index, cell.axes.timing, cell.axes.proxy, cell.axes.cache
-                );
+                let label = format!("run {} of cell {}", run.index, cell.axes);
                 match owner.get(&unit) {
                     Some(s) if run.index < matrix.runs && parts.contains(s) => {}
                     Some(s) if run.index < matrix.runs => {
@@ -387,10 +381,13 @@ fn isolation(inputs: &[Input], warnings: &mut Vec<String>) -> IsolationInfo {
 
 fn cell_of(axes: &super::Axes) -> Option<Cell> {
     let proxy_ok = axes.proxy == "none" || axes.proxy.parse::<crate::proxy::Mode>().is_ok();
+    let fault_ok =
+        axes.net_fault == "none" || axes.net_fault.parse::<crate::netfault::Toxic>().is_ok();
     Some(Cell {
         timing: Timing::parse(&axes.timing)?,
         proxy: proxy_ok.then(|| axes.proxy.clone())?,
         cache: Cache::parse(&axes.cache)?,
+        net_fault: fault_ok.then(|| axes.net_fault.clone())?,
     })
 }
 
@@ -429,6 +426,7 @@ mod tests {
             timing: "none".into(),
             proxy: "none".into(),
             cache: cache.into(),
+            net_fault: "none".into(),
         }
     }
 

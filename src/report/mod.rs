@@ -10,6 +10,7 @@ pub mod stats;
 pub mod table;
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
@@ -208,6 +209,25 @@ pub struct Axes {
     pub timing: String,
     pub proxy: String,
     pub cache: String,
+    /// Reports written before the axis existed read as `none`.
+    #[serde(default = "no_net_fault")]
+    pub net_fault: String,
+}
+
+fn no_net_fault() -> String {
+    "none".to_owned()
+}
+
+impl fmt::Display for Axes {
+    /// `none/cache/cold`, and `/reset:4096` after it when the cell has a
+    /// network fault: the axes a table or a line names a cell by.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}/{}", self.timing, self.proxy, self.cache)?;
+        if self.net_fault != "none" {
+            write!(f, "/{}", self.net_fault)?;
+        }
+        Ok(())
+    }
 }
 
 /// One cell of the matrix and its runs.

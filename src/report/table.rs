@@ -12,11 +12,13 @@ const SHORT_PROCESSES: usize = 8;
 /// The widest a reason gets in a table cell.
 const REASON_WIDTH: usize = 48;
 
-/// Column headers.
-pub const HEADERS: [&str; 8] = [
+/// Column headers; the `net fault` column is only there when a cell of the
+/// report has a network fault (see [`columns`]).
+const HEADERS: [&str; 9] = [
     "timing",
     "proxy",
     "cache",
+    "net fault",
     "reproduced",
     "rate",
     "95% CI",
@@ -24,13 +26,38 @@ pub const HEADERS: [&str; 8] = [
     "reason",
 ];
 
+/// Where the `net fault` column is in [`HEADERS`] and a full row.
+const NET_FAULT_COLUMN: usize = 3;
+
+/// The report's column headers.
+pub fn columns(report: &Report) -> Vec<&'static str> {
+    keep_columns(report, HEADERS.to_vec())
+}
+
+/// A report's rows, one per cell, with the same columns as [`columns`].
+pub fn rows(report: &Report) -> Vec<Vec<String>> {
+    report
+        .cells
+        .iter()
+        .map(|c| keep_columns(report, row(c).to_vec()))
+        .collect()
+}
+
+fn keep_columns<T>(report: &Report, mut cells: Vec<T>) -> Vec<T> {
+    if report.cells.iter().all(|c| c.axes.net_fault == "none") {
+        cells.remove(NET_FAULT_COLUMN);
+    }
+    cells
+}
+
 /// A cell's row, as text.
-pub fn row(cell: &CellReport) -> [String; 8] {
+fn row(cell: &CellReport) -> [String; 9] {
     let pct = |x: f64| format!("{:.0}%", x * 100.0);
     [
         cell.axes.timing.clone(),
         cell.axes.proxy.clone(),
         cell.axes.cache.clone(),
+        cell.axes.net_fault.clone(),
         if cell.errors > 0 {
             format!("{}/{} ({} err)", cell.reproduced, cell.runs, cell.errors)
         } else {
@@ -173,11 +200,9 @@ pub(crate) fn count(n: u32, noun: &str) -> String {
 pub fn first_reproduction(report: &Report) -> Option<String> {
     let first = report.first_reproduction.as_ref()?;
     Some(format!(
-        "first reproduced by run {} of {}/{}/{}, after {} and {}",
+        "first reproduced by run {} of {}, after {} and {}",
         first.index,
-        first.axes.timing,
-        first.axes.proxy,
-        first.axes.cache,
+        first.axes,
         count(first.runs, "run"),
         duration(first.elapsed_ms)
     ))
@@ -295,24 +320,25 @@ pub fn render(report: &Report, color: bool, out: &mut dyn Write) -> io::Result<(
     if !head.is_empty() {
         writeln!(out)?;
     }
-    let rows: Vec<[String; 8]> = report.cells.iter().map(row).collect();
-    let mut widths = HEADERS.map(str::len);
+    let rows = rows(report);
+    let headers = columns(report);
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
     for r in &rows {
         for (w, c) in widths.iter_mut().zip(r) {
             *w = (*w).max(c.chars().count());
         }
     }
-    let line = |cells: &[String; 8]| {
+    let line = |cells: &[String]| {
         cells
             .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c:<w$}"))
+            .zip(&widths)
+            .map(|(c, &w)| format!("{c:<w$}"))
             .collect::<Vec<_>>()
             .join("  ")
             .trim_end()
             .to_owned()
     };
-    let head = line(&HEADERS.map(str::to_owned));
+    let head = line(&headers.iter().map(|h| (*h).to_owned()).collect::<Vec<_>>());
     if color {
         writeln!(out, "\x1b[1m{head}\x1b[0m")?;
     } else {
@@ -337,11 +363,7 @@ pub fn render(report: &Report, color: bool, out: &mut dyn Write) -> io::Result<(
         writeln!(out, "  {line}")?;
     }
     for cell in &report.cells {
-        let label = printable(&format!(
-            "{}/{}/{}",
-            cell.axes.timing, cell.axes.proxy, cell.axes.cache
-        ))
-        .into_owned();
+        let label = printable(&cell.axes.to_string()).into_owned();
         if let Some(run) = cell
             .results
             .iter()

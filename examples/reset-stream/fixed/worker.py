@@ -1,0 +1,40 @@
+"""The worker: subscribes to the broker, handles every message once, and
+reconnects from where it got to when the connection drops. It prints how
+many messages it handled and how many it never saw: the oracle.
+
+The fix: the offset moves past a message only once the message is
+handled, so a connection that drops in the middle of a batch resumes at
+the first message the worker did not get."""
+import os
+import socket
+
+TOTAL = int(os.environ["TOTAL"])
+PORT = int(os.environ["BUGPACK_SERVICE_BROKER_PORT"])
+
+offset = 0
+handled = set()
+connections = 0
+while connections < 1000:
+    connections += 1
+    try:
+        with socket.create_connection(("127.0.0.1", PORT), timeout=5) as conn:
+            stream = conn.makefile("rwb")
+            stream.write(b"SUB %d\n" % offset)
+            stream.flush()
+            for line in stream:
+                if line == b"END\n":
+                    break
+                if line.startswith(b"BATCH "):
+                    continue  # the offset moves with each message handled, below
+                if not line.endswith(b"\n"):
+                    break  # cut short: the connection dropped mid-line
+                handled.add(int(line.split()[0]))
+                offset = int(line.split()[0]) + 1
+            else:
+                continue  # the stream ended without END: reconnect
+            break
+    except OSError:
+        continue  # reset or refused: reconnect from the offset
+
+lost = TOTAL - len(handled)
+print(f"worker: {len(handled)} handled over {connections} connections, {lost} lost", flush=True)
