@@ -42,7 +42,7 @@ const MAX_PARAMETER: u64 = 1 << 30;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How much one read takes off a socket.
-const CHUNK: usize = 16 * 1024;
+const CHUNK: usize = 64 * 1024;
 
 /// Chunks `latency` holds per connection before it stops reading: the
 /// memory bound, and the back-pressure a slow hop puts on a fast sender.
@@ -576,7 +576,11 @@ async fn downstream(
                     let delay = Duration::from_millis((ms + spread).saturating_sub(jitter));
                     // Never before the chunk ahead of it: a hop reorders nothing.
                     release = release.max(arrived + delay);
-                    tokio::time::sleep_until(release).await;
+                    // The timer rounds up to a millisecond: a chunk already
+                    // due goes out at once.
+                    if release > Instant::now() {
+                        tokio::time::sleep_until(release).await;
+                    }
                     if chunk.is_empty() {
                         break;
                     }
