@@ -18,6 +18,7 @@
 
 mod cache;
 mod fault;
+mod rfc;
 mod server;
 mod stats;
 mod tee;

@@ -39,6 +39,7 @@ use tokio::task::JoinSet;
 
 use super::cache::{Cache, Entry};
 use super::fault::Faults;
+use super::rfc;
 use super::stats::{Counter, Counters};
 use super::tee::Tee;
 use super::{Config, MAX_CACHED_BODY, Mode, Stats};
@@ -562,6 +563,10 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<ProxyBo
                     "rfc: {method} {shown} succeeded: its cached entry is invalidated (RFC 9111 §4.4)"
                 );
                 cache.remove(&key);
+                for also in rfc::also_invalidated(&method, &uri, response.headers()) {
+                    tracing::debug!("rfc: and the entry of {also}, which its response names");
+                    cache.remove(&also);
+                }
             }
             response
         }
@@ -640,7 +645,7 @@ async fn rfc_get(
                     policy.age(now).as_secs(),
                     policy.time_to_live(now).as_secs()
                 );
-                return hit(&entry, policy.age(now).as_secs());
+                return answer(&entry, policy.age(now).as_secs(), head.headers());
             }
             BeforeRequest::Stale {
                 request,
@@ -650,7 +655,8 @@ async fn rfc_get(
                     "rfc: {shown} is stale (age {} s): revalidating with the origin",
                     policy.age(now).as_secs()
                 );
-                return revalidate(shared, cache, key, &entry, policy, request).await;
+                return revalidate(shared, cache, key, &entry, policy, request, head.headers())
+                    .await;
             }
             // Another variant (Vary) of the URL: fetch it like a miss.
             BeforeRequest::Stale { matches: false, .. } => {
@@ -661,10 +667,11 @@ async fn rfc_get(
         }
     }
     shared.counters.bump(Counter::Misses);
-    let response = match forward(shared, req).await {
+    let mut response = match forward(shared, req).await {
         Ok(response) => response,
         Err(response) => return response,
     };
+    rfc::normalise_age(response.headers_mut());
     let received = SystemTime::now();
     let policy = CachePolicy::new_options(&head, &response, received, CacheOptions::default());
     let storing = Storing::of(&policy, response.headers(), received);
@@ -688,14 +695,16 @@ async fn revalidate(
     entry: &Entry,
     policy: &CachePolicy,
     mut request: http::request::Parts,
+    asked: &HeaderMap,
 ) -> Response<ProxyBody> {
     request.version = Version::HTTP_11;
     let req = Request::from_parts(request, empty());
     let sent = head_of(&req);
-    let response = match forward(shared, req).await {
+    let mut response = match forward(shared, req).await {
         Ok(response) => response,
         Err(response) => return response,
     };
+    rfc::normalise_age(response.headers_mut());
     let received = SystemTime::now();
     match policy.after_response(&sent, &response, received) {
         AfterResponse::NotModified(policy, _) => {
@@ -716,11 +725,23 @@ async fn revalidate(
                 .policy
                 .as_ref()
                 .map_or(0, |p| p.age(received).as_secs());
-            let response = hit(&refreshed, age);
+            let response = answer(&refreshed, age, asked);
             cache.insert(&key, refreshed);
             shared.counters.bump(Counter::Revalidated);
             shared.counters.bump(Counter::Hits);
             response
+        }
+        // A 304 whose validator does not match the stored one (or that has
+        // none, where the stored response has one) updates nothing, but it
+        // still says the client may have the stored body: a 304 is never
+        // passed on to a client that did not ask conditionally.
+        AfterResponse::Modified(..) if response.status() == StatusCode::NOT_MODIFIED => {
+            tracing::debug!(
+                "rfc: the origin answered 304 with another validator: the stored body is served, not updated"
+            );
+            shared.counters.bump(Counter::Revalidated);
+            shared.counters.bump(Counter::Hits);
+            answer(entry, policy.age(received).as_secs(), asked)
         }
         AfterResponse::Modified(policy, _) => {
             let storing = Storing::of(&policy, response.headers(), received);
@@ -907,6 +928,22 @@ fn hit(entry: &Entry, age_secs: u64) -> Response<ProxyBody> {
     let mut response = Response::new(full(entry.body.clone()));
     *response.status_mut() = entry.status;
     *response.headers_mut() = entry.headers.clone();
+    let headers = response.headers_mut();
+    headers.insert(header::AGE, HeaderValue::from(age_secs));
+    append_via(headers, Version::HTTP_11);
+    headers.insert(X_CACHE, HeaderValue::from_static("HIT"));
+    response
+}
+
+/// A stored response for a client: whole, or a 304 when the client's own
+/// conditional request shows it already has this one.
+fn answer(entry: &Entry, age_secs: u64, asked: &HeaderMap) -> Response<ProxyBody> {
+    if !rfc::not_modified(asked, &entry.headers) {
+        return hit(entry, age_secs);
+    }
+    let mut response = Response::new(empty());
+    *response.status_mut() = rfc::NOT_MODIFIED;
+    *response.headers_mut() = rfc::not_modified_headers(&entry.headers);
     let headers = response.headers_mut();
     headers.insert(header::AGE, HeaderValue::from(age_secs));
     append_via(headers, Version::HTTP_11);

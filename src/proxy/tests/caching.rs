@@ -170,3 +170,64 @@ fn rfc_lets_the_client_force_a_revalidation_and_unsafe_methods_invalidate() {
     assert_eq!(reply.header("x-cache"), Some("MISS"), "POST invalidated it");
     assert_eq!(origin.count("/maxage"), 4);
 }
+
+#[test]
+fn rfc_serves_its_body_when_a_304_lacks_the_stored_validator() {
+    let (origin, _proxy, [_, second]) = twice(Mode::Rfc, "/etag-lost");
+    assert_eq!(origin.count("/etag-lost"), 2, "revalidated");
+    assert_eq!(
+        second.status, 200,
+        "a 304 never reaches an unconditional client"
+    );
+    assert_eq!(second.text(), "etag-lost n=1");
+}
+
+#[test]
+fn rfc_reads_a_float_age_as_its_seconds() {
+    let (origin, _proxy, [_, second]) = twice(Mode::Rfc, "/old-age");
+    assert_eq!(
+        second.header("x-cache"),
+        Some("MISS"),
+        "Age 7200.0 > max-age 3600"
+    );
+    assert_eq!(origin.count("/old-age"), 2);
+}
+
+#[test]
+fn rfc_answers_a_clients_conditional_get_from_a_fresh_entry() {
+    let origin = Origin::start();
+    let proxy = proxy(Mode::Rfc);
+    let url = origin.url("/tagged");
+    get(&proxy, &url);
+    let reply = Conn::open(proxy.addr())
+        .send(get_request(&url, "If-None-Match: \"t1\"\r\n").as_bytes())
+        .unwrap();
+    assert_eq!(reply.status, 304);
+    assert_eq!(reply.header("etag"), Some("\"t1\""));
+    assert_eq!(reply.header("x-cache"), Some("HIT"));
+    let other = Conn::open(proxy.addr())
+        .send(get_request(&url, "If-None-Match: \"t0\"\r\n").as_bytes())
+        .unwrap();
+    assert_eq!((other.status, other.text().as_str()), (200, "tagged n=1"));
+    assert_eq!(origin.count("/tagged"), 1, "both answered from the cache");
+}
+
+#[test]
+fn rfc_invalidates_the_url_a_post_response_names() {
+    let origin = Origin::start();
+    let proxy = proxy(Mode::Rfc);
+    let url = origin.url("/tagged");
+    get(&proxy, &url);
+    assert_eq!(get(&proxy, &url).header("x-cache"), Some("HIT"));
+    let post = format!(
+        "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Length: 0\r\n\r\n",
+        origin.url("/items"),
+        origin.addr
+    );
+    Conn::open(proxy.addr()).send(post.as_bytes()).unwrap();
+    assert_eq!(
+        get(&proxy, &url).header("x-cache"),
+        Some("MISS"),
+        "Location: /tagged was invalidated"
+    );
+}

@@ -250,6 +250,29 @@ async fn route(state: &OriginState, req: Request<Incoming>) -> Response<OriginBo
                 builder.body(tagged("etag"))
             }
         }
+        // Answers a revalidation 304 without the validator it stored.
+        "/etag-lost" if parts.headers.contains_key("if-none-match") => builder
+            .status(StatusCode::NOT_MODIFIED)
+            .header("cache-control", "no-cache")
+            .body(empty()),
+        "/etag-lost" => builder
+            .header("etag", "\"v2\"")
+            .header("cache-control", "no-cache")
+            .body(tagged("etag-lost")),
+        // Fresh by max-age, but already older than that, as a float.
+        "/old-age" => builder
+            .header("cache-control", "max-age=3600")
+            .header("age", "7200.0")
+            .body(tagged("old-age")),
+        "/tagged" => builder
+            .header("cache-control", "max-age=60")
+            .header("etag", "\"t1\"")
+            .body(tagged("tagged")),
+        // A POST that made the resource /tagged names.
+        "/items" => builder
+            .status(StatusCode::CREATED)
+            .header("location", "/tagged")
+            .body(tagged("items")),
         "/big" => builder.body(full(vec![b'x'; BIG])),
         "/bigchunked" => builder.body(
             Chunks(

@@ -1,0 +1,200 @@
+//! What the `rfc` cache does beyond `http-cache-semantics`'s freshness and
+//! revalidation decisions, each found missing by the HTTP caching test
+//! suite (benches/cache-tests): reading an `Age` the way shared caches do,
+//! answering a client's own conditional request from a fresh entry, and
+//! invalidating the URLs an unsafe request's response names.
+
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, StatusCode, Uri};
+
+/// The `Age` that stands for "older than anything": RFC 9111 §1.2.2's
+/// value for a delta-seconds that cannot be represented.
+const OLDEST: u32 = 2_147_483_648_u32;
+
+/// Rewrites the response's `Age` to the one number it means, before the
+/// policy reads it: the leading digits of its first value (`7200.0`,
+/// `7200;foo=bar` and `7200, 0` are 7200 s old, as squid reads them), and
+/// a value that starts with no digit (`abc`, `-7200`) is taken as the
+/// oldest there is, so that the response is stale rather than fresh for
+/// its whole lifetime.
+pub(super) fn normalise_age(headers: &mut HeaderMap) {
+    let Some(first) = headers.get(header::AGE) else {
+        return;
+    };
+    let text = String::from_utf8_lossy(first.as_bytes());
+    let value = text.split(',').next().unwrap_or_default().trim();
+    let digits: &str = &value[..value
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(value.len())];
+    let age = if digits.is_empty() {
+        u64::from(OLDEST)
+    } else {
+        digits
+            .parse::<u64>()
+            .map_or(u64::from(OLDEST), |n| n.min(u64::from(OLDEST)))
+    };
+    headers.insert(header::AGE, HeaderValue::from(age));
+}
+
+/// Whether a client's conditional GET is answered 304 by the stored
+/// response (RFC 9110 §13.1.2 and §13.1.3, in §13.2.2's order):
+/// `If-None-Match` by weak comparison with the stored `ETag` (`*` matches
+/// any), else `If-Modified-Since` against the stored `Last-Modified`.
+pub(super) fn not_modified(request: &HeaderMap, stored: &HeaderMap) -> bool {
+    if let Some(wanted) = request.get(header::IF_NONE_MATCH) {
+        let Some(etag) = stored.get(header::ETAG).and_then(|v| v.to_str().ok()) else {
+            return false;
+        };
+        let Ok(wanted) = wanted.to_str() else {
+            return false;
+        };
+        let opaque = |tag: &str| tag.trim().trim_start_matches("W/").to_owned();
+        return wanted
+            .split(',')
+            .any(|tag| tag.trim() == "*" || opaque(tag) == opaque(etag));
+    }
+    let Some(since) = request
+        .get(header::IF_MODIFIED_SINCE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(httpdate)
+    else {
+        return false;
+    };
+    stored
+        .get(header::LAST_MODIFIED)
+        .and_then(|v| v.to_str().ok())
+        .and_then(httpdate)
+        .is_some_and(|modified| modified <= since)
+}
+
+/// The 304 for a client whose copy is still the stored one: the fields
+/// RFC 9110 §15.4.5 says a 304 carries, from the stored response.
+pub(super) fn not_modified_headers(stored: &HeaderMap) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    for name in [
+        header::CACHE_CONTROL,
+        header::CONTENT_LOCATION,
+        header::DATE,
+        header::ETAG,
+        header::EXPIRES,
+        header::VARY,
+        header::LAST_MODIFIED,
+    ] {
+        for value in stored.get_all(&name) {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+    headers
+}
+
+/// The status of such an answer.
+pub(super) const NOT_MODIFIED: StatusCode = StatusCode::NOT_MODIFIED;
+
+/// The cache keys a successful unsafe request invalidates besides its own
+/// URL (RFC 9111 §4.4): those of its response's `Location` and
+/// `Content-Location`, when they are on the same origin.
+pub(super) fn also_invalidated(method: &Method, uri: &Uri, response: &HeaderMap) -> Vec<String> {
+    if method.is_safe() {
+        return Vec::new();
+    }
+    let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
+        return Vec::new();
+    };
+    let origin = format!("{scheme}://{authority}");
+    [header::LOCATION, header::CONTENT_LOCATION]
+        .iter()
+        .filter_map(|name| response.get(name)?.to_str().ok())
+        .filter_map(|target| {
+            if target.starts_with('/') && !target.starts_with("//") {
+                return Some(format!("{origin}{target}"));
+            }
+            let absolute: Uri = target.parse().ok()?;
+            (absolute.scheme_str() == Some(scheme) && absolute.authority() == Some(authority))
+                .then(|| absolute.to_string())
+        })
+        .collect()
+}
+
+/// An HTTP date (RFC 9110 §5.6.7, all three forms).
+fn httpdate(text: &str) -> Option<std::time::SystemTime> {
+    httpdate::parse_http_date(text.trim()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn age_of(value: &str) -> String {
+        let mut h = HeaderMap::new();
+        h.insert(header::AGE, HeaderValue::from_str(value).unwrap());
+        normalise_age(&mut h);
+        h[header::AGE].to_str().unwrap().to_owned()
+    }
+
+    #[test]
+    fn an_age_is_its_leading_digits_and_garbage_is_old() {
+        assert_eq!(age_of("7200.0"), "7200");
+        assert_eq!(age_of("7200;foo=bar"), "7200");
+        assert_eq!(age_of("7200,0"), "7200");
+        assert_eq!(age_of("0, 7200"), "0");
+        assert_eq!(age_of("abc"), OLDEST.to_string());
+        assert_eq!(age_of("-7200"), OLDEST.to_string());
+        assert_eq!(age_of("99999999999999999999"), OLDEST.to_string());
+    }
+
+    fn headers(pairs: &[(header::HeaderName, &str)]) -> HeaderMap {
+        pairs
+            .iter()
+            .map(|(n, v)| (n.clone(), HeaderValue::from_str(v).unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn conditional_requests_match_by_etag_first_then_by_date() {
+        let stored = headers(&[
+            (header::ETAG, "\"abc\""),
+            (header::LAST_MODIFIED, "Mon, 07 Dec 2026 01:00:00 GMT"),
+        ]);
+        let ask = |pairs: &[(header::HeaderName, &str)]| not_modified(&headers(pairs), &stored);
+        assert!(ask(&[(header::IF_NONE_MATCH, "\"abc\"")]));
+        assert!(ask(&[(header::IF_NONE_MATCH, "W/\"abc\"")]));
+        assert!(ask(&[(header::IF_NONE_MATCH, "\"x\", \"abc\"")]));
+        assert!(ask(&[(header::IF_NONE_MATCH, "*")]));
+        assert!(!ask(&[(header::IF_NONE_MATCH, "\"x\"")]));
+        // If-None-Match decides alone when it is there.
+        assert!(!ask(&[
+            (header::IF_NONE_MATCH, "\"x\""),
+            (header::IF_MODIFIED_SINCE, "Mon, 07 Dec 2026 02:00:00 GMT"),
+        ]));
+        assert!(ask(&[(
+            header::IF_MODIFIED_SINCE,
+            "Mon, 07 Dec 2026 02:00:00 GMT"
+        )]));
+        assert!(ask(&[(
+            header::IF_MODIFIED_SINCE,
+            "Monday, 07-Dec-26 01:00:00 GMT"
+        )]));
+        assert!(!ask(&[(
+            header::IF_MODIFIED_SINCE,
+            "Mon, 07 Dec 2026 00:59:59 GMT"
+        )]));
+        assert!(!ask(&[(header::IF_MODIFIED_SINCE, "yesterday")]));
+        assert!(!ask(&[]));
+    }
+
+    #[test]
+    fn location_and_content_location_on_the_same_origin_are_invalidated() {
+        let uri: Uri = "http://app:8000/items".parse().unwrap();
+        let response = headers(&[
+            (header::LOCATION, "/items/7"),
+            (header::CONTENT_LOCATION, "http://app:8000/items/7/v1"),
+        ]);
+        assert_eq!(
+            also_invalidated(&Method::POST, &uri, &response),
+            ["http://app:8000/items/7", "http://app:8000/items/7/v1"]
+        );
+        let elsewhere = headers(&[(header::LOCATION, "http://other:8000/items/7")]);
+        assert!(also_invalidated(&Method::POST, &uri, &elsewhere).is_empty());
+        assert!(also_invalidated(&Method::GET, &uri, &response).is_empty());
+    }
+}
