@@ -313,7 +313,8 @@ pub(crate) struct MatrixArgs {
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     pub(crate) timing: Vec<String>,
 
-    /// Proxy conditions: none,pass,cache,rfc,slow[:MS],flaky[:P]
+    /// Proxy conditions: none, pass, cache, rfc, slow[:MS], flaky[:P], and the
+    /// HTTP faults status:CODE[:P], truncate:BYTES, drop-header:NAME, stale:SECS
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     pub(crate) proxy: Vec<String>,
 
@@ -511,7 +512,10 @@ pub(crate) struct ProxyArgs {
     /// What the proxy does: none or pass (forward untouched), cache (store
     /// every 200 GET and serve it forever: the misconfigured cache), rfc (an
     /// RFC 9111 shared cache), slow[:MS] (add latency), flaky[:P] (reset a
-    /// share of connections)
+    /// share of connections), status:CODE[:P] (answer CODE in place of the
+    /// origin), truncate:BYTES (cut bodies short), drop-header:NAME (remove
+    /// a response header), stale:SECS (serve stored copies for SECS seconds
+    /// whatever their headers say)
     #[arg(long, value_name = "MODE")]
     pub(crate) mode: String,
 

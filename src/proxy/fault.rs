@@ -48,6 +48,15 @@ impl Faults {
         }
     }
 
+    /// The status to answer the next request with in place of the origin
+    /// (`status` only; draws nothing in other modes).
+    pub(crate) fn injected_status(&self) -> Option<u16> {
+        match self.mode {
+            Mode::Status { code, p } => (self.draw() < p).then_some(code),
+            _ => None,
+        }
+    }
+
     /// How long to hold the next response (`slow` only).
     pub(crate) fn response_delay(&self) -> Option<Duration> {
         match self.mode {

@@ -20,6 +20,7 @@ mod cache;
 mod fault;
 mod rfc;
 mod server;
+mod shape;
 mod stats;
 mod tee;
 
@@ -49,9 +50,10 @@ const MAX_SLOW_MS: u64 = 3_600_000;
 /// What the proxy does to the traffic it forwards.
 ///
 /// Parsed from and displayed as the values of `replay --proxy`: `pass`,
-/// `cache`, `rfc`, `slow[:MS]`, `flaky[:P]`. (`none`, no proxy at all, is
-/// the caller's business and not a mode.)
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// `cache`, `rfc`, `slow[:MS]`, `flaky[:P]`, and the HTTP faults
+/// `status:CODE[:P]`, `truncate:BYTES`, `drop-header:NAME`, `stale:SECS`.
+/// (`none`, no proxy at all, is the caller's business and not a mode.)
+#[derive(Debug, Clone, PartialEq)]
 pub enum Mode {
     /// Forward everything, cache nothing.
     Pass,
@@ -71,12 +73,30 @@ pub enum Mode {
         /// The probability that a connection is reset, in `[0, 1]`.
         p: f64,
     },
+    /// Answer a share `p` of requests with `code` instead of forwarding them
+    /// (a load balancer's 503s).
+    Status {
+        code: u16,
+        /// The probability that a request gets `code`, in `[0, 1]`.
+        p: f64,
+    },
+    /// Forward, but end every response body after `bytes` bytes, keeping
+    /// the `Content-Length` the origin sent: the client sees the
+    /// connection close early.
+    Truncate { bytes: u64 },
+    /// Forward, but remove the header `name` (lowercase) from every
+    /// response; without `Content-Length` the body goes chunked.
+    DropHeader { name: String },
+    /// Store every 200 to a GET and serve it for `secs` seconds after it was
+    /// stored, whatever its headers say: a CDN's fixed TTL, where clients
+    /// see copies up to `secs` old.
+    Stale { secs: u64 },
 }
 
 impl Mode {
     /// Whether this mode keeps a response cache.
-    pub fn caches(self) -> bool {
-        matches!(self, Self::Cache | Self::Rfc)
+    pub fn caches(&self) -> bool {
+        matches!(self, Self::Cache | Self::Rfc | Self::Stale { .. })
     }
 }
 
@@ -85,7 +105,7 @@ impl Mode {
 pub enum ModeError {
     /// The name before any `:` is not a mode.
     #[error(
-        "unknown proxy mode `{0}`: expected pass, cache, rfc, slow[:MS] or flaky[:P] (\"none\" means no proxy)"
+        "unknown proxy mode `{0}`: expected pass, cache, rfc, slow[:MS], flaky[:P], status:CODE[:P], truncate:BYTES, drop-header:NAME or stale:SECS (\"none\" means no proxy)"
     )]
     Unknown(String),
     /// A mode that takes no parameter was given one.
@@ -99,6 +119,9 @@ pub enum ModeError {
     /// `flaky:P` with a P that is not a probability.
     #[error("proxy mode `flaky:{0}`: P must be a probability from 0 to 1, e.g. flaky:0.25")]
     BadProbability(String),
+    /// One of the HTTP faults with a parameter that is not what it takes.
+    #[error("proxy mode `{0}` needs {1}, e.g. {2}")]
+    BadParameter(String, &'static str, &'static str),
 }
 
 impl FromStr for Mode {
@@ -133,8 +156,61 @@ impl FromStr for Mode {
                     _ => Err(ModeError::BadProbability(text.to_owned())),
                 },
             },
+            "status" | "truncate" | "drop-header" | "stale" => http_fault(s, name, param),
             _ => Err(ModeError::Unknown(s.to_owned())),
         }
+    }
+}
+
+/// The HTTP faults' values: `status:CODE[:P]`, `truncate:BYTES`,
+/// `drop-header:NAME`, `stale:SECS`.
+fn http_fault(s: &str, name: &str, param: Option<&str>) -> Result<Mode, ModeError> {
+    let (what, example) = match name {
+        "status" => (
+            "CODE[:P], a status from 200 to 599 and a probability",
+            "status:503:0.2",
+        ),
+        "truncate" => ("BYTES, a whole number of bytes", "truncate:100"),
+        "drop-header" => ("NAME, a header name", "drop-header:ETag"),
+        _ => ("SECS, whole seconds", "stale:30"),
+    };
+    let bad = || ModeError::BadParameter(s.to_owned(), what, example);
+    let param = param.ok_or_else(bad)?;
+    let whole = |t: &str| {
+        t.parse::<u64>()
+            .ok()
+            .filter(|&n| n <= MAX_SLOW_MS)
+            .ok_or_else(bad)
+    };
+    match name {
+        "status" => {
+            let (code, p) = match param.split_once(':') {
+                Some((code, p)) => (code, p.parse::<f64>().map_err(|_| bad())?),
+                None => (param, 1.0),
+            };
+            let code = code
+                .parse::<u16>()
+                .ok()
+                .filter(|c| (200..=599).contains(c))
+                .ok_or_else(bad)?;
+            if !(0.0..=1.0).contains(&p) {
+                return Err(bad());
+            }
+            Ok(Mode::Status { code, p })
+        }
+        "truncate" => Ok(Mode::Truncate {
+            bytes: whole(param)?,
+        }),
+        "drop-header" => {
+            let header =
+                http::header::HeaderName::from_bytes(param.as_bytes()).map_err(|_| bad())?;
+            Ok(Mode::DropHeader {
+                name: header.as_str().to_owned(),
+            })
+        }
+        _ => Ok(Mode::Stale {
+            secs: whole(param)?,
+        }),
     }
 }
 
@@ -142,17 +218,23 @@ impl fmt::Display for Mode {
     /// The form a user types; defaults print bare (`slow`, not `slow:300`) so
     /// that a report shows the axis value the user asked for.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match *self {
+        match self {
             Self::Pass => f.write_str("pass"),
             Self::Cache => f.write_str("cache"),
             Self::Rfc => f.write_str("rfc"),
-            Self::Slow { ms } if ms == DEFAULT_SLOW_MS => f.write_str("slow"),
+            Self::Slow { ms } if *ms == DEFAULT_SLOW_MS => f.write_str("slow"),
             Self::Slow { ms } => write!(f, "slow:{ms}"),
             // Exact comparison on purpose: only the value `flaky` parses to prints bare.
             #[allow(clippy::float_cmp)]
-            Self::Flaky { p } if p == DEFAULT_FLAKY_P => f.write_str("flaky"),
+            Self::Flaky { p } if *p == DEFAULT_FLAKY_P => f.write_str("flaky"),
             // f64's Display is the shortest text that parses back to the same value.
             Self::Flaky { p } => write!(f, "flaky:{p}"),
+            #[allow(clippy::float_cmp)]
+            Self::Status { code, p } if *p == 1.0 => write!(f, "status:{code}"),
+            Self::Status { code, p } => write!(f, "status:{code}:{p}"),
+            Self::Truncate { bytes } => write!(f, "truncate:{bytes}"),
+            Self::DropHeader { name } => write!(f, "drop-header:{name}"),
+            Self::Stale { secs } => write!(f, "stale:{secs}"),
         }
     }
 }

@@ -46,7 +46,7 @@ use super::{Config, MAX_CACHED_BODY, Mode, Stats};
 
 /// Every body the proxy sends or forwards: streamed from a peer, or whole
 /// from the cache.
-type ProxyBody = BoxBody<Bytes, hyper::Error>;
+pub(super) type ProxyBody = BoxBody<Bytes, hyper::Error>;
 
 /// How long an upstream TCP connect may take before the client gets a 502/504.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -72,7 +72,7 @@ const HOP_BY_HOP: [&str; 9] = [
 const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
 
 /// What every connection of one proxy shares.
-struct Shared {
+pub(super) struct Shared {
     mode: Mode,
     counters: Counters,
     faults: Faults,
@@ -97,6 +97,14 @@ impl fmt::Debug for Shared {
 }
 
 impl Shared {
+    pub(super) fn mode(&self) -> &Mode {
+        &self.mode
+    }
+
+    pub(super) fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
     fn new(config: Config) -> io::Result<Self> {
         let cache = if config.mode.caches() {
             Some(Cache::new(config.cache_dir)?)
@@ -112,9 +120,9 @@ impl Shared {
             .pool_timer(TokioTimer::new())
             .build(connector);
         Ok(Self {
+            faults: Faults::new(config.mode.clone(), config.seed),
             mode: config.mode,
             counters: Counters::default(),
-            faults: Faults::new(config.mode, config.seed),
             cache,
             client,
             on_request: None,
@@ -154,7 +162,7 @@ impl Proxy {
             listener.set_nonblocking(true)?;
             TcpListener::from_std(listener)?
         };
-        let mode = config.mode;
+        let mode = config.mode.clone();
         let shared = Arc::new(Shared::new(config)?);
         let (stop, stopped) = oneshot::channel::<()>();
         let thread = thread::Builder::new()
@@ -414,7 +422,13 @@ async fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<ProxyB
     let uri = req.uri().clone();
     let target = SafeUri(&uri);
     let delay = shared.faults.response_delay();
-    let response = route(shared, req).await;
+    let response = match shared.faults.injected_status() {
+        Some(code) if method != Method::CONNECT => {
+            shared.counters.bump(Counter::Faulted);
+            injected(code)
+        }
+        _ => super::shape::response(shared, route(shared, req).await),
+    };
     let mut delay_ms = 0;
     if let Some(delay) = delay {
         tokio::time::sleep(delay).await;
@@ -548,8 +562,11 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<ProxyBo
     if is_get {
         shared.counters.bump(Counter::Gets);
     }
-    match (shared.mode, &shared.cache) {
-        (Mode::Cache, Some(cache)) if is_get => cache_get(shared, cache, req).await,
+    match (&shared.mode, &shared.cache) {
+        (Mode::Cache, Some(cache)) if is_get => cache_get(shared, cache, req, None).await,
+        (Mode::Stale { secs }, Some(cache)) if is_get => {
+            cache_get(shared, cache, req, Some(*secs)).await
+        }
         (Mode::Rfc, Some(cache)) if is_get => rfc_get(shared, cache, req).await,
         (Mode::Rfc, Some(cache)) if !req.method().is_safe() => {
             let key = req.uri().to_string();
@@ -582,21 +599,29 @@ async fn pass(shared: &Arc<Shared>, req: Request<ProxyBody>) -> Response<ProxyBo
     }
 }
 
-/// The misconfigured cache: any 200 to a GET is stored and served forever.
+/// The misconfigured cache: any 200 to a GET is stored and served forever,
+/// or for `ttl` seconds after it was stored (`stale:SECS`).
 async fn cache_get(
     shared: &Arc<Shared>,
     cache: &Cache,
     req: Request<ProxyBody>,
+    ttl: Option<u64>,
 ) -> Response<ProxyBody> {
     let key = req.uri().to_string();
     let uri = req.uri().clone();
     let shown = SafeUri(&uri);
-    if let Some(entry) = cache.get(&key) {
-        shared.counters.bump(Counter::Hits);
-        let resident = SystemTime::now()
+    let resident_of = |entry: &Entry| {
+        SystemTime::now()
             .duration_since(entry.stored_at)
             .unwrap_or_default()
-            .as_secs();
+            .as_secs()
+    };
+    if let Some(entry) = cache
+        .get(&key)
+        .filter(|entry| ttl.is_none_or(|ttl| resident_of(entry) < ttl))
+    {
+        shared.counters.bump(Counter::Hits);
+        let resident = resident_of(&entry);
         tracing::debug!(
             "cache: HIT {shown}; stored {resident} s ago, served whatever its headers say"
         );
@@ -1081,6 +1106,19 @@ fn head_of<B>(req: &Request<B>) -> Request<()> {
     *head.version_mut() = req.version();
     *head.headers_mut() = req.headers().clone();
     head
+}
+
+/// `status:CODE`'s answer, in place of the origin's.
+fn injected(code: u16) -> Response<ProxyBody> {
+    let status = StatusCode::from_u16(code).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    let mut response = error_response(
+        status,
+        &format!("bugpack's proxy answered {code} in place of the origin (proxy status:{code})"),
+    );
+    response
+        .headers_mut()
+        .insert(X_CACHE, HeaderValue::from_static("FAULT"));
+    response
 }
 
 fn error_response(status: StatusCode, message: &str) -> Response<ProxyBody> {

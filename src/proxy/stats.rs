@@ -37,6 +37,9 @@ pub struct Stats {
     pub upstream_errors: u64,
     /// Latency added by `slow`, summed over all responses, in milliseconds.
     pub added_delay_ms: u64,
+    /// Responses an HTTP fault changed: a status answered in place of the
+    /// origin, a body cut short, a header removed.
+    pub faulted: u64,
 }
 
 impl Stats {
@@ -67,10 +70,32 @@ impl Stats {
             let per = self.added_delay_ms / self.requests.max(1);
             parts.push(format!("+{per} ms per response"));
         }
+        if self.faulted > 0 {
+            parts.push(format!(
+                "{} of {} responses faulted",
+                self.faulted, self.requests
+            ));
+        }
         if self.upstream_errors > 0 {
             parts.push(plural(self.upstream_errors, "upstream error"));
         }
         parts.join("; ")
+    }
+
+    /// Adds another snapshot's counts to these (a cell's runs, summed).
+    pub fn add(&mut self, s: &Self) {
+        self.connections += s.connections;
+        self.requests += s.requests;
+        self.gets += s.gets;
+        self.hits += s.hits;
+        self.misses += s.misses;
+        self.stored += s.stored;
+        self.revalidated += s.revalidated;
+        self.connects += s.connects;
+        self.resets += s.resets;
+        self.upstream_errors += s.upstream_errors;
+        self.added_delay_ms += s.added_delay_ms;
+        self.faulted += s.faulted;
     }
 }
 
@@ -96,12 +121,13 @@ pub(crate) enum Counter {
     Resets,
     UpstreamErrors,
     AddedDelayMs,
+    Faulted,
 }
 
 /// The live counters, shared by every connection of one proxy.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
-    values: [AtomicU64; 11],
+    values: [AtomicU64; 12],
     /// Woken on every change, so a stats file can follow the counters.
     changed: Notify,
 }
@@ -147,6 +173,7 @@ impl Counters {
             resets: get(Counter::Resets),
             upstream_errors: get(Counter::UpstreamErrors),
             added_delay_ms: get(Counter::AddedDelayMs),
+            faulted: get(Counter::Faulted),
         }
     }
 }

@@ -137,7 +137,7 @@ pub fn cell_note(cell: &Cell, results: &[RunResult]) -> Option<String> {
     if cell.proxy != "none" && !proxied.is_empty() {
         let mut total = Stats::default();
         for s in &proxied {
-            add(&mut total, s);
+            total.add(s);
         }
         let what = match cell.proxy.parse::<crate::proxy::Mode>() {
             Ok(crate::proxy::Mode::Slow { ms }) => {
@@ -221,18 +221,4 @@ pub fn cell_note(cell: &Cell, results: &[RunResult]) -> Option<String> {
         Timing::None => {}
     }
     (!parts.is_empty()).then(|| parts.join("; "))
-}
-
-fn add(total: &mut Stats, s: &Stats) {
-    total.connections += s.connections;
-    total.requests += s.requests;
-    total.gets += s.gets;
-    total.hits += s.hits;
-    total.misses += s.misses;
-    total.stored += s.stored;
-    total.revalidated += s.revalidated;
-    total.connects += s.connects;
-    total.resets += s.resets;
-    total.upstream_errors += s.upstream_errors;
-    total.added_delay_ms += s.added_delay_ms;
 }

@@ -117,7 +117,7 @@ fn rfc_serves_max_age_from_cache() {
 #[test]
 fn both_caches_use_heuristic_freshness_from_last_modified() {
     for mode in [Mode::Cache, Mode::Rfc] {
-        let (origin, _proxy, [_, second]) = twice(mode, "/lastmod");
+        let (origin, _proxy, [_, second]) = twice(mode.clone(), "/lastmod");
         assert_eq!(second.header("x-cache"), Some("HIT"), "{mode}");
         assert_eq!(second.text(), "lastmod n=1", "{mode}");
         assert_eq!(origin.count("/lastmod"), 1, "{mode}");

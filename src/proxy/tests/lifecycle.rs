@@ -89,7 +89,7 @@ fn serve_until_persists_the_cache_and_writes_stats() {
             let listener = TcpListener::bind(loopback()).unwrap();
             let addr = listener.local_addr().unwrap();
             let config = Config {
-                mode,
+                mode: mode.clone(),
                 seed: 0,
                 cache_dir: Some(dir.path().join("cache")),
             };

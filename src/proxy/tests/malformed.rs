@@ -19,7 +19,7 @@ fn malformed_requests_get_an_error_or_a_close_and_the_proxy_keeps_serving() {
     let echo = origin.url("/echo");
     let host = origin.addr;
     for mode in [Mode::Pass, Mode::Rfc] {
-        let proxy = proxy(mode);
+        let proxy = proxy(mode.clone());
         let long_line = format!(
             "GET http://{host}/{} HTTP/1.1\r\nHost: {host}\r\n\r\n",
             "a".repeat(1 << 20)

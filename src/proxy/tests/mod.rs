@@ -3,6 +3,7 @@
 
 mod caching;
 mod faults;
+mod http_faults;
 mod lifecycle;
 mod malformed;
 mod mode;
