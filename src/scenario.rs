@@ -56,6 +56,10 @@ pub struct ServiceFile {
     pub ready: Option<Ready>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ready_timeout: Option<String>,
+    /// Serve the service behind a TLS terminator, with a certificate from
+    /// the replay's CA: its URL is then `https://`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tls: bool,
 }
 
 /// How bugpack knows a service is up.
@@ -136,6 +140,7 @@ pub struct Service {
     pub run: String,
     pub ready: Readiness,
     pub ready_timeout: Duration,
+    pub tls: bool,
 }
 
 /// Readiness, with its regular expression compiled.
@@ -218,6 +223,7 @@ impl ScenarioFile {
                 run: s.run.clone(),
                 ready,
                 ready_timeout,
+                tls: s.tls,
             });
         }
         let expect = match &self.expect {

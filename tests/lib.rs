@@ -35,4 +35,5 @@ mod redaction;
 mod replay;
 mod shard;
 mod signing;
+mod tls;
 mod writers;

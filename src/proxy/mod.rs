@@ -23,6 +23,7 @@ mod server;
 mod shape;
 mod stats;
 mod tee;
+pub mod tls;
 
 #[cfg(test)]
 mod tests;
@@ -267,7 +268,7 @@ pub struct RequestLog {
 }
 
 /// How to run a proxy.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Config {
     /// What the proxy does to traffic.
     pub mode: Mode,
@@ -277,6 +278,11 @@ pub struct Config {
     /// Where the cache modes persist their entries, so that a later proxy
     /// with the same directory starts warm. `None` keeps the cache in memory.
     pub cache_dir: Option<PathBuf>,
+    /// With a CA, `CONNECT` tunnels are intercepted: the proxy answers TLS
+    /// with a certificate for the host signed by the CA, and the HTTPS
+    /// requests inside go through the mode like plain ones. Without one,
+    /// tunnels pass bytes untouched.
+    pub tls: Option<std::sync::Arc<tls::Authority>>,
 }
 
 impl Config {
@@ -286,6 +292,7 @@ impl Config {
             mode,
             seed: 0,
             cache_dir: None,
+            tls: None,
         }
     }
 }

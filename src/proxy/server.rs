@@ -30,6 +30,7 @@ use http_cache_semantics::{AfterResponse, BeforeRequest, CacheOptions, CachePoli
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -42,6 +43,7 @@ use super::fault::Faults;
 use super::rfc;
 use super::stats::{Counter, Counters};
 use super::tee::Tee;
+use super::tls::Authority;
 use super::{Config, MAX_CACHED_BODY, Mode, Stats};
 
 /// Every body the proxy sends or forwards: streamed from a peer, or whole
@@ -79,7 +81,9 @@ pub(super) struct Shared {
     /// `Some` in the cache modes only.
     cache: Option<Cache>,
     /// Pools keep-alive connections to each origin.
-    client: Client<HttpConnector, ProxyBody>,
+    client: Client<HttpsConnector<HttpConnector>, ProxyBody>,
+    /// Intercepts `CONNECT` tunnels when set.
+    tls: Option<Arc<Authority>>,
     /// Told of every request served (`bugpack proxy`'s log).
     on_request: Option<RequestHook>,
 }
@@ -115,6 +119,23 @@ impl Shared {
         // Small request/response exchanges on loopback: Nagle would only add latency.
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        // https:// URLs only arise inside an intercepted tunnel.
+        connector.enforce_http(false);
+        let tls_client = match &config.tls {
+            Some(authority) => authority.client_config(),
+            None => rustls::ClientConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .map_err(io::Error::other)?
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth(),
+        };
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls_client)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
         let client = Client::builder(TokioExecutor::new())
             .timer(TokioTimer::new())
             .pool_timer(TokioTimer::new())
@@ -125,6 +146,7 @@ impl Shared {
             counters: Counters::default(),
             cache,
             client,
+            tls: config.tls,
             on_request: None,
         })
     }
@@ -521,6 +543,7 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<ProxyBo
             return error_response(StatusCode::BAD_REQUEST, "the URL's port is not a TCP port");
         }
         (Some("http"), Some(_)) => {}
+        (Some("https"), Some(_)) if shared.tls.is_some() => {}
         (Some(_), _) => {
             return error_response(
                 StatusCode::BAD_REQUEST,
@@ -1017,6 +1040,12 @@ async fn tunnel(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<ProxyB
         };
     let _ = upstream.set_nodelay(true);
     let authority = without_userinfo(&authority).to_owned();
+    if let Some(tls) = &shared.tls {
+        // Only to know the host answers; the requests inside get their own
+        // connections, through the client pool.
+        drop(upstream);
+        return intercept(shared, tls, req, authority);
+    }
     tokio::spawn(async move {
         match hyper::upgrade::on(req).await {
             Ok(upgraded) => {
@@ -1030,6 +1059,74 @@ async fn tunnel(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<ProxyB
                 }
             }
             Err(err) => tracing::debug!("proxy: tunnel to {authority} never opened: {err}"),
+        }
+    });
+    Response::new(empty())
+}
+
+/// An intercepted `CONNECT`: answers 200, then TLS with a certificate for
+/// the tunnel's host, and serves the HTTPS requests inside as if they had
+/// come in plain, with `https://host:port` URLs.
+fn intercept(
+    shared: &Arc<Shared>,
+    tls: &Authority,
+    req: Request<Incoming>,
+    authority: String,
+) -> Response<ProxyBody> {
+    let host = authority
+        .rsplit_once(':')
+        .map_or(authority.as_str(), |(host, _)| host);
+    let config = match tls.server_config(host) {
+        Ok(config) => config,
+        Err(why) => return error_response(StatusCode::BAD_GATEWAY, &why),
+    };
+    let shared = Arc::clone(shared);
+    tokio::spawn(async move {
+        let upgraded = match hyper::upgrade::on(req).await {
+            Ok(upgraded) => upgraded,
+            Err(err) => {
+                tracing::debug!("proxy: tunnel to {authority} never opened: {err}");
+                return;
+            }
+        };
+        let accepting = tokio_rustls::TlsAcceptor::from(config).accept(TokioIo::new(upgraded));
+        let stream = match tokio::time::timeout(CONNECT_TIMEOUT, accepting).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(err)) => {
+                tracing::info!(
+                    "proxy: the client refused the certificate for {authority} (does it trust the replay's CA?): {err}"
+                );
+                return;
+            }
+            Err(_) => return,
+        };
+        let service = service_fn(move |mut req: Request<Incoming>| {
+            let shared = Arc::clone(&shared);
+            let authority = authority.clone();
+            async move {
+                let path = req
+                    .uri()
+                    .path_and_query()
+                    .map_or("/", http::uri::PathAndQuery::as_str)
+                    .to_owned();
+                match format!("https://{authority}{path}").parse() {
+                    Ok(uri) => *req.uri_mut() = uri,
+                    Err(_) => {
+                        return Ok::<_, Infallible>(error_response(
+                            StatusCode::BAD_REQUEST,
+                            "a request target bugpack's proxy cannot read",
+                        ));
+                    }
+                }
+                Ok(handle(&shared, req).await)
+            }
+        });
+        if let Err(err) = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .serve_connection(TokioIo::new(stream), service)
+            .await
+        {
+            tracing::debug!("proxy: intercepted tunnel ended: {}", chain(&err));
         }
     });
     Response::new(empty())

@@ -48,6 +48,8 @@ const TAIL_BYTES: u64 = 4096;
 const FIRST_SERVICE_PORT: u16 = 20_000;
 /// The port of the fault proxy in front of a run's first service, likewise.
 const FIRST_FAULT_PORT: u16 = 21_000;
+/// The port of the TLS terminator of a run's first service, likewise.
+const FIRST_TLS_PORT: u16 = 22_000;
 /// The longest a debugger may take to print one process's stacks; generous,
 /// since a loaded machine makes gdb slow to attach.
 const STACK_LIMIT: Duration = Duration::from_secs(8);
@@ -510,22 +512,28 @@ fn run_in(
     let mut services = Vec::with_capacity(plan.scenario.services.len());
     let faulty = cell.net_fault != "none";
     for (i, s) in plan.scenario.services.iter().enumerate() {
-        let (port, fault_port) = match u16::try_from(i) {
-            Ok(i) if own_net => (FIRST_SERVICE_PORT + i, FIRST_FAULT_PORT + i),
-            _ => (
-                supervisor::free_port().context("cannot find a free port for a service")?,
-                if faulty {
-                    supervisor::free_port().context("cannot find a free port for a fault proxy")?
-                } else {
-                    0
-                },
-            ),
+        let port_for = |base: u16, what: &str| match u16::try_from(i) {
+            Ok(i) if own_net => Ok(base + i),
+            _ => supervisor::free_port()
+                .with_context(|| format!("cannot find a free port for {what}")),
+        };
+        let port = port_for(FIRST_SERVICE_PORT, "a service")?;
+        let fault_port = if faulty {
+            Some(port_for(FIRST_FAULT_PORT, "a fault proxy")?)
+        } else {
+            None
+        };
+        let tls_port = if s.tls {
+            Some(port_for(FIRST_TLS_PORT, "a TLS terminator")?)
+        } else {
+            None
         };
         services.push(ServicePlan {
             name: s.name.clone(),
             run: s.run.clone(),
             port,
-            fault_port: faulty.then_some(fault_port),
+            fault_port,
+            tls_port,
             ready: match &s.ready {
                 Readiness::Tcp => ReadyPlan::Tcp,
                 Readiness::Http(p) => ReadyPlan::Http(p.clone()),
@@ -536,7 +544,15 @@ fn run_in(
         tracing::debug!("[{label}] service {} gets port {port}", s.name);
     }
     let home = shared.home.clone().unwrap_or_else(|| layout.home.clone());
-    let env = environment(plan, &layout, &home, index, seed, &services);
+    // HTTPS through the proxy, and services over TLS, need the run's CA.
+    let ca_bundle = (cell.proxy != "none" || services.iter().any(|s| s.tls_port.is_some()))
+        .then(|| layout.root.join("ca-bundle.pem"));
+    let mut env = environment(plan, &layout, &home, index, seed, &services);
+    if let Some(path) = &ca_bundle {
+        for name in crate::proxy::tls::CA_VARIABLES {
+            env.insert(name.to_owned(), path.display().to_string());
+        }
+    }
     let stats_path = layout.logs.join("proxy-stats.json");
     let fault_stats_path = layout.logs.join("net-fault-stats.json");
     let strace_path = layout.logs.join("strace.txt");
@@ -560,6 +576,7 @@ fn run_in(
             cache_dir: shared.proxy_cache.clone(),
             stats_path: stats_path.clone(),
         }),
+        ca_bundle,
         net_fault: faulty.then(|| NetFaultPlan {
             toxic: cell.net_fault.clone(),
             seed,
@@ -883,12 +900,18 @@ fn environment(
     env.insert("BUGPACK_SEED".into(), seed.to_string());
     for s in services {
         let upper = s.name.to_ascii_uppercase();
-        // Clients reach a service through its fault proxy when there is one.
-        let port = s.fault_port.unwrap_or(s.port);
+        // Clients reach a service through its fault proxy when there is
+        // one, else through its TLS terminator when there is one.
+        let port = s.fault_port.or(s.tls_port).unwrap_or(s.port);
+        let scheme = if s.tls_port.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         env.insert(format!("BUGPACK_SERVICE_{upper}_PORT"), port.to_string());
         env.insert(
             format!("BUGPACK_SERVICE_{upper}_URL"),
-            format!("http://127.0.0.1:{port}"),
+            format!("{scheme}://127.0.0.1:{port}"),
         );
     }
     env

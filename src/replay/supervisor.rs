@@ -66,6 +66,11 @@ pub struct RunPlan {
     /// Put a TCP fault proxy in front of every service.
     #[serde(default)]
     pub net_fault: Option<NetFaultPlan>,
+    /// Make a CA for this run (for the proxy's HTTPS interception and the
+    /// services' TLS terminators) and write its bundle, with the system's
+    /// CAs, here.
+    #[serde(default)]
+    pub ca_bundle: Option<PathBuf>,
 }
 
 /// The network fault of a run's cell: one fault proxy per service, started
@@ -147,6 +152,9 @@ pub struct ServicePlan {
     /// which clients are given instead.
     #[serde(default)]
     pub fault_port: Option<u16>,
+    /// With `tls: true`, the port of its TLS terminator.
+    #[serde(default)]
+    pub tls_port: Option<u16>,
     pub ready: ReadyPlan,
     pub ready_timeout_ms: u64,
 }
@@ -361,18 +369,34 @@ fn supervise() -> io::Result<()> {
         tracing::debug!("pinned the run to CPU {cpu}");
     }
     tracing::debug!("rlimits for every step: {}", plan.limits);
+    let authority = match &plan.ca_bundle {
+        None => None,
+        Some(path) => match make_authority(path) {
+            Ok(a) => Some(a),
+            Err(why) => {
+                return send(&Event::Error {
+                    why: format!("cannot make the replay's CA: {why}"),
+                });
+            }
+        },
+    };
     let mut proxy = None;
     let proxy_env = match &plan.proxy {
         None => Vec::new(),
-        Some(p) => match start_proxy(p) {
+        Some(p) => match start_proxy(p, authority.clone()) {
             Ok(running) => {
                 let url = running.url.clone();
                 tracing::debug!(
-                    "proxy ({}) listening on {url}; setup and run get http_proxy",
+                    "proxy ({}) listening on {url}; setup and run get http_proxy and https_proxy",
                     p.mode
                 );
                 proxy = Some(running);
-                vec![("http_proxy", url.clone()), ("HTTP_PROXY", url)]
+                vec![
+                    ("http_proxy", url.clone()),
+                    ("HTTP_PROXY", url.clone()),
+                    ("https_proxy", url.clone()),
+                    ("HTTPS_PROXY", url),
+                ]
             }
             Err(why) => {
                 return send(&Event::Error {
@@ -451,6 +475,30 @@ fn supervise() -> io::Result<()> {
             }
         }
         services.push(child);
+    }
+    let mut terminators = Vec::new();
+    for service in &plan.services {
+        let (Some(port), Some(authority)) = (service.tls_port, &authority) else {
+            continue;
+        };
+        match crate::proxy::tls::Terminator::start(
+            SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+            SocketAddr::from((Ipv4Addr::LOCALHOST, service.port)),
+            authority,
+        ) {
+            Ok(t) => {
+                tracing::info!(
+                    "service {}: TLS on port {port}, with a certificate from the replay's CA",
+                    service.name
+                );
+                terminators.push(t);
+            }
+            Err(why) => {
+                return send(&Event::Error {
+                    why: format!("cannot serve service {} over TLS: {why}", service.name),
+                });
+            }
+        }
     }
     let faults = match &plan.net_fault {
         None => Vec::new(),
@@ -534,7 +582,21 @@ fn supervise() -> io::Result<()> {
         duration_ms,
     })?;
     drop(services);
+    drop(terminators);
     Ok(())
+}
+
+/// The run's CA, its bundle written where the steps' variables say.
+fn make_authority(path: &Path) -> Result<std::sync::Arc<crate::proxy::tls::Authority>, String> {
+    let authority = crate::proxy::tls::Authority::new()?;
+    authority
+        .write_bundle(path)
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    tracing::debug!(
+        "made the replay's CA; its certificate and the system's CAs are in {}",
+        path.display()
+    );
+    Ok(std::sync::Arc::new(authority))
 }
 
 /// The proxy of a run, serving on a thread of the supervisor.
@@ -553,7 +615,10 @@ impl RunningProxy {
 }
 
 /// Starts the proxy on a thread of this process.
-fn start_proxy(plan: &ProxyPlan) -> Result<RunningProxy, String> {
+fn start_proxy(
+    plan: &ProxyPlan,
+    tls: Option<std::sync::Arc<crate::proxy::tls::Authority>>,
+) -> Result<RunningProxy, String> {
     let mode: crate::proxy::Mode = plan
         .mode
         .parse()
@@ -564,6 +629,7 @@ fn start_proxy(plan: &ProxyPlan) -> Result<RunningProxy, String> {
         mode,
         seed: plan.seed,
         cache_dir: plan.cache_dir.clone(),
+        tls,
     };
     let stats = plan.stats_path.clone();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -601,9 +667,12 @@ fn start_fault_proxies(
         let Some(port) = service.fault_port else {
             continue;
         };
+        // In front of the TLS terminator when there is one: the fault acts
+        // on the encrypted stream, as a network hop would.
+        let upstream = service.tls_port.unwrap_or(service.port);
         let proxy = crate::netfault::FaultProxy::start(
             SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
-            SocketAddr::from((Ipv4Addr::LOCALHOST, service.port)),
+            SocketAddr::from((Ipv4Addr::LOCALHOST, upstream)),
             toxic,
             plan.seed ^ (i as u64),
         )

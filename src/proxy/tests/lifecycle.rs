@@ -68,6 +68,7 @@ fn proxies_sharing_a_cache_dir_share_hits() {
             mode: Mode::Rfc,
             seed: 0,
             cache_dir: Some(dir.path().join("cache")),
+            tls: None,
         };
         let proxy = Proxy::start(config, loopback()).unwrap();
         assert_eq!(get(&proxy, &url).header("x-cache"), Some(expect));
@@ -92,6 +93,7 @@ fn serve_until_persists_the_cache_and_writes_stats() {
                 mode: mode.clone(),
                 seed: 0,
                 cache_dir: Some(dir.path().join("cache")),
+                tls: None,
             };
             let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
             let server = thread::spawn({
@@ -133,6 +135,7 @@ fn serve_blocking_child() {
         mode: Mode::Cache,
         seed: 0,
         cache_dir: Some(dir.join("cache")),
+        tls: None,
     };
     serve_blocking(listener, config, Some(&dir.join("stats.json"))).unwrap();
 }

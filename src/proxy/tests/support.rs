@@ -39,6 +39,7 @@ pub(super) fn proxy_seeded(mode: Mode, seed: u64) -> Proxy {
         mode,
         seed,
         cache_dir: None,
+        tls: None,
     };
     Proxy::start(config, loopback()).unwrap()
 }
