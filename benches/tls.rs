@@ -77,7 +77,11 @@ struct Session {
     per_request: Duration,
 }
 
-fn session(config: &Arc<rustls::ClientConfig>, via: Option<SocketAddr>, origin: SocketAddr) -> Session {
+fn session(
+    config: &Arc<rustls::ClientConfig>,
+    via: Option<SocketAddr>,
+    origin: SocketAddr,
+) -> Session {
     let started = Instant::now();
     let mut tcp = TcpStream::connect(via.unwrap_or(origin)).unwrap();
     tcp.set_nodelay(true).unwrap();
@@ -89,7 +93,11 @@ fn session(config: &Arc<rustls::ClientConfig>, via: Option<SocketAddr>, origin: 
             tcp.read_exact(&mut byte).unwrap();
             head.push(byte[0]);
         }
-        assert!(head.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&head));
+        assert!(
+            head.starts_with(b"HTTP/1.1 200"),
+            "{}",
+            String::from_utf8_lossy(&head)
+        );
     }
     let name = ServerName::try_from("127.0.0.1").unwrap();
     let mut conn = rustls::ClientConnection::new(Arc::clone(config), name).unwrap();

@@ -667,7 +667,11 @@ async fn cache_get(
             )
         }
     );
-    let store = ok.then(|| Store { key, policy: None });
+    let store = ok.then(|| Store {
+        key,
+        variant: None,
+        policy: None,
+    });
     respond(shared, response, Some("MISS"), store)
 }
 
@@ -682,10 +686,17 @@ async fn rfc_get(
     let shown = SafeUri(&uri);
     let head = head_of(&req);
     let now = SystemTime::now();
-    if let Some(entry) = cache.get(&key)
+    // When the URL's latest response varies, the variant this request
+    // selects is the one to judge, if it was stored.
+    let entry = cache.get(&key).map(|latest| {
+        rfc::variant_key(&key, &latest.headers, head.headers())
+            .and_then(|variant| cache.get(&variant))
+            .unwrap_or(latest)
+    });
+    if let Some(entry) = entry
         && let Some(policy) = &entry.policy
     {
-        match policy.before_request(&head, now) {
+        match policy.before_request(&rfc::canonical_request(&head, &entry.headers), now) {
             BeforeRequest::Fresh(_) => {
                 shared.counters.bump(Counter::Hits);
                 tracing::debug!(
@@ -721,7 +732,13 @@ async fn rfc_get(
     };
     rfc::normalise_age(response.headers_mut());
     let received = SystemTime::now();
-    let policy = CachePolicy::new_options(&head, &response, received, CacheOptions::default());
+    let policy = CachePolicy::new_options(
+        &rfc::canonical_request(&head, response.headers()),
+        &rfc::policy_head(&response),
+        received,
+        CacheOptions::default(),
+    );
+    let variant = rfc::variant_key(&key, response.headers(), head.headers());
     let storing = Storing::of(&policy, response.headers(), received);
     tracing::debug!(
         "rfc: MISS {shown}; {}",
@@ -729,6 +746,7 @@ async fn rfc_get(
     );
     let store = storing.stored().then(|| Store {
         key,
+        variant,
         policy: Some(policy),
     });
     respond(shared, response, Some("MISS"), store)
@@ -774,6 +792,9 @@ async fn revalidate(
                 .as_ref()
                 .map_or(0, |p| p.age(received).as_secs());
             let response = answer(&refreshed, age, asked);
+            if let Some(variant) = rfc::variant_key(&key, &refreshed.headers, asked) {
+                cache.insert(&variant, refreshed.clone());
+            }
             cache.insert(&key, refreshed);
             shared.counters.bump(Counter::Revalidated);
             shared.counters.bump(Counter::Hits);
@@ -799,8 +820,10 @@ async fn revalidate(
                 storing.reason(response.status(), response.headers())
             );
             shared.counters.bump(Counter::Misses);
+            let variant = rfc::variant_key(&key, response.headers(), asked);
             let store = storing.stored().then(|| Store {
                 key,
+                variant,
                 policy: Some(policy),
             });
             respond(shared, response, Some("MISS"), store)
@@ -889,6 +912,8 @@ fn merge_not_modified(stored: &HeaderMap, fresh: &HeaderMap) -> HeaderMap {
 /// Where to store a response once its body has streamed through.
 struct Store {
     key: String,
+    /// Also stored here: the variant's own key, when the response varies.
+    variant: Option<String>,
     policy: Option<CachePolicy>,
 }
 
@@ -943,6 +968,9 @@ fn respond(
                         stored_at: received,
                         policy: store.policy,
                     };
+                    if let Some(variant) = &store.variant {
+                        cache.insert(variant, entry.clone());
+                    }
                     if cache.insert(&store.key, entry) {
                         shared.counters.bump(Counter::Stored);
                     }
@@ -987,6 +1015,38 @@ fn hit(entry: &Entry, age_secs: u64) -> Response<ProxyBody> {
 /// conditional request shows it already has this one.
 fn answer(entry: &Entry, age_secs: u64, asked: &HeaderMap) -> Response<ProxyBody> {
     if !rfc::not_modified(asked, &entry.headers) {
+        if entry.status == StatusCode::OK {
+            let len = entry.body.len() as u64;
+            match rfc::byte_range(asked, &entry.headers, len) {
+                Some(Ok((first, last))) => {
+                    let mut response = hit(entry, age_secs);
+                    *response.status_mut() = StatusCode::PARTIAL_CONTENT;
+                    let (from, to) = (
+                        usize::try_from(first).unwrap_or(usize::MAX),
+                        usize::try_from(last).unwrap_or(usize::MAX),
+                    );
+                    *response.body_mut() = full(entry.body.slice(from..=to));
+                    let headers = response.headers_mut();
+                    headers.remove(header::CONTENT_LENGTH);
+                    if let Ok(range) = HeaderValue::from_str(&format!("bytes {first}-{last}/{len}"))
+                    {
+                        headers.insert(header::CONTENT_RANGE, range);
+                    }
+                    return response;
+                }
+                Some(Err(())) => {
+                    let mut response = error_response(
+                        StatusCode::RANGE_NOT_SATISFIABLE,
+                        "the range is past the end of the stored body",
+                    );
+                    if let Ok(range) = HeaderValue::from_str(&format!("bytes */{len}")) {
+                        response.headers_mut().insert(header::CONTENT_RANGE, range);
+                    }
+                    return response;
+                }
+                None => {}
+            }
+        }
         return hit(entry, age_secs);
     }
     let mut response = Response::new(empty());

@@ -231,3 +231,63 @@ fn rfc_invalidates_the_url_a_post_response_names() {
         "Location: /tagged was invalidated"
     );
 }
+
+#[test]
+fn rfc_keeps_each_variant_of_a_url_that_varies() {
+    let origin = Origin::start();
+    let proxy = proxy(Mode::Rfc);
+    let url = origin.url("/vary");
+    let with_foo = |value: &str| {
+        Conn::open(proxy.addr())
+            .send(get_request(&url, &format!("Foo: {value}\r\n")).as_bytes())
+            .unwrap()
+    };
+    assert_eq!(with_foo("1").text(), "vary n=1");
+    assert_eq!(with_foo("2").text(), "vary n=2");
+    let again = with_foo("1");
+    assert_eq!(
+        (again.header("x-cache"), again.text().as_str()),
+        (Some("HIT"), "vary n=1")
+    );
+    // The same list, spelled another way, is the same variant.
+    assert_eq!(with_foo("3, 4").text(), "vary n=3");
+    let spaced = with_foo("3,4");
+    assert_eq!(
+        (spaced.header("x-cache"), spaced.text().as_str()),
+        (Some("HIT"), "vary n=3")
+    );
+    assert_eq!(origin.count("/vary"), 3);
+}
+
+#[test]
+fn rfc_stores_a_response_that_sets_a_cookie_as_rfc_9111_allows() {
+    let (origin, _proxy, [_, second]) = twice(Mode::Rfc, "/cookie");
+    assert_eq!(second.header("x-cache"), Some("HIT"));
+    assert_eq!(origin.count("/cookie"), 1);
+}
+
+#[test]
+fn rfc_answers_a_range_from_a_stored_body() {
+    let origin = Origin::start();
+    let proxy = proxy(Mode::Rfc);
+    let url = origin.url("/tagged");
+    get(&proxy, &url);
+    let ranged = |range: &str| {
+        Conn::open(proxy.addr())
+            .send(get_request(&url, &format!("Range: {range}\r\n")).as_bytes())
+            .unwrap()
+    };
+    // The stored body is "tagged n=1", 10 bytes.
+    let part = ranged("bytes=0-5");
+    assert_eq!((part.status, part.text().as_str()), (206, "tagged"));
+    assert_eq!(part.header("content-range"), Some("bytes 0-5/10"));
+    let tail = ranged("bytes=-3");
+    assert_eq!((tail.status, tail.text().as_str()), (206, "n=1"));
+    assert_eq!(ranged("bytes=50-").status, 416);
+    assert_eq!(
+        ranged("bytes=0-1,3-4").status,
+        200,
+        "several ranges: the whole body"
+    );
+    assert_eq!(origin.count("/tagged"), 1);
+}

@@ -274,6 +274,14 @@ async fn route(state: &OriginState, req: Request<Incoming>) -> Response<OriginBo
             .status(StatusCode::CREATED)
             .header("location", "/tagged")
             .body(tagged("items")),
+        "/vary" => builder
+            .header("cache-control", "max-age=60")
+            .header("vary", "Foo")
+            .body(tagged("vary")),
+        "/cookie" => builder
+            .header("cache-control", "max-age=60")
+            .header("set-cookie", "session=a")
+            .body(tagged("cookie")),
         "/big" => builder.body(full(vec![b'x'; BIG])),
         "/bigchunked" => builder.body(
             Chunks(
