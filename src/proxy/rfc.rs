@@ -94,13 +94,25 @@ pub(super) const NOT_MODIFIED: StatusCode = StatusCode::NOT_MODIFIED;
 
 /// The head the cache policy judges a response by: the response's, but
 /// without `Set-Cookie`, which `http-cache-semantics` (unlike RFC 9111 and
-/// squid) takes as a reason not to store in a shared cache.
+/// squid) takes as a reason not to store in a shared cache, and with
+/// `Cache-Control` in lowercase, since its directive names are
+/// case-insensitive (RFC 9111 §5.2) and the policy matches them exactly.
 pub(super) fn policy_head<B>(response: &Response<B>) -> Response<()> {
     let mut head = Response::new(());
     *head.status_mut() = response.status();
     *head.version_mut() = response.version();
     *head.headers_mut() = response.headers().clone();
-    head.headers_mut().remove(header::SET_COOKIE);
+    let headers = head.headers_mut();
+    headers.remove(header::SET_COOKIE);
+    let lowered: Vec<HeaderValue> = headers
+        .get_all(header::CACHE_CONTROL)
+        .iter()
+        .filter_map(|v| HeaderValue::from_bytes(&v.as_bytes().to_ascii_lowercase()).ok())
+        .collect();
+    headers.remove(header::CACHE_CONTROL);
+    for value in lowered {
+        headers.append(header::CACHE_CONTROL, value);
+    }
     head
 }
 

@@ -772,7 +772,7 @@ async fn revalidate(
     };
     rfc::normalise_age(response.headers_mut());
     let received = SystemTime::now();
-    match policy.after_response(&sent, &response, received) {
+    match policy.after_response(&sent, &rfc::policy_head(&response), received) {
         AfterResponse::NotModified(policy, _) => {
             tracing::debug!(
                 "rfc: the origin answered 304 Not Modified: the stored body is served, fresh for {} s more",

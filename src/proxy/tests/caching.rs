@@ -291,3 +291,14 @@ fn rfc_answers_a_range_from_a_stored_body() {
     );
     assert_eq!(origin.count("/tagged"), 1);
 }
+
+#[test]
+fn rfc_reads_cache_control_directives_in_any_case() {
+    let (origin, _proxy, [_, second]) = twice(Mode::Rfc, "/shouty");
+    assert_eq!(
+        second.header("x-cache"),
+        Some("MISS"),
+        "NO-CACHE is no-cache"
+    );
+    assert_eq!(origin.count("/shouty"), 2);
+}

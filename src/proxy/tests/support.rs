@@ -278,6 +278,9 @@ async fn route(state: &OriginState, req: Request<Incoming>) -> Response<OriginBo
             .header("cache-control", "max-age=60")
             .header("vary", "Foo")
             .body(tagged("vary")),
+        "/shouty" => builder
+            .header("cache-control", "max-age=60, NO-CACHE")
+            .body(tagged("shouty")),
         "/cookie" => builder
             .header("cache-control", "max-age=60")
             .header("set-cookie", "session=a")
