@@ -351,6 +351,11 @@ pub(crate) struct ReplayArgs {
     #[arg(long)]
     pub(crate) until_repro: bool,
 
+    /// Keep running the matrix until N runs or a duration (10m) are spent,
+    /// giving more runs to the cells likelier to reproduce
+    #[arg(long, value_name = "DUR|N")]
+    pub(crate) budget: Option<String>,
+
     /// Run only one shard of the matrix: INDEX/COUNT, INDEX counting from 1
     ///
     /// 1/4, 2/4, 3/4 and 4/4 together run every run of the matrix exactly once,

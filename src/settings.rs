@@ -489,6 +489,7 @@ pub(crate) struct Replay {
     pub(crate) cache: Vec<bugpack::replay::matrix::Cache>,
     pub(crate) net_fault: Vec<String>,
     pub(crate) until_repro: bool,
+    pub(crate) budget: Option<bugpack::replay::budget::Budget>,
     pub(crate) expect_fixed: bool,
     pub(crate) seed: u64,
     pub(crate) shard: Option<bugpack::shard::Shard>,
@@ -568,6 +569,24 @@ impl Replay {
                  and a merged report would count runs that stopped at different points; drop one of them",
             ));
         }
+        let budget = args
+            .budget
+            .as_deref()
+            .map(bugpack::replay::budget::Budget::parse)
+            .transpose()
+            .map_err(usage)?;
+        if budget.is_some() && shard.is_some() {
+            return Err(usage(
+                "--budget cannot be used with --shard: a budget spreads its runs by what the others found, \
+                 which shards cannot see; give each shard --runs instead",
+            ));
+        }
+        if budget.is_some() && cache.contains(&bugpack::replay::matrix::Cache::Warm) {
+            return Err(usage(
+                "--budget cannot be used with --cache warm: a warm cell's runs share their state in order, \
+                 and a budget hands runs out one at a time; use --runs for warm cells",
+            ));
+        }
         let net = match args.net {
             None => None,
             Some(cli::NetMode::None) => Some(Net::None),
@@ -622,6 +641,7 @@ impl Replay {
             cache,
             net_fault,
             until_repro: args.until_repro,
+            budget,
             expect_fixed: args.expect_fixed,
             seed,
             shard,

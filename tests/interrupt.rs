@@ -730,3 +730,36 @@ fn sigint_while_a_debugger_takes_a_hang_s_stacks_cuts_the_diagnostics_short() {
     assert!(left.is_empty(), "survived: {left:#?}");
     assert!(names_in(&sb.tmp()).is_empty());
 }
+
+#[test]
+fn sigint_during_a_budget_writes_the_report_of_what_ran() {
+    let sb = Sandbox::new();
+    let s = scenario(
+        &sb,
+        "long",
+        "name: long\nrun: sleep 0.05\nexpect: {exit: 1}\n",
+        &[],
+    );
+    let child = spawn(
+        &sb,
+        &[
+            "replay", &s, "--yes", "--json", "r.json", "--budget", "1h", "--jobs", "1",
+        ],
+        &[],
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    send(&child, Signal::SIGINT);
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stdout}{stderr}");
+    assert!(stdout.contains("interrupted, partial results"), "{stdout}");
+    assert!(stdout.contains("budget 1h: "), "{stdout}");
+    let text = fs::read_to_string(sb.path("r.json")).expect("the partial JSON report");
+    let r: JReport = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert!(r.interrupted);
+    let budget = r.budget.expect("budget");
+    assert!(budget.runs >= 3, "{budget:?}");
+    assert_eq!(budget.runs, u64::from(r.cells[0].runs));
+    assert!(names_in(&sb.tmp()).is_empty(), "left in TMPDIR");
+}

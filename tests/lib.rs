@@ -11,6 +11,7 @@
 mod support;
 
 mod axes;
+mod budget;
 mod capture;
 mod ci;
 mod cli;

@@ -179,6 +179,7 @@ pub(crate) fn run(settings: &Replay, ui: &Ui) -> Result<Status> {
         shard: settings.shard,
         scenario_sha256,
         until_repro: settings.until_repro,
+        budget: settings.budget,
         keep: settings.keep,
         isolation,
         limits: settings.rlimits,
@@ -205,6 +206,9 @@ pub(crate) fn run(settings: &Replay, ui: &Ui) -> Result<Status> {
         crate::logging::clear_bar();
         bar.bar.finish_and_clear();
         r?
+    } else if plan.budget.is_some() && !ui.quiet {
+        // A budget can run for hours: say how it goes, as Go's stress does.
+        replay::replay(&plan, &interrupted, &Lines::new())?
     } else {
         replay::replay(&plan, &interrupted, &replay::Silent)?
     };
@@ -429,6 +433,52 @@ fn write_file(path: &PathBuf, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// How often a budget replay without a terminal says how it goes.
+const STATUS_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Without a terminal: a plain line on stderr every [`STATUS_EVERY`],
+/// `1250 runs, 3 reproduced (0.24%), 41 runs/s`, for CI logs.
+struct Lines {
+    started: std::time::Instant,
+    state: std::sync::Mutex<(u64, u64, std::time::Instant)>,
+}
+
+impl Lines {
+    fn new() -> Self {
+        let now = std::time::Instant::now();
+        Self {
+            started: now,
+            state: std::sync::Mutex::new((0, 0, now)),
+        }
+    }
+}
+
+impl Progress for Lines {
+    fn start(&self, _total: u64) {}
+
+    fn finished(&self, _cell: &Cell, result: &RunResult) {
+        let Ok(mut state) = self.state.lock() else {
+            return;
+        };
+        let (runs, reproduced, last) = &mut *state;
+        *runs += 1;
+        *reproduced += u64::from(result.outcome == replay::outcome::Outcome::Reproduced);
+        if last.elapsed() < STATUS_EVERY {
+            return;
+        }
+        *last = std::time::Instant::now();
+        #[allow(clippy::cast_precision_loss, reason = "figures for people")]
+        let (share, per_second) = (
+            *reproduced as f64 * 100.0 / *runs as f64,
+            *runs as f64 / self.started.elapsed().as_secs_f64().max(0.001),
+        );
+        let _ = writeln!(
+            std::io::stderr(),
+            "{runs} runs, {reproduced} reproduced ({share:.2}%), {per_second:.0} runs/s"
+        );
+    }
+}
+
 /// A progress bar on stderr, for terminals only: runs done, reproductions
 /// and their rate, runs per second and the time left.
 struct Bar {
@@ -454,6 +504,14 @@ impl Bar {
 
 impl Progress for Bar {
     fn start(&self, total: u64) {
+        if total == 0 {
+            // A time budget: no total to count towards.
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "{spinner} {pos} runs, {msg}, {per_sec} [{elapsed}]",
+            ) {
+                self.bar.set_style(style);
+            }
+        }
         self.bar.set_length(total);
     }
 

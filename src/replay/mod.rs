@@ -11,6 +11,7 @@
 //! the details at debug), every line named by its run's [`run_label`].
 
 pub mod axes;
+pub mod budget;
 pub mod matrix;
 pub mod outcome;
 pub mod procfs;
@@ -108,6 +109,9 @@ pub struct Plan {
     /// The scenario directory's digest, when the source is a directory.
     pub scenario_sha256: Option<String>,
     pub until_repro: bool,
+    /// Run until this is spent, spreading runs adaptively (`--budget`);
+    /// `runs` is then unused.
+    pub budget: Option<budget::Budget>,
     pub keep: bool,
     pub isolation: Isolation,
     pub limits: Rlimits,
@@ -199,8 +203,25 @@ pub fn replay(
             Unit::Warm { .. } => u64::from(plan.runs),
         })
         .sum();
-    progress.start(counted);
+    let allocator = plan
+        .budget
+        .map(|b| Mutex::new(budget::Allocator::new(b, plan.cells.len(), plan.seed)));
+    progress.start(match plan.budget {
+        Some(budget::Budget::Runs(n)) => n,
+        // Unknown: as many as fit in the time.
+        Some(budget::Budget::Time(_)) => 0,
+        None => counted,
+    });
     let next = AtomicUsize::new(0);
+    let next_unit = || -> Option<Unit> {
+        match &allocator {
+            Some(a) => {
+                let (cell, index) = a.lock().ok()?.next_run()?;
+                Some(Unit::Run { cell, index })
+            }
+            None => work.get(next.fetch_add(1, Ordering::SeqCst)).copied(),
+        }
+    };
     let found = AtomicBool::new(false);
     let results: Mutex<Vec<(usize, RunResult)>> = Mutex::new(Vec::new());
     let first: Mutex<Option<FirstReproduction>> = Mutex::new(None);
@@ -214,6 +235,9 @@ pub fn replay(
         let reproduced = result.outcome == Outcome::Reproduced;
         let index = result.index;
         all.push((cell, result));
+        if let Some(Ok(mut a)) = allocator.as_ref().map(Mutex::lock) {
+            a.finished(cell, reproduced);
+        }
         if reproduced {
             found.store(true, Ordering::SeqCst);
             if let Ok(mut first) = first.lock()
@@ -232,8 +256,7 @@ pub fn replay(
         for _ in 0..plan.jobs.max(1) {
             scope.spawn(|| {
                 while !stop() {
-                    let slot = next.fetch_add(1, Ordering::SeqCst);
-                    let Some(&item) = work.get(slot) else {
+                    let Some(item) = next_unit() else {
                         return;
                     };
                     match item {
@@ -300,6 +323,8 @@ pub fn replay(
         })
         .collect();
     let was_interrupted = interrupted.load(Ordering::SeqCst);
+    let finished: u64 = cells.iter().map(|c| u64::from(c.runs)).sum();
+    let reproduced: u64 = cells.iter().map(|c| u64::from(c.reproduced)).sum();
     let verdict = match plan.shard {
         // More shards than units of work: this one had nothing to run, which
         // is no error; its report still says which shard it was.
@@ -321,8 +346,13 @@ pub fn replay(
         scenario_sha256: plan.scenario_sha256.clone(),
         matrix: Some(crate::shard::MatrixInfo {
             cells: u32::try_from(plan.cells.len()).unwrap_or(u32::MAX),
-            runs: plan.runs,
-            total_runs: u64::from(plan.runs) * plan.cells.len() as u64,
+            // A budget fixes no number of runs per cell.
+            runs: if plan.budget.is_some() { 0 } else { plan.runs },
+            total_runs: if plan.budget.is_some() {
+                finished
+            } else {
+                u64::from(plan.runs) * plan.cells.len() as u64
+            },
             timeout_ms: millis(plan.timeout),
         }),
         shard: plan.shard,
@@ -338,6 +368,15 @@ pub fn replay(
         observed: plan.observed.clone(),
         checkout: plan.checkout.clone(),
         runtime: plan.runtime.clone(),
+        budget: plan.budget.map(|b| crate::report::BudgetReport {
+            limit: b.to_string(),
+            runs: finished,
+            allocation: "thompson".to_owned(),
+            warm_up: budget::WARM_UP,
+            rate_below: (reproduced == 0)
+                .then(|| budget::zero_in(finished))
+                .flatten(),
+        }),
         cells,
     };
     report.compare_with_observed();

@@ -22,6 +22,10 @@ pub fn render(report: &Report, out: &mut dyn Write) -> io::Result<()> {
         code(&report.scenario),
         text(&summary(report))
     )?;
+    for line in super::table::budget_lines(report) {
+        writeln!(out)?;
+        writeln!(out, "{}.", text(&capitalise(&line)))?;
+    }
     if let Some(line) = first_reproduction(report) {
         writeln!(out)?;
         writeln!(out, "{}.", text(&capitalise(&line)))?;

@@ -302,6 +302,7 @@ pub fn merge(inputs: &[Input]) -> Result<(Report, Vec<String>), MergeError> {
         })
         .collect();
     let report = Report {
+        budget: None,
         bugpack: base.bugpack.clone(),
         source: base.source.clone(),
         scenario: base.scenario.clone(),
@@ -448,6 +449,7 @@ mod tests {
             CellReport::from_results(axes("warm"), warm, None),
         ];
         Report {
+            budget: None,
             bugpack: "0.1.0".into(),
             source: "bug.zip".into(),
             scenario: "demo".into(),

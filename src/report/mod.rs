@@ -60,7 +60,26 @@ pub struct Report {
     /// (`env/runtime.yaml`): interpreter version, packages, lockfiles.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub runtime: Vec<crate::capture::runtime::Difference>,
+    /// How a `--budget` was spent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<BudgetReport>,
     pub cells: Vec<CellReport>,
+}
+
+/// How a `--budget` replay spent its budget.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BudgetReport {
+    /// The budget asked for: `500 runs` or `10m`.
+    pub limit: String,
+    /// Runs that finished.
+    pub runs: u64,
+    /// How the runs were spread: `thompson` (adaptive, after `warm_up` runs per cell).
+    pub allocation: String,
+    pub warm_up: u32,
+    /// With no reproduction: the highest failure rate the runs leave
+    /// plausible at 95 %.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_below: Option<f64>,
 }
 
 /// The user's run, as the bundle recorded it.

@@ -38,7 +38,21 @@ pub struct JReport {
     pub checkout: Option<JCheckout>,
     #[serde(default)]
     pub runtime: Vec<JDifference>,
+    #[serde(default)]
+    pub budget: Option<JBudget>,
     pub cells: Vec<JCell>,
+}
+
+/// How a `--budget` was spent.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JBudget {
+    pub limit: String,
+    pub runs: u64,
+    pub allocation: String,
+    pub warm_up: u32,
+    #[serde(default)]
+    pub rate_below: Option<f64>,
 }
 
 /// What the user saw, from the bundle.

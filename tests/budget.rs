@@ -1,0 +1,158 @@
+//! `--budget DUR|N`: runs until the budget is spent, spreads them to the
+//! cells likelier to reproduce, stops at the first reproduction with
+//! `--until-repro`, prints status lines without a terminal, and bounds the
+//! rate that zero reproductions leave.
+
+use crate::support::Sandbox;
+use crate::support::reports::{JReport, replay_json, scenario};
+
+fn runs_of(r: &JReport, proxy: &str) -> u32 {
+    r.cells
+        .iter()
+        .find(|c| c.axes["proxy"] == proxy)
+        .map_or_else(|| panic!("no cell {proxy}"), |c| c.runs)
+}
+
+#[test]
+fn a_cell_that_reproduces_gets_most_of_the_budget() {
+    let sb = Sandbox::new();
+    // Fails only where no proxy is set: in one cell of six.
+    let s = scenario(
+        &sb,
+        "one",
+        "name: one\nrun: 'test -n \"$http_proxy\" || exit 1'\nexpect: {exit: 1}\n",
+        &[],
+    );
+    let r = replay_json(
+        &sb,
+        &s,
+        &[
+            "--budget",
+            "120",
+            "--proxy",
+            "none,pass,slow:1,flaky:0,rfc,cache",
+            "--seed",
+            "3",
+        ],
+        0,
+    );
+    let budget = r.budget.as_ref().expect("budget");
+    assert_eq!(
+        (
+            budget.limit.as_str(),
+            budget.runs,
+            budget.allocation.as_str()
+        ),
+        ("120 runs", 120, "thompson")
+    );
+    assert_eq!(budget.rate_below, None, "it reproduced");
+    let m = r.matrix.as_ref().unwrap();
+    assert_eq!((m.runs, m.total_runs), (0, 120));
+    for proxy in ["pass", "slow:1", "flaky:0", "rfc", "cache"] {
+        let n = runs_of(&r, proxy);
+        assert!(n >= budget.warm_up, "{proxy} warmed up: {n}");
+    }
+    // Uniform allocation would give it 20.
+    assert!(
+        runs_of(&r, "none") > 80,
+        "{:?}",
+        r.cells.iter().map(|c| c.runs).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn until_repro_stops_a_budget_at_the_first_reproduction() {
+    let sb = Sandbox::new();
+    let s = scenario(
+        &sb,
+        "sixth",
+        "name: sixth\nrun: 'test \"$BUGPACK_RUN_INDEX\" != 5'\nexpect: {exit: 1}\n",
+        &[],
+    );
+    let r = replay_json(
+        &sb,
+        &s,
+        &["--budget", "1000", "--until-repro", "--jobs", "1"],
+        0,
+    );
+    assert_eq!(r.budget.as_ref().unwrap().runs, 6);
+    assert_eq!((r.cells[0].runs, r.cells[0].reproduced), (6, 1));
+}
+
+#[test]
+fn a_time_budget_keeps_starting_runs_until_it_is_spent() {
+    let sb = Sandbox::new();
+    let s = scenario(
+        &sb,
+        "nap",
+        "name: nap\nrun: sleep 0.1\nexpect: {exit: 1}\n",
+        &[],
+    );
+    let r = replay_json(&sb, &s, &["--budget", "2s", "--jobs", "1"], 1);
+    assert!(r.duration_ms >= 2000, "{}", r.duration_ms);
+    let runs = r.budget.as_ref().unwrap().runs;
+    assert!((3..=21).contains(&runs), "{runs}");
+}
+
+#[test]
+fn zero_reproductions_bound_the_rate_by_the_rule_of_three() {
+    let sb = Sandbox::new();
+    let s = scenario(
+        &sb,
+        "fixed",
+        "name: fixed\nrun: 'true'\nexpect: {exit: 1}\n",
+        &[],
+    );
+    let r = replay_json(&sb, &s, &["--budget", "300", "--expect-fixed"], 0);
+    let bound = r.budget.as_ref().unwrap().rate_below.expect("rate_below");
+    assert!((bound - 3.0 / 300.0).abs() < 0.0002, "{bound}");
+    sb.bugpack()
+        .args(["replay", &s, "--yes", "--budget", "300", "--expect-fixed"])
+        .run()
+        .code(0)
+        .stdout_has("0 in 300 runs: rate < 0.99% at 95%");
+}
+
+#[test]
+fn without_a_terminal_a_status_line_comes_every_30_seconds() {
+    let sb = Sandbox::new();
+    let s = scenario(
+        &sb,
+        "slow",
+        "name: slow\nrun: sleep 0.4\nexpect: {exit: 1}\n",
+        &[],
+    );
+    let out = sb
+        .bugpack()
+        .args(["replay", &s, "--yes", "--budget", "33s", "--jobs", "1"])
+        .run()
+        .code(1);
+    let line = out
+        .stderr
+        .lines()
+        .find(|l| l.contains(" runs, 0 reproduced (0.00%), "))
+        .unwrap_or_else(|| panic!("no status line: {}", out.stderr));
+    let runs: u64 = line.split(' ').next().unwrap().parse().unwrap();
+    assert!(runs >= 30, "{line}");
+    assert!(line.ends_with(" runs/s"), "{line}");
+}
+
+#[test]
+fn bad_budgets_are_usage_errors() {
+    let sb = Sandbox::new();
+    let s = scenario(&sb, "ok", "name: ok\nrun: 'true'\n", &[]);
+    for args in [
+        &["--budget", "0"][..],
+        &["--budget", "soon"],
+        &["--budget", "10", "--shard", "1/2"],
+        &["--budget", "10", "--cache", "warm"],
+    ] {
+        sb.bugpack()
+            .args(["replay", &s, "--yes"])
+            .args(args)
+            .run()
+            .code(2)
+            .one_line_error()
+            .stderr_has("--budget");
+    }
+}
