@@ -309,7 +309,8 @@ pub(crate) struct MatrixArgs {
     #[arg(long, value_name = "DUR")]
     pub(crate) timeout: Option<String>,
 
-    /// Timing conditions: none,slow,jitter,cpu1,load,trace
+    /// Timing conditions: none, slow, jitter, cpu1, load, trace, chaos, noise,
+    /// quota[:PCT]
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     pub(crate) timing: Vec<String>,
 

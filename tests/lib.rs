@@ -28,6 +28,7 @@ mod json;
 mod load;
 mod logging;
 mod net_fault;
+mod perturb;
 mod project;
 mod proxy_cli;
 mod pseudonyms;

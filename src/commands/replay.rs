@@ -155,8 +155,23 @@ pub(crate) fn run(settings: &Replay, ui: &Ui) -> Result<Status> {
         (Some(dir), Some(_)) => user.runtime_differences(&files, dir),
         _ => Vec::new(),
     };
+    // A budget hunt without --timing tries every timing this machine can give.
+    let timing = if settings.budget.is_some() && settings.timing.is_empty() {
+        let usable = bugpack::replay::budget::usable_timings();
+        tracing::info!(
+            "--budget without --timing: every timing this machine can give ({})",
+            usable
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        usable
+    } else {
+        settings.timing.clone()
+    };
     let cells = matrix::cells(
-        &settings.timing,
+        &timing,
         &settings.proxy,
         &settings.cache,
         &settings.net_fault,

@@ -58,7 +58,16 @@ pub fn prepare(cell: &Cell) -> Result<Setup, String> {
                 );
             }
         }
-        Timing::None | Timing::Slow | Timing::Jitter => {}
+        Timing::Chaos => {
+            if allowed_cpus().is_empty() {
+                return Err(
+                    "timing=chaos cannot tell which CPUs this process may use (sched_getaffinity failed)"
+                        .into(),
+                );
+            }
+        }
+        Timing::Quota(_) => super::perturb::quota_possible()?,
+        Timing::None | Timing::Slow | Timing::Jitter | Timing::Noise => {}
     }
     Ok(setup)
 }
@@ -216,6 +225,32 @@ pub fn cell_note(cell: &Cell, results: &[RunResult]) -> Option<String> {
                 .sum();
             parts.push(format!(
                 "trace: run step under strace -f ({lines} syscall lines)"
+            ));
+        }
+        Timing::Chaos => {
+            let sum = |key: &str| timings.iter().filter_map(|t| t[key].as_u64()).sum::<u64>();
+            parts.push(format!(
+                "chaos: {} moves of threads between CPU sets, {} starvation windows over {}",
+                sum("moves"),
+                sum("starved"),
+                runs(timings.len())
+            ));
+        }
+        Timing::Noise => {
+            let threads: u64 = timings.iter().filter_map(|t| t["threads"].as_u64()).sum();
+            parts.push(format!(
+                "noise: {threads} stress threads (CPU, memory, fsync) over {}",
+                runs(timings.len())
+            ));
+        }
+        Timing::Quota(pct) => {
+            let sum = |key: &str| timings.iter().filter_map(|t| t[key].as_u64()).sum::<u64>();
+            parts.push(format!(
+                "quota: {pct}% of one CPU; throttled in {} of {} periods ({} ms) over {}",
+                sum("throttled"),
+                sum("periods"),
+                sum("throttled_ms"),
+                runs(timings.len())
             ));
         }
         Timing::None => {}

@@ -13,19 +13,40 @@ pub enum Timing {
     Cpu1,
     Load,
     Trace,
+    /// Threads moved between random CPU sets and starved in short windows.
+    Chaos,
+    /// Co-located CPU, memory and fsync stress at a random intensity.
+    Noise,
+    /// The run in a cgroup whose `cpu.max` allows this percentage of one CPU.
+    Quota(u16),
 }
 
+/// `quota` without a percentage: half a CPU.
+pub const DEFAULT_QUOTA: u16 = 50;
+/// The highest `quota:PCT`: ten CPUs' worth.
+pub const MAX_QUOTA: u16 = 1000;
+
 impl Timing {
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 9] = [
         Self::None,
         Self::Slow,
         Self::Jitter,
         Self::Cpu1,
         Self::Load,
         Self::Trace,
+        Self::Chaos,
+        Self::Noise,
+        Self::Quota(DEFAULT_QUOTA),
     ];
 
+    /// A `--timing` value: one of [`Self::ALL`]'s names, or `quota:PCT`.
     pub fn parse(text: &str) -> Option<Self> {
+        if let Some(pct) = text.strip_prefix("quota:") {
+            return match pct.parse::<u16>() {
+                Ok(p) if (1..=MAX_QUOTA).contains(&p) => Some(Self::Quota(p)),
+                _ => None,
+            };
+        }
         Self::ALL.into_iter().find(|t| t.to_string() == text)
     }
 }
@@ -39,6 +60,10 @@ impl fmt::Display for Timing {
             Self::Cpu1 => "cpu1",
             Self::Load => "load",
             Self::Trace => "trace",
+            Self::Chaos => "chaos",
+            Self::Noise => "noise",
+            Self::Quota(DEFAULT_QUOTA) => "quota",
+            Self::Quota(pct) => return write!(f, "quota:{pct}"),
         })
     }
 }

@@ -14,6 +14,7 @@ pub mod axes;
 pub mod budget;
 pub mod matrix;
 pub mod outcome;
+mod perturb;
 pub mod procfs;
 pub mod sandbox;
 pub mod start;

@@ -68,6 +68,10 @@ pub struct Driver {
     timing: Timing,
     tree: Tree,
     started: Instant,
+    /// `chaos`, `noise` and `quota` ([`super::perturb`]).
+    perturbation: Option<super::perturb::Perturbation>,
+    /// Why a perturbation could not start.
+    failed: Option<String>,
 }
 
 impl Driver {
@@ -79,7 +83,23 @@ impl Driver {
         let pauses = Arc::new(Mutex::new(Vec::new()));
         let mut busy_cpus = Vec::new();
         let mut threads = Vec::new();
+        let mut perturbation = None;
+        let mut failed = None;
         match timing {
+            Timing::Chaos => {
+                perturbation = Some(super::perturb::chaos(
+                    tree,
+                    seed,
+                    &super::axes::allowed_cpus(),
+                ));
+            }
+            Timing::Noise => {
+                perturbation = Some(super::perturb::noise(seed, &super::axes::allowed_cpus()));
+            }
+            Timing::Quota(pct) => match super::perturb::quota(tree, pct) {
+                Ok(p) => perturbation = Some(p),
+                Err(why) => failed = Some(why),
+            },
             Timing::Slow | Timing::Jitter => {
                 let (stop, stops, stopped_us, pauses) = (
                     Arc::clone(&stop),
@@ -158,11 +178,19 @@ impl Driver {
             timing,
             tree,
             started: Instant::now(),
+            perturbation,
+            failed,
         }
     }
 
     /// Ends the condition (processes left running) and says what it did.
     pub fn stop(self) -> Option<serde_json::Value> {
+        if let Some(p) = self.perturbation {
+            return Some(p.stop());
+        }
+        if let Some(why) = self.failed {
+            return Some(json!({ "error": why }));
+        }
         self.stop.store(true, Ordering::Relaxed);
         for t in self.threads {
             let _ = t.join();
@@ -194,7 +222,12 @@ impl Driver {
                 "busy_threads": self.busy_cpus.len(),
                 "cpus": self.busy_cpus,
             })),
-            Timing::None | Timing::Cpu1 | Timing::Trace => None,
+            Timing::None
+            | Timing::Cpu1
+            | Timing::Trace
+            | Timing::Chaos
+            | Timing::Noise
+            | Timing::Quota(_) => None,
         }
     }
 }

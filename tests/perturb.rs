@@ -1,0 +1,136 @@
+//! `chaos`, `noise` and `quota:PCT`: each changes what the run sees, as a
+//! probe that measures its own CPU set, scheduling policy and CPU share
+//! tells, and each leaves nothing behind.
+
+use serde_json::Value;
+
+use crate::support::reports::{JReport, replay_json, scenario};
+use crate::support::{MACHINE, Sandbox};
+
+/// For 0.8 s: how many CPU sets it ran on, how often it found itself
+/// `SCHED_IDLE`, and the share of a CPU its busy loop got.
+const PROBE: &str = "import json, os, sys, time\n\
+                     sets, idle, start = set(), 0, time.monotonic()\n\
+                     cpu = time.thread_time()\n\
+                     while time.monotonic() - start < 0.8:\n    \
+                     for _ in range(2000): pass\n    \
+                     sets.add(tuple(sorted(os.sched_getaffinity(0))))\n    \
+                     if os.sched_getscheduler(0) == os.SCHED_IDLE: idle += 1\n\
+                     share = (time.thread_time() - cpu) / (time.monotonic() - start)\n\
+                     print(json.dumps({'sets': len(sets), 'idle': idle, 'share': share}))\n\
+                     sys.exit(1)\n";
+
+fn seen(r: &JReport, timing: &str) -> (Value, Value) {
+    let cell = r
+        .cells
+        .iter()
+        .find(|c| c.axes["timing"] == timing)
+        .unwrap_or_else(|| panic!("no cell {timing}"));
+    let run = &cell.results[0];
+    let out = run.stdout_tail.as_deref().unwrap_or_default();
+    let probe = serde_json::from_str(out.trim())
+        .unwrap_or_else(|e| panic!("{timing}: {e}: {out:?} {:?}", run.stderr_tail));
+    (
+        probe,
+        run.axes_detail
+            .get("timing")
+            .cloned()
+            .unwrap_or(Value::Null),
+    )
+}
+
+#[test]
+fn chaos_noise_and_quota_change_what_the_run_sees() {
+    let _turn = MACHINE.lock();
+    let sb = Sandbox::new();
+    let s = scenario(
+        &sb,
+        "probe",
+        "name: probe\nrun: python3 probe.py\nexpect: {exit: 1}\n",
+        &[("probe.py", PROBE)],
+    );
+    let r = replay_json(
+        &sb,
+        &s,
+        &[
+            "--timing",
+            "none,chaos,noise,quota:20",
+            "--runs",
+            "1",
+            "--jobs",
+            "1",
+        ],
+        0,
+    );
+    let (none, _) = seen(&r, "none");
+    assert_eq!(
+        (none["sets"].as_u64(), none["idle"].as_u64()),
+        (Some(1), Some(0)),
+        "{none}"
+    );
+
+    let (chaos, detail) = seen(&r, "chaos");
+    let cpus = detail["cpus"].as_array().map_or(0, Vec::len);
+    if cpus > 1 {
+        assert!(
+            chaos["sets"].as_u64() > Some(1),
+            "its CPU set changed: {chaos}"
+        );
+    }
+    assert!(chaos["idle"].as_u64() > Some(0), "it was starved: {chaos}");
+    assert!(detail["moves"].as_u64() > Some(0), "{detail}");
+
+    let (_, detail) = seen(&r, "noise");
+    let threads = detail["threads"].as_u64().unwrap_or(0);
+    assert!(threads >= 1, "{detail}");
+    assert_eq!(
+        detail["kinds"].as_array().map(Vec::len),
+        usize::try_from(threads).ok()
+    );
+
+    let (quota, detail) = seen(&r, "quota:20");
+    assert!(
+        quota["share"].as_f64() < Some(0.35),
+        "a fifth of a CPU, not more: {quota}"
+    );
+    assert!(detail["throttled"].as_u64() > Some(0), "{detail}");
+    let note = r
+        .cells
+        .iter()
+        .find(|c| c.axes["timing"] == "quota:20")
+        .and_then(|c| c.note.clone());
+    assert!(note.unwrap_or_default().contains("quota: 20% of one CPU"));
+
+    // Nothing left: no cgroup, no noise file.
+    for root in ["/sys/fs/cgroup", "/sys/fs/cgroup/cpu"] {
+        let left: Vec<String> = std::fs::read_dir(root)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.starts_with("bugpack-quota-"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert!(left.is_empty(), "{root}: {left:?}");
+    }
+    let tmp: Vec<String> = sb
+        .listing()
+        .into_iter()
+        .filter(|p| p.contains("bugpack-noise"))
+        .collect();
+    assert!(tmp.is_empty(), "{tmp:?}");
+}
+
+#[test]
+fn quota_takes_a_percentage_of_one_cpu() {
+    let sb = Sandbox::new();
+    let s = scenario(&sb, "ok", "name: ok\nrun: 'true'\n", &[]);
+    for bad in ["quota:0", "quota:1001", "quota:half", "chaotic"] {
+        sb.bugpack()
+            .args(["replay", &s, "--yes", "--timing", bad])
+            .run()
+            .code(2)
+            .one_line_error()
+            .stderr_has("quota[:PCT]");
+    }
+}
