@@ -107,12 +107,22 @@ fn every_step_gets_a_bundle_with_the_runs_ca_and_it_is_gone_afterwards() {
          run: python3 probe.py\nexpect: {exit: 1}\n",
         &[("app.py", app), ("probe.py", probe)],
     );
-    let r = replay_json(&sb, &s, &["--runs", "1"], 0);
-    let out = r.cells[0].results[0]
-        .stdout_tail
-        .as_deref()
-        .unwrap_or_default();
-    let seen: Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
+    // Straight to the service, and through the intercepting proxy.
+    let r = replay_json(&sb, &s, &["--runs", "1", "--proxy", "none,pass"], 0);
+    for cell in &r.cells {
+        let out = cell.results[0].stdout_tail.as_deref().unwrap_or_default();
+        let seen: Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
+        check_bundle(&seen, &sb);
+    }
+    let through = r.cells.iter().find(|c| c.axes["proxy"] == "pass").unwrap();
+    let stats = &through.results[0].axes_detail["proxy"];
+    assert!(stats["connects"].as_u64() >= Some(1), "{stats}");
+}
+
+/// What the probe found: one bundle in every variable, with the system's
+/// CAs and the run's, no key, a service that answers through it and not
+/// without it; and the bundle gone after the replay.
+fn check_bundle(seen: &Value, sb: &Sandbox) {
     assert!(
         seen["path"].is_string(),
         "one path in every variable: {seen}"
