@@ -29,6 +29,8 @@ fn a_cell_that_reproduces_gets_most_of_the_budget() {
         &[
             "--budget",
             "120",
+            "--timing",
+            "none",
             "--proxy",
             "none,pass,slow:1,flaky:0,rfc,cache",
             "--seed",
@@ -61,6 +63,27 @@ fn a_cell_that_reproduces_gets_most_of_the_budget() {
 }
 
 #[test]
+fn only_the_first_reproductions_keep_their_output() {
+    let sb = Sandbox::new();
+    let s = scenario(
+        &sb,
+        "loud",
+        "name: loud\nrun: 'echo boom; exit 1'\nexpect: {exit: 1}\n",
+        &[],
+    );
+    let r = replay_json(&sb, &s, &["--budget", "12", "--timing", "none"], 0);
+    let kept = r.budget.as_ref().unwrap().kept_in_full;
+    let results = &r.cells[0].results;
+    assert_eq!((results.len(), r.cells[0].reproduced), (12, 12));
+    let with_output = results.iter().filter(|r| r.stdout_tail.is_some()).count();
+    assert_eq!(with_output, usize::try_from(kept).unwrap());
+    assert!(
+        results.iter().all(|r| r.reason == "exit"),
+        "every one keeps its reason"
+    );
+}
+
+#[test]
 fn until_repro_stops_a_budget_at_the_first_reproduction() {
     let sb = Sandbox::new();
     let s = scenario(
@@ -72,7 +95,15 @@ fn until_repro_stops_a_budget_at_the_first_reproduction() {
     let r = replay_json(
         &sb,
         &s,
-        &["--budget", "1000", "--until-repro", "--jobs", "1"],
+        &[
+            "--budget",
+            "1000",
+            "--until-repro",
+            "--jobs",
+            "1",
+            "--timing",
+            "none",
+        ],
         0,
     );
     assert_eq!(r.budget.as_ref().unwrap().runs, 6);
@@ -88,7 +119,12 @@ fn a_time_budget_keeps_starting_runs_until_it_is_spent() {
         "name: nap\nrun: sleep 0.1\nexpect: {exit: 1}\n",
         &[],
     );
-    let r = replay_json(&sb, &s, &["--budget", "2s", "--jobs", "1"], 1);
+    let r = replay_json(
+        &sb,
+        &s,
+        &["--budget", "2s", "--jobs", "1", "--timing", "none"],
+        1,
+    );
     assert!(r.duration_ms >= 2000, "{}", r.duration_ms);
     let runs = r.budget.as_ref().unwrap().runs;
     assert!((3..=21).contains(&runs), "{runs}");
@@ -103,11 +139,25 @@ fn zero_reproductions_bound_the_rate_by_the_rule_of_three() {
         "name: fixed\nrun: 'true'\nexpect: {exit: 1}\n",
         &[],
     );
-    let r = replay_json(&sb, &s, &["--budget", "300", "--expect-fixed"], 0);
+    let r = replay_json(
+        &sb,
+        &s,
+        &["--budget", "300", "--expect-fixed", "--timing", "none"],
+        0,
+    );
     let bound = r.budget.as_ref().unwrap().rate_below.expect("rate_below");
     assert!((bound - 3.0 / 300.0).abs() < 0.0002, "{bound}");
     sb.bugpack()
-        .args(["replay", &s, "--yes", "--budget", "300", "--expect-fixed"])
+        .args([
+            "replay",
+            &s,
+            "--yes",
+            "--budget",
+            "300",
+            "--expect-fixed",
+            "--timing",
+            "none",
+        ])
         .run()
         .code(0)
         .stdout_has("0 in 300 runs: rate < 0.99% at 95%");
@@ -124,7 +174,9 @@ fn without_a_terminal_a_status_line_comes_every_30_seconds() {
     );
     let out = sb
         .bugpack()
-        .args(["replay", &s, "--yes", "--budget", "33s", "--jobs", "1"])
+        .args([
+            "replay", &s, "--yes", "--budget", "33s", "--jobs", "1", "--timing", "none",
+        ])
         .run()
         .code(1);
     let line = out
@@ -135,6 +187,25 @@ fn without_a_terminal_a_status_line_comes_every_30_seconds() {
     let runs: u64 = line.split(' ').next().unwrap().parse().unwrap();
     assert!(runs >= 30, "{line}");
     assert!(line.ends_with(" runs/s"), "{line}");
+}
+
+#[test]
+fn a_budget_without_timing_tries_every_timing_this_machine_can_give() {
+    let sb = Sandbox::new();
+    let s = scenario(&sb, "ok", "name: ok\nrun: 'true'\nexpect: {exit: 1}\n", &[]);
+    let r = replay_json(&sb, &s, &["--budget", "40"], 1);
+    let timings: Vec<&str> = r.cells.iter().map(|c| c.axes["timing"].as_str()).collect();
+    for t in ["none", "slow", "jitter", "load", "chaos", "noise"] {
+        assert!(timings.contains(&t), "{t} missing: {timings:?}");
+    }
+    assert!(
+        r.cells.iter().all(|c| c.errors == 0),
+        "only timings that work here: {:?}",
+        r.cells
+            .iter()
+            .map(|c| (&c.axes["timing"], c.errors))
+            .collect::<Vec<_>>()
+    );
 }
 
 #[test]

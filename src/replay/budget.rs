@@ -28,6 +28,11 @@ pub fn usable_timings() -> Vec<super::matrix::Timing> {
         .collect()
 }
 
+/// Reproducing runs of a budget that keep their output and diagnostics; the
+/// later ones keep their outcome and reason only, so that a hunt of
+/// thousands of runs stays a report one can read.
+pub const KEPT_IN_FULL: u32 = 5;
+
 /// Runs every cell gets before the allocation turns adaptive.
 pub const WARM_UP: u32 = 3;
 

@@ -228,7 +228,18 @@ pub fn replay(
     let first: Mutex<Option<FirstReproduction>> = Mutex::new(None);
     let stop =
         || interrupted.load(Ordering::SeqCst) || (plan.until_repro && found.load(Ordering::SeqCst));
-    let record = |cell: usize, result: RunResult| {
+    let kept = std::sync::atomic::AtomicU32::new(0);
+    let record = |cell: usize, mut result: RunResult| {
+        if allocator.is_some()
+            && result.outcome == Outcome::Reproduced
+            && kept.fetch_add(1, Ordering::SeqCst) >= budget::KEPT_IN_FULL
+        {
+            result.stdout_tail = None;
+            result.stderr_tail = None;
+            result.diagnostics = None;
+            result.diagnostics_omitted = None;
+            result.diagnostics_cut_short = false;
+        }
         progress.finished(&plan.cells[cell], &result);
         let Ok(mut all) = results.lock() else {
             return;
@@ -374,6 +385,7 @@ pub fn replay(
             runs: finished,
             allocation: "thompson".to_owned(),
             warm_up: budget::WARM_UP,
+            kept_in_full: budget::KEPT_IN_FULL,
             rate_below: (reproduced == 0)
                 .then(|| budget::zero_in(finished))
                 .flatten(),

@@ -76,6 +76,9 @@ pub struct BudgetReport {
     /// How the runs were spread: `thompson` (adaptive, after `warm_up` runs per cell).
     pub allocation: String,
     pub warm_up: u32,
+    /// Reproducing runs that kept their output and diagnostics; later ones
+    /// keep their outcome and reason.
+    pub kept_in_full: u32,
     /// With no reproduction: the highest failure rate the runs leave
     /// plausible at 95 %.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -51,6 +51,7 @@ pub struct JBudget {
     pub runs: u64,
     pub allocation: String,
     pub warm_up: u32,
+    pub kept_in_full: u32,
     #[serde(default)]
     pub rate_below: Option<f64>,
 }
