@@ -743,7 +743,8 @@ fn sigint_during_a_budget_writes_the_report_of_what_ran() {
     let child = spawn(
         &sb,
         &[
-            "replay", &s, "--yes", "--json", "r.json", "--budget", "1h", "--jobs", "1",
+            "replay", &s, "--yes", "--json", "r.json", "--budget", "1h", "--jobs", "1", "--timing",
+            "none",
         ],
         &[],
     );
