@@ -48,6 +48,9 @@ fn a_cell_that_reproduces_gets_most_of_the_budget() {
         ("120 runs", 120, "thompson")
     );
     assert_eq!(budget.rate_below, None, "it reproduced");
+    // The none cell reproduces every time: a fix shows itself 10× rarer
+    // there with 0 in 29 runs ((1 - 0.1)^29 < 0.05).
+    assert_eq!(budget.fix_runs, Some(29));
     let m = r.matrix.as_ref().unwrap();
     assert_eq!((m.runs, m.total_runs), (0, 120));
     for proxy in ["pass", "slow:1", "flaky:0", "rfc", "cache"] {

@@ -175,10 +175,17 @@ fn each_toxic_changes_what_a_tcp_client_sees() {
     assert_eq!(count(&reset, "bytes"), 1000 - port_line, "{reset}");
     assert_eq!(cell.results[0].axes_detail["net_fault"]["resets"], 1);
 
+    // At least 100 pieces of 50 to 100 bytes, a millisecond apart: a
+    // client that reads as they come sees each one, a client held up by a
+    // busy machine a few at a time, but far more reads than the two or
+    // three of the whole stream.
     let (_, slice) = seen(&r, "slice:100");
-    assert!(count(&slice, "max_read") <= 100, "{slice}");
-    assert!(count(&slice, "reads") >= 100, "{slice}");
     assert_eq!(count(&slice, "bytes"), 10_000, "{slice}");
+    assert!(count(&slice, "reads") >= 30, "{slice}");
+    assert!(
+        count(&slice, "reads") > 10 * count(&none, "reads"),
+        "{slice} {none}"
+    );
     assert!(count(&none, "max_read") > 100, "{none}");
 }
 

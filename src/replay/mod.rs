@@ -389,6 +389,12 @@ pub fn replay(
             rate_below: (reproduced == 0)
                 .then(|| budget::zero_in(finished))
                 .flatten(),
+            fix_runs: cells
+                .iter()
+                .filter_map(|c| c.rate)
+                .filter(|&r| r > 0.0)
+                .reduce(f64::max)
+                .and_then(|rate| budget::runs_to_show(rate, 10.0)),
         }),
         cells,
     };

@@ -83,6 +83,11 @@ pub struct BudgetReport {
     /// plausible at 95 %.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_below: Option<f64>,
+    /// With reproductions: the runs without one, in the cell that
+    /// reproduced most often, that would show a fix makes the bug at least
+    /// 10× rarer there (95 %): the budget for `--expect-fixed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fix_runs: Option<u64>,
 }
 
 /// The user's run, as the bundle recorded it.

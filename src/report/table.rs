@@ -219,6 +219,19 @@ pub fn budget_lines(report: &Report) -> Vec<String> {
         first.push_str(&format!("; most to {} ({})", most.axes, most.runs));
     }
     let mut lines = vec![first];
+    if let (Some(runs), Some(best)) = (
+        b.fix_runs,
+        report
+            .cells
+            .iter()
+            .filter(|c| c.rate.is_some_and(|r| r > 0.0))
+            .max_by(|a, b| a.rate.unwrap_or(0.0).total_cmp(&b.rate.unwrap_or(0.0))),
+    ) {
+        lines.push(format!(
+            "a fix shows it makes the bug 10× rarer in {} with 0 in {runs} runs there (--budget {runs} --expect-fixed)",
+            best.axes
+        ));
+    }
     if let Some(rate) = b.rate_below {
         lines.push(format!(
             "0 in {}: rate < {} at 95%",

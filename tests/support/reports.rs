@@ -54,6 +54,8 @@ pub struct JBudget {
     pub kept_in_full: u32,
     #[serde(default)]
     pub rate_below: Option<f64>,
+    #[serde(default)]
+    pub fix_runs: Option<u64>,
 }
 
 /// What the user saw, from the bundle.
