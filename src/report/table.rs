@@ -228,7 +228,7 @@ pub fn budget_lines(report: &Report) -> Vec<String> {
             .max_by(|a, b| a.rate.unwrap_or(0.0).total_cmp(&b.rate.unwrap_or(0.0))),
     ) {
         lines.push(format!(
-            "a fix shows it makes the bug 10× rarer in {} with 0 in {runs} runs there (--budget {runs} --expect-fixed)",
+            "a fix shows it makes the bug 10× rarer in {} with 0 in {runs} runs of that cell alone (--budget {runs} --expect-fixed)",
             best.axes
         ));
     }
