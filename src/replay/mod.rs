@@ -12,7 +12,8 @@
 
 pub mod axes;
 pub mod budget;
-pub mod matrix;
+/// The matrix is shared with the report layer: it lives at the top.
+pub use crate::matrix;
 pub mod outcome;
 mod perturb;
 pub mod procfs;
@@ -330,7 +331,7 @@ pub fn replay(
         .enumerate()
         .map(|(i, cell)| {
             let results = by_cell.remove(&i).unwrap_or_default();
-            let note = axes::cell_note(cell, &results);
+            let note = crate::report::notes::cell_note(cell, &results);
             CellReport::from_results(cell.axes(), results, note)
         })
         .collect();

@@ -10,21 +10,12 @@ use std::fs::File;
 use std::io::{Read as _, Seek as _, SeekFrom};
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
-
 use crate::scenario::{ExitSpec, Expect};
 
 /// The most output, from the end of each stream, that `expect.output` is matched against.
 const MATCH_WINDOW: u64 = 16 << 20;
 
-/// The verdict of one run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Outcome {
-    Reproduced,
-    Passed,
-    Error,
-}
+pub use crate::run::Outcome;
 
 /// How the judged step ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

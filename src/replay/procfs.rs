@@ -11,8 +11,6 @@ use std::fs;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
 /// The most processes a hang report describes; a fork bomb's thousands are
 /// counted, not listed.
 pub const MAX_PROCESSES: usize = 100;
@@ -124,61 +122,7 @@ pub fn descendants_in(procs: &[Proc], root: i32) -> Vec<&Proc> {
     out
 }
 
-/// What a hung process was doing, for the report.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProcessReport {
-    /// The pid as the host sees it.
-    pub pid: i32,
-    /// The pid inside the run's PID namespace, when it has one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ns_pid: Option<i32>,
-    pub ppid: i32,
-    /// `S (sleeping)`, `R (running)`, `D (disk sleep)`...
-    pub state: String,
-    pub command: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub wchan: Option<String>,
-    pub elapsed_ms: u64,
-    pub threads: u64,
-    /// What the main thread is blocked in, where `/proc` tells.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub waiting_on: Option<String>,
-    /// How many threads wait on what kind of thing (`reading pipe`,
-    /// `waiting on a futex`...), for multi-threaded processes.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub threads_waiting: BTreeMap<String, u64>,
-    /// The kernel stack of each thread (by host thread id), when readable
-    /// (root only); at most [`MAX_THREAD_STACKS`] threads.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub kernel_stacks: BTreeMap<i32, String>,
-    /// Thread stacks from py-spy or gdb, when installed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stacks: Option<String>,
-}
-
-impl ProcessReport {
-    /// One line for the table: `python3 (pid 7) S pipe_write: writing pipe:[123] (fd 1)`.
-    pub fn short(&self) -> String {
-        let pid = self.ns_pid.unwrap_or(self.pid);
-        let mut line = format!(
-            "{} (pid {pid}) {}",
-            self.command
-                .split_whitespace()
-                .next()
-                .unwrap_or(&self.command),
-            self.state.chars().next().unwrap_or('?')
-        );
-        if let Some(w) = &self.wchan {
-            line.push(' ');
-            line.push_str(w);
-        }
-        if let Some(w) = &self.waiting_on {
-            line.push_str(": ");
-            line.push_str(w);
-        }
-        line
-    }
-}
+pub use crate::run::ProcessReport;
 
 /// Describes the processes of `procs` at this moment, at most `max` of them
 /// (live ones before zombies, in the order given); returns the reports and

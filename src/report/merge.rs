@@ -14,9 +14,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use super::notes;
 use super::{CellReport, IsolationInfo, Report, RunResult};
-use crate::replay::axes;
-use crate::replay::matrix::{Cache, Cell, Timing};
+use crate::matrix::{Cache, Cell, Timing};
 use crate::shard::{Shard, Unit, units};
 
 /// A merged report's shards.
@@ -297,7 +297,7 @@ pub fn merge(inputs: &[Input]) -> Result<(Report, Vec<String>), MergeError> {
         .zip(&cells)
         .zip(merged)
         .map(|((report, cell), results)| {
-            let note = axes::cell_note(cell, &results);
+            let note = notes::cell_note(cell, &results);
             CellReport::from_results(report.axes.clone(), results, note)
         })
         .collect();
@@ -404,8 +404,8 @@ pub fn list(shards: &[u32]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::replay::outcome::Outcome;
     use crate::report::{Axes, Verdict};
+    use crate::run::Outcome;
     use crate::shard::MatrixInfo;
 
     fn run(index: u32, outcome: Outcome, ms: u64) -> RunResult {

@@ -6,16 +6,16 @@
 
 pub mod markdown;
 pub mod merge;
+pub mod notes;
 pub mod stats;
 pub mod table;
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::replay::outcome::Outcome;
-use crate::replay::procfs::ProcessReport;
+use crate::run::Outcome;
+pub use crate::run::RunResult;
 
 /// A whole replay.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -285,73 +285,6 @@ pub struct CellReport {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unlike_observed: Option<String>,
     pub results: Vec<RunResult>,
-}
-
-/// One run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RunResult {
-    pub index: u32,
-    pub outcome: Outcome,
-    /// `hang`, `exit`, `output`, `passed`, or for errors a short cause.
-    pub reason: String,
-    pub exit_code: Option<i32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub signal: Option<String>,
-    pub duration_ms: u64,
-    pub seed: u64,
-    /// The output line that matched `expect.output`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub matched: Option<String>,
-    /// At a hang: the run's processes and what they waited on (at most
-    /// [`crate::replay::procfs::MAX_PROCESSES`]).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub diagnostics: Option<Vec<ProcessReport>>,
-    /// How many more processes there were than `diagnostics` lists.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub diagnostics_omitted: Option<u32>,
-    /// An interrupt cut the hang's diagnostics short: `diagnostics` holds
-    /// what was gathered by then (stacks from debuggers may be missing).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub diagnostics_cut_short: bool,
-    /// The end of the run step's stderr (reproduced and errored runs).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stderr_tail: Option<String>,
-    /// The end of the run step's stdout (reproduced and errored runs).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stdout_tail: Option<String>,
-    /// What the axes did in this run (proxy counters...).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub axes_detail: BTreeMap<String, serde_json::Value>,
-    /// The run's directory, with `--keep`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dir: Option<String>,
-    /// For an error: what to do about it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hint: Option<String>,
-}
-
-impl RunResult {
-    /// A run that ended in an error before it could be judged.
-    pub fn error(index: u32, seed: u64, reason: String) -> Self {
-        Self {
-            index,
-            outcome: Outcome::Error,
-            reason,
-            exit_code: None,
-            signal: None,
-            duration_ms: 0,
-            seed,
-            matched: None,
-            diagnostics: None,
-            diagnostics_omitted: None,
-            diagnostics_cut_short: false,
-            stderr_tail: None,
-            stdout_tail: None,
-            axes_detail: BTreeMap::new(),
-            dir: None,
-            hint: None,
-        }
-    }
 }
 
 impl CellReport {

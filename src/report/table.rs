@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::io::{self, Write};
 
 use super::{CellReport, Report, RunResult, Verdict, stats};
-use crate::replay::outcome::Outcome;
+use crate::run::Outcome;
 
 /// The most processes of a hung run the table lists.
 const SHORT_PROCESSES: usize = 8;
