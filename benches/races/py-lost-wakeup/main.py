@@ -10,6 +10,7 @@ def produce():
         cond.notify_all()
 def consume(result):
     if not ready:                      # BUG: checked without the lock
+        log = [str(i) for i in range(int(sys.argv[2]))]  # notes that it will wait
         with cond:
             result.append(cond.wait(timeout=float(sys.argv[1])))
 result = []
