@@ -69,7 +69,10 @@ def replay(bugpack, d, args):
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         took = time.monotonic() - start
         with open(out.name) as f:
-            return json.load(f), took
+            text = f.read()
+        if not text:
+            sys.exit(f"bugpack replay {d} {' '.join(args)} wrote no report")
+        return json.loads(text), took
 
 
 def hunt(bugpack, d, args, budget):
