@@ -24,13 +24,12 @@ use std::net::SocketAddr;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::thread;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::tcp::{ReadHalf, WriteHalf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -276,19 +275,10 @@ fn bump(counter: &AtomicU64, by: u64) {
 
 /// A running fault proxy on its own thread, with its own current-thread
 /// tokio runtime. Dropping it stops it, as [`FaultProxy::shutdown`] does.
+#[derive(Debug)]
 pub struct FaultProxy {
-    addr: SocketAddr,
+    server: crate::proxy::background::Background,
     counters: Arc<Counters>,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<thread::JoinHandle<()>>,
-}
-
-impl fmt::Debug for FaultProxy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FaultProxy")
-            .field("addr", &self.addr)
-            .finish_non_exhaustive()
-    }
 }
 
 impl FaultProxy {
@@ -301,41 +291,23 @@ impl FaultProxy {
         toxic: Toxic,
         seed: u64,
     ) -> io::Result<Self> {
-        let listener = std::net::TcpListener::bind(listen)?;
-        let addr = listener.local_addr()?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_io()
-            .enable_time()
-            .build()?;
-        let listener = {
-            let _context = runtime.enter();
-            listener.set_nonblocking(true)?;
-            TcpListener::from_std(listener)?
-        };
         let counters = Arc::new(Counters::default());
-        let (stop, stopped) = oneshot::channel::<()>();
-        let thread = thread::Builder::new()
-            .name(format!("bugpack-net-fault-{}", addr.port()))
-            .spawn({
-                let counters = Arc::clone(&counters);
-                move || {
-                    runtime.block_on(serve(listener, upstream, toxic, seed, counters, async {
-                        let _ = stopped.await;
-                    }));
-                }
-            })?;
-        tracing::debug!(%addr, %upstream, %toxic, "fault proxy started");
-        Ok(Self {
-            addr,
-            counters,
-            stop: Some(stop),
-            thread: Some(thread),
-        })
+        let server = crate::proxy::background::Background::spawn(listen, "bugpack-net-fault", {
+            let counters = Arc::clone(&counters);
+            move |listener, stopped| async move {
+                serve(listener, upstream, toxic, seed, counters, async {
+                    let _ = stopped.await;
+                })
+                .await;
+            }
+        })?;
+        tracing::debug!(addr = %server.addr(), %upstream, %toxic, "fault proxy started");
+        Ok(Self { server, counters })
     }
 
     /// The address clients connect to.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.server.addr()
     }
 
     /// What the proxy has done so far.
@@ -345,26 +317,10 @@ impl FaultProxy {
 
     /// Stops accepting, closes every connection and joins the thread;
     /// returns the final counts.
-    pub fn shutdown(mut self) -> Stats {
-        self.stop_and_join();
-        self.counters.snapshot()
-    }
-
-    fn stop_and_join(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take()
-            && thread.join().is_err()
-        {
-            tracing::error!(addr = %self.addr, "fault proxy thread panicked");
-        }
-    }
-}
-
-impl Drop for FaultProxy {
-    fn drop(&mut self) {
-        self.stop_and_join();
+    pub fn shutdown(self) -> Stats {
+        let Self { server, counters } = self;
+        drop(server);
+        counters.snapshot()
     }
 }
 

@@ -16,6 +16,7 @@
 //! streams), panic or stop serving because of what a peer sent, or print
 //! (it logs through `tracing`).
 
+pub(crate) mod background;
 mod cache;
 mod fault;
 mod rfc;

@@ -17,7 +17,6 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::thread;
 use std::time::Duration;
 
 use rcgen::{
@@ -28,7 +27,6 @@ use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 
 /// Where Debian, Fedora and others keep the system's CA bundle, in order.
@@ -177,18 +175,9 @@ impl Authority {
 /// A TLS terminator in front of a service: accepts TLS on its port with a
 /// certificate for `127.0.0.1` and `localhost`, and forwards the plain
 /// bytes to the service's port. Dropping it stops it.
+#[derive(Debug)]
 pub struct Terminator {
-    addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<thread::JoinHandle<()>>,
-}
-
-impl fmt::Debug for Terminator {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Terminator")
-            .field("addr", &self.addr)
-            .finish_non_exhaustive()
-    }
+    server: super::background::Background,
 }
 
 impl Terminator {
@@ -200,47 +189,22 @@ impl Terminator {
         let config =
             authority.make_server_config(&["127.0.0.1".to_owned(), "localhost".to_owned()])?;
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-        let listener = std::net::TcpListener::bind(listen).map_err(|e| e.to_string())?;
-        let addr = listener.local_addr().map_err(|e| e.to_string())?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_io()
-            .enable_time()
-            .build()
-            .map_err(|e| e.to_string())?;
-        let listener = {
-            let _context = runtime.enter();
-            listener.set_nonblocking(true).map_err(|e| e.to_string())?;
-            TcpListener::from_std(listener).map_err(|e| e.to_string())?
-        };
-        let (stop, stopped) = oneshot::channel::<()>();
-        let thread = thread::Builder::new()
-            .name(format!("bugpack-tls-{}", addr.port()))
-            .spawn(move || {
-                runtime.block_on(terminate(listener, upstream, acceptor, async {
+        let server = super::background::Background::spawn(
+            listen,
+            "bugpack-tls",
+            move |listener, stopped| async move {
+                terminate(listener, upstream, acceptor, async {
                     let _ = stopped.await;
-                }));
-            })
-            .map_err(|e| e.to_string())?;
-        Ok(Self {
-            addr,
-            stop: Some(stop),
-            thread: Some(thread),
-        })
+                })
+                .await;
+            },
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(Self { server })
     }
 
     pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-}
-
-impl Drop for Terminator {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        self.server.addr()
     }
 }
 
