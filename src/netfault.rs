@@ -18,7 +18,6 @@
 //! because of what a peer sent, or print (it logs through `tracing`).
 
 use std::fmt;
-use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::str::FromStr;
@@ -27,10 +26,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
 use tokio::net::tcp::{ReadHalf, WriteHalf};
-use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
-use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 /// The largest value any toxic takes: an hour in milliseconds, a GiB in
@@ -294,11 +292,17 @@ impl FaultProxy {
         let counters = Arc::new(Counters::default());
         let server = crate::proxy::background::Background::spawn(listen, "bugpack-net-fault", {
             let counters = Arc::clone(&counters);
-            move |listener, stopped| async move {
-                serve(listener, upstream, toxic, seed, counters, async {
-                    let _ = stopped.await;
-                })
-                .await;
+            let mut rng = fastrand::Rng::with_seed(seed);
+            move |client, peer| {
+                bump(&counters.connections, 1);
+                // Drawn in accept order, so a seed replays the same faults.
+                let seed = rng.u64(..);
+                let counters = Arc::clone(&counters);
+                async move {
+                    if let Err(err) = connection(client, upstream, toxic, seed, &counters).await {
+                        tracing::debug!(%peer, "fault proxy connection ended: {err}");
+                    }
+                }
             }
         })?;
         tracing::debug!(addr = %server.addr(), %upstream, %toxic, "fault proxy started");
@@ -322,44 +326,6 @@ impl FaultProxy {
         drop(server);
         counters.snapshot()
     }
-}
-
-async fn serve(
-    listener: TcpListener,
-    upstream: SocketAddr,
-    toxic: Toxic,
-    seed: u64,
-    counters: Arc<Counters>,
-    stop: impl Future<Output = ()>,
-) {
-    tokio::pin!(stop);
-    let mut rng = fastrand::Rng::with_seed(seed);
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            () = &mut stop => break,
-            accepted = listener.accept() => match accepted {
-                Ok((client, peer)) => {
-                    bump(&counters.connections, 1);
-                    // Drawn in accept order, so a seed replays the same faults.
-                    let seed = rng.u64(..);
-                    let counters = Arc::clone(&counters);
-                    connections.spawn(async move {
-                        if let Err(err) = connection(client, upstream, toxic, seed, &counters).await {
-                            tracing::debug!(%peer, "fault proxy connection ended: {err}");
-                        }
-                    });
-                }
-                Err(err) => {
-                    // Out of file descriptors and the like: back off, keep serving.
-                    tracing::warn!("fault proxy cannot accept a connection: {err}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-        }
-    }
-    connections.abort_all();
 }
 
 /// How a connection's downstream half ended.

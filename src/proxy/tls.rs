@@ -12,7 +12,6 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -26,8 +25,7 @@ use rcgen::{
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinSet;
+use tokio::net::TcpStream;
 
 /// Where Debian, Fedora and others keep the system's CA bundle, in order.
 const SYSTEM_BUNDLES: [&str; 4] = [
@@ -189,17 +187,11 @@ impl Terminator {
         let config =
             authority.make_server_config(&["127.0.0.1".to_owned(), "localhost".to_owned()])?;
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-        let server = super::background::Background::spawn(
-            listen,
-            "bugpack-tls",
-            move |listener, stopped| async move {
-                terminate(listener, upstream, acceptor, async {
-                    let _ = stopped.await;
-                })
-                .await;
-            },
-        )
-        .map_err(|e| e.to_string())?;
+        let server =
+            super::background::Background::spawn(listen, "bugpack-tls", move |client, peer| {
+                terminate(acceptor.clone(), client, peer, upstream)
+            })
+            .map_err(|e| e.to_string())?;
         Ok(Self { server })
     }
 
@@ -208,45 +200,26 @@ impl Terminator {
     }
 }
 
+/// One client of a TLS terminator: the handshake, then the plain bytes
+/// both ways between it and the service.
 async fn terminate(
-    listener: TcpListener,
-    upstream: SocketAddr,
     acceptor: tokio_rustls::TlsAcceptor,
-    stop: impl Future<Output = ()>,
+    client: TcpStream,
+    peer: SocketAddr,
+    upstream: SocketAddr,
 ) {
-    tokio::pin!(stop);
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            () = &mut stop => break,
-            accepted = listener.accept() => match accepted {
-                Ok((client, peer)) => {
-                    let acceptor = acceptor.clone();
-                    connections.spawn(async move {
-                        let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(client));
-                        let mut tls = match handshake.await {
-                            Ok(Ok(tls)) => tls,
-                            Ok(Err(err)) => {
-                                tracing::debug!(%peer, "TLS handshake failed: {err}");
-                                return;
-                            }
-                            Err(_) => return,
-                        };
-                        match TcpStream::connect(upstream).await {
-                            Ok(mut service) => {
-                                let _ = tokio::io::copy_bidirectional(&mut tls, &mut service).await;
-                            }
-                            Err(err) => tracing::debug!("TLS terminator cannot reach {upstream}: {err}"),
-                        }
-                    });
-                }
-                Err(err) => {
-                    tracing::warn!("TLS terminator cannot accept a connection: {err}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+    let mut tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(client)).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(err)) => {
+            tracing::debug!(%peer, "TLS handshake failed: {err}");
+            return;
         }
+        Err(_) => return,
+    };
+    match TcpStream::connect(upstream).await {
+        Ok(mut service) => {
+            let _ = tokio::io::copy_bidirectional(&mut tls, &mut service).await;
+        }
+        Err(err) => tracing::debug!("TLS terminator cannot reach {upstream}: {err}"),
     }
-    connections.abort_all();
 }
