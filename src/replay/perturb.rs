@@ -34,15 +34,7 @@ use super::timing::{SplitMix, Tree};
 fn threads(tree: Tree) -> Vec<i32> {
     tree.processes()
         .iter()
-        .flat_map(|p| {
-            fs::read_dir(format!("/proc/{}/task", p.pid))
-                .map(|d| {
-                    d.flatten()
-                        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-                        .collect::<Vec<_>>()
-                })
-                .unwrap_or_default()
-        })
+        .flat_map(|p| super::procfs::task_ids(p.pid))
         .collect()
 }
 
@@ -89,14 +81,13 @@ impl Perturbation {
                 detail[k] = v;
             }
         }
-        match parts.as_slice() {
-            [] => {}
-            [one] if detail.get("kinds").is_none() => {
-                if let (Some(d), Some(o)) = (detail.as_object_mut(), one.as_object()) {
-                    d.extend(o.clone());
+        // What a thread counted joins the detail (noise's threads count nothing).
+        if let Some(d) = detail.as_object_mut() {
+            for part in parts {
+                if let Value::Object(counts) = part {
+                    d.extend(counts);
                 }
             }
-            _ => {}
         }
         detail
     }
@@ -190,7 +181,6 @@ pub(super) fn noise(seed: u64, cpus: &[usize]) -> Perturbation {
     let mut kinds = Vec::new();
     let mut pinned = Vec::new();
     let mut threads = Vec::new();
-    let synced = Arc::new(AtomicU64::new(0));
     for i in 0..count {
         let kind = match rng.below(3) {
             0 => Kind::Cpu,
@@ -203,12 +193,11 @@ pub(super) fn noise(seed: u64, cpus: &[usize]) -> Perturbation {
         kinds.push(format!("{kind:?}").to_lowercase());
         pinned.push(cpu);
         let stop = Arc::clone(&stop);
-        let synced = Arc::clone(&synced);
         threads.push(thread::spawn(move || {
             if let Some(cpu) = cpu {
                 let _ = sched_setaffinity(Pid::from_raw(0), &cpu_set(&[cpu]));
             }
-            stress(kind, i, &stop, &synced);
+            stress(kind, i, &stop);
             Value::Null
         }));
     }
@@ -220,7 +209,7 @@ pub(super) fn noise(seed: u64, cpus: &[usize]) -> Perturbation {
     }
 }
 
-fn stress(kind: Kind, i: usize, stop: &AtomicBool, synced: &AtomicU64) {
+fn stress(kind: Kind, i: usize, stop: &AtomicBool) {
     match kind {
         Kind::Cpu => {
             let mut x = 1u64;
@@ -258,7 +247,6 @@ fn stress(kind: Kind, i: usize, stop: &AtomicBool, synced: &AtomicU64) {
                 if file.write_all(&block).is_err() || file.as_file().sync_data().is_err() {
                     break;
                 }
-                synced.fetch_add(1, Ordering::Relaxed);
                 if file.as_file().metadata().map_or(0, |m| m.len()) > 16 << 20 {
                     let _ = file.as_file().set_len(0);
                     let _ = std::io::Seek::rewind(&mut file);
@@ -377,9 +365,11 @@ impl Drop for Cgroup {
     }
 }
 
-/// Checks that `quota` can be given here: makes and removes a cgroup.
+/// Checks that `quota` can be given here: makes and removes a cgroup, once
+/// per process (every run's cell is checked, and the answer cannot change).
 pub(super) fn quota_possible() -> Result<(), String> {
-    Cgroup::create(100).map(drop)
+    static ANSWER: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    ANSWER.get_or_init(|| Cgroup::create(100).map(drop)).clone()
 }
 
 /// `quota:PCT`: moves the tree's processes into a cgroup of their own,

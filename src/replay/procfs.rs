@@ -200,7 +200,7 @@ pub fn diagnose(procs: &[Proc], max: usize) -> (Vec<ProcessReport>, usize) {
 }
 
 /// The thread ids of `pid`, in order.
-fn task_ids(pid: i32) -> Vec<i32> {
+pub(super) fn task_ids(pid: i32) -> Vec<i32> {
     let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
         return Vec::new();
     };
