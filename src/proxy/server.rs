@@ -123,13 +123,8 @@ impl Shared {
         connector.enforce_http(false);
         let tls_client = match &config.tls {
             Some(authority) => authority.client_config(),
-            None => rustls::ClientConfig::builder_with_provider(Arc::new(
-                rustls::crypto::ring::default_provider(),
-            ))
-            .with_safe_default_protocol_versions()
-            .map_err(io::Error::other)?
-            .with_root_certificates(rustls::RootCertStore::empty())
-            .with_no_client_auth(),
+            None => super::tls::client_trusting(rustls::RootCertStore::empty())
+                .map_err(io::Error::other)?,
         };
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls_client)

@@ -52,6 +52,14 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// A TLS client that trusts `roots` (the proxy's, towards origins).
+pub(crate) fn client_trusting(roots: RootCertStore) -> Result<ClientConfig, rustls::Error> {
+    Ok(ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
 /// A CA for one run, and the server certificates it has signed.
 pub struct Authority {
     ca: CertifiedIssuer<'static, KeyPair>,
@@ -100,11 +108,7 @@ impl Authority {
             // A system CA rustls cannot use is one fewer root, not an error.
             let _ = roots.add(cert);
         }
-        let client = ClientConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let client = client_trusting(roots).map_err(|e| e.to_string())?;
         Ok(Self {
             ca,
             bundle,
