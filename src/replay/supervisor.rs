@@ -237,6 +237,12 @@ pub enum Event {
     },
     /// Something in the sandbox itself went wrong.
     Error { why: String },
+    /// From a slot: the process that holds this run's PID namespace, as
+    /// the host sees it (the supervisor is its only child).
+    Root { pid: u32 },
+    /// From a slot: the run's root process has exited, so every process
+    /// of the run is gone; the slot waits for the next plan.
+    Ended,
     /// One of bugpack's own log lines (the supervisor's, the proxy's),
     /// already scrubbed of secrets, for the engine to print.
     Log { level: LogLevel, message: String },
@@ -273,7 +279,7 @@ const LOG_BUDGET: u64 = 8 << 20;
 /// Writes `event` as one JSON line on stdout, the channel to the engine.
 /// Each line is written whole under stdout's lock, so log lines from the
 /// proxy's thread never split an event.
-fn send(event: &Event) -> io::Result<()> {
+pub(crate) fn send(event: &Event) -> io::Result<()> {
     let mut line = serde_json::to_vec(event).map_err(io::Error::other)?;
     line.push(b'\n');
     let mut out = io::stdout().lock();
@@ -324,7 +330,7 @@ pub fn print_relayed(label: &str, level: LogLevel, message: &str) {
 /// init, out of the engine's reach, so it waits for the engine to stop them
 /// and it together.
 pub fn main() -> io::Result<()> {
-    let result = supervise();
+    let result = read_plan().and_then(|plan| supervise(&plan));
     if std::process::id() == 1 {
         return result;
     }
@@ -336,19 +342,39 @@ pub fn main() -> io::Result<()> {
     }
 }
 
-fn supervise() -> io::Result<()> {
+/// The plan, from stdin, for a supervisor started on its own.
+fn read_plan() -> io::Result<RunPlan> {
+    let mut text = String::new();
+    io::stdin()
+        .lock()
+        .take(MAX_PLAN)
+        .read_to_string(&mut text)?;
+    serde_json::from_str(&text).map_err(io::Error::other)
+}
+
+/// The largest plan a supervisor or a slot reads.
+pub const MAX_PLAN: u64 = 16 << 20;
+
+/// Supervises `plan`'s run as PID 1 of the namespace a slot's run root
+/// has just made: `plan` was read by the slot, so nothing is read here.
+pub fn main_with(plan: &RunPlan) -> io::Result<()> {
+    supervise(plan)
+}
+
+fn supervise(plan: &RunPlan) -> io::Result<()> {
     // If the engine dies, the sandbox dies with it.
     let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
     // Without a PID namespace, orphans of the run are adopted here, so the
     // engine can still find and stop them as our descendants.
     let _ = nix::sys::prctl::set_child_subreaper(true);
-    let mut text = String::new();
-    io::stdin()
-        .lock()
-        .take(16 << 20)
-        .read_to_string(&mut text)?;
-    let plan: RunPlan = serde_json::from_str(&text).map_err(io::Error::other)?;
     crate::redact::logs::install_env(plan.env.clone().into_iter().collect());
+    // Set here, before any step or thread, so that every step inherits them.
+    if let Err(e) = apply_limits(plan.limits) {
+        send(&Event::Error {
+            why: format!("cannot set the rlimits {}: {e}", plan.limits),
+        })?;
+        return Ok(());
+    }
     if let Some(overlay) = &plan.overlay {
         if let Err(e) = overlay.mount(&plan.work_dir) {
             send(&Event::Error { why: e.to_string() })?;
@@ -409,7 +435,7 @@ fn supervise() -> io::Result<()> {
     let mut reaper = Reaper::default();
     for (index, step) in plan.setup.iter().enumerate() {
         let name = format!("setup-{index}");
-        let mut child = match spawn(&plan, &name, step, &proxied) {
+        let mut child = match spawn(plan, &name, step, &proxied) {
             Ok(c) => c,
             Err(e) => {
                 return send(&Event::SetupFailed {
@@ -446,7 +472,7 @@ fn supervise() -> io::Result<()> {
     for service in &plan.services {
         let name = format!("service-{}", service.name);
         let port = service.port.to_string();
-        let mut child = match spawn(&plan, &name, &service.run, &[("PORT", port.as_str())]) {
+        let mut child = match spawn(plan, &name, &service.run, &[("PORT", port.as_str())]) {
             Ok(c) => c,
             Err(e) => {
                 return send(&Event::ServiceFailed {
@@ -462,7 +488,7 @@ fn supervise() -> io::Result<()> {
             child.id(),
             quoted(&service.run)
         );
-        match wait_ready(&plan, service, &mut child, &mut reaper) {
+        match wait_ready(plan, service, &mut child, &mut reaper) {
             Ok(()) => send(&Event::Ready {
                 name: service.name.clone(),
                 port: service.port,
@@ -512,7 +538,7 @@ fn supervise() -> io::Result<()> {
         },
     };
     let started = Instant::now();
-    let run = match spawn(&plan, "run", &plan.run, &proxied) {
+    let run = match spawn(plan, "run", &plan.run, &proxied) {
         Ok(c) => c,
         Err(e) => {
             return send(&Event::Error {
@@ -690,16 +716,18 @@ fn start_fault_proxies(
 fn spawn(plan: &RunPlan, name: &str, command: &str, extra: &[(&str, &str)]) -> io::Result<Child> {
     let out = log_file(&plan.log_dir, &format!("{name}.out"))?;
     let err = log_file(&plan.log_dir, &format!("{name}.err"))?;
+    let program = |name: &str| on_path(name, plan.env.get("PATH").map(String::as_str));
     let mut cmd = if let (Some(trace), "run") = (&plan.strace, name) {
-        let mut c = Command::new("strace");
+        let mut c = Command::new(program("strace"));
+        c.arg0("strace");
         c.arg("-f")
             .arg("-o")
             .arg(trace)
             .args(["--", "sh", "-c", command]);
         c
     } else {
-        let mut c = Command::new("sh");
-        c.args(["-c", command]);
+        let mut c = Command::new(program("sh"));
+        c.arg0("sh").args(["-c", command]);
         c
     };
     let stdin = match (&plan.stdin, name) {
@@ -713,14 +741,26 @@ fn spawn(plan: &RunPlan, name: &str, command: &str, extra: &[(&str, &str)]) -> i
         .stdin(stdin)
         .stdout(out)
         .stderr(err);
-    let limits = plan.limits;
-    // SAFETY: the hook only calls setrlimit, which is async-signal-safe and
-    // touches no memory shared with the parent.
-    #[allow(unsafe_code)]
-    unsafe {
-        cmd.pre_exec(move || apply_limits(limits));
-    }
+    // The rlimits are the supervisor's own, inherited: with no hook to run
+    // between fork and exec, the standard library spawns with vfork, which
+    // costs a fraction of a fork of this process.
     cmd.spawn()
+}
+
+/// Where `name` is on the step's `PATH`, as `execvp` would find it; `name`
+/// itself if it is nowhere there. Found here because the standard library
+/// spawns a program it must look up on a changed `PATH` with a fork of
+/// this process, and a path it is given with vfork, which is much cheaper.
+fn on_path(name: &str, path: Option<&str>) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt as _;
+    path.unwrap_or("/usr/bin:/bin")
+        .split(':')
+        .map(|dir| Path::new(if dir.is_empty() { "." } else { dir }).join(name))
+        .find(|candidate| {
+            std::fs::metadata(candidate)
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+        .unwrap_or_else(|| PathBuf::from(name))
 }
 
 fn log_file(dir: &Path, name: &str) -> io::Result<File> {
@@ -937,20 +977,24 @@ fn orphan_zombies() -> Vec<i32> {
         .collect()
 }
 
-/// Reads events from the supervisor's stdout, one per line; malformed lines
-/// (the sandbox is not trusted to be well-behaved) become `Error` events.
-pub fn read_events(reader: impl io::Read, mut on_event: impl FnMut(Event)) {
-    let reader = io::BufReader::new(reader.take(64 << 20));
-    for line in reader.split(b'\n') {
+/// Reads events from a sandbox's stdout, one per line, at most 64 MiB of
+/// them; malformed lines (the sandbox is not trusted to be well-behaved)
+/// become `Error` events. Reads until the end of the output, or until
+/// `on_event` returns false: `true` then, and `reader` is left just after
+/// that event's line, to read the next run's events from.
+pub fn read_events(reader: &mut impl io::BufRead, mut on_event: impl FnMut(Event) -> bool) -> bool {
+    for line in reader.take(64 << 20).split(b'\n') {
         let Ok(line) = line else { break };
         if line.is_empty() {
             continue;
         }
         let line = &line[..line.len().min(64 << 10)];
-        on_event(
-            serde_json::from_slice(line).unwrap_or_else(|e| Event::Error {
-                why: format!("unreadable message from the sandbox: {e}"),
-            }),
-        );
+        let event = serde_json::from_slice(line).unwrap_or_else(|e| Event::Error {
+            why: format!("unreadable message from the sandbox: {e}"),
+        });
+        if !on_event(event) {
+            return true;
+        }
     }
+    false
 }
