@@ -85,7 +85,7 @@ pub(crate) enum Command {
     Completions(CompletionsArgs),
     /// Print the manual page (roff), or write one per command with --dir
     Man(ManArgs),
-    /// (internal) Make a run's namespaces and start its supervisor
+    /// (internal) Keep a job slot's namespaces and run each plan it is sent in fresh ones
     #[command(name = "__sandbox", hide = true)]
     Sandbox(SandboxArgs),
     /// (internal) Supervise a run's steps inside its sandbox

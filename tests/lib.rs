@@ -37,5 +37,6 @@ mod redaction;
 mod replay;
 mod shard;
 mod signing;
+mod slots;
 mod tls;
 mod writers;

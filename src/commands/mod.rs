@@ -68,7 +68,11 @@ pub(crate) fn run(command: Command, ui: &Ui) -> Result<Status> {
         Command::Sandbox(args) => {
             let net = bugpack::replay::sandbox::Net::parse(&args.net)
                 .ok_or_else(|| bugpack::error::usage("--net: none, loopback or host"))?;
-            let code = bugpack::replay::sandbox::enter(net, args.probe, args.overlay.as_deref())?;
+            let code = if args.probe {
+                bugpack::replay::sandbox::probe(net, args.overlay.as_deref())?
+            } else {
+                bugpack::replay::sandbox::slot(net)?
+            };
             Ok(Status::Code(u8::try_from(code).unwrap_or(1)))
         }
         Command::Supervise => {

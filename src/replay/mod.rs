@@ -41,7 +41,7 @@ use crate::scenario::{Readiness, Scenario};
 use crate::shard::Unit;
 use matrix::{Cache, Cell};
 use outcome::{Ending, Outcome};
-use sandbox::{Isolation, Net, Sandbox};
+use sandbox::{Isolation, Net, Sandbox, Slot};
 use supervisor::{Event, NetFaultPlan, ProxyPlan, ReadyPlan, Rlimits, RunPlan, ServicePlan};
 
 /// How much of a step's output a report keeps.
@@ -265,9 +265,17 @@ pub fn replay(
             }
         }
     };
+    let sweeper = Sweeper::start();
     std::thread::scope(|scope| {
-        for _ in 0..plan.jobs.max(1) {
-            scope.spawn(|| {
+        for job in 0..plan.jobs.max(1) {
+            let root = root.path();
+            let next_unit = &next_unit;
+            let record = &record;
+            let stop = &stop;
+            let sweeper = &sweeper;
+            scope.spawn(move || {
+                // This job's sandbox, kept from run to run.
+                let mut slot = Slot::new(root.join(format!("slot{job}.err")));
                 while !stop() {
                     let Some(item) = next_unit() else {
                         return;
@@ -275,13 +283,22 @@ pub fn replay(
                     match item {
                         Unit::Run { cell, index } => {
                             let shared = Shared::default();
-                            match run_one(plan, root.path(), cell, index, &shared, interrupted) {
+                            match run_one(
+                                plan,
+                                root,
+                                cell,
+                                index,
+                                &shared,
+                                &mut slot,
+                                sweeper,
+                                interrupted,
+                            ) {
                                 Some(result) => record(cell, result),
                                 None => return,
                             }
                         }
                         Unit::Warm { cell } => {
-                            let shared = match warm_dirs(plan, root.path(), cell) {
+                            let shared = match warm_dirs(plan, root, cell) {
                                 Ok(s) => s,
                                 Err(e) => {
                                     // Every run of the cell would have
@@ -303,8 +320,16 @@ pub fn replay(
                                 if stop() {
                                     return;
                                 }
-                                match run_one(plan, root.path(), cell, index, &shared, interrupted)
-                                {
+                                match run_one(
+                                    plan,
+                                    root,
+                                    cell,
+                                    index,
+                                    &shared,
+                                    &mut slot,
+                                    sweeper,
+                                    interrupted,
+                                ) {
                                     Some(_) if index == WARM_UP => {}
                                     Some(result) => record(cell, result),
                                     None => return,
@@ -316,6 +341,8 @@ pub fn replay(
             });
         }
     });
+    // Every run's directory is gone before the replay returns.
+    sweeper.finish();
     if let RunsRoot::Kept(dir) = root {
         // The user asked to keep the runs: leave the directory in place.
         let kept = dir.keep();
@@ -436,6 +463,40 @@ impl RunsRoot {
     }
 }
 
+/// Removes finished runs' directories on a thread of its own, so that the
+/// next run need not wait for the file system (on the machine the
+/// benchmarks ran on, removing a no-op run's directory took longer than
+/// the run).
+struct Sweeper {
+    queue: mpsc::Sender<PathBuf>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Sweeper {
+    fn start() -> Self {
+        let (queue, dirs) = mpsc::channel::<PathBuf>();
+        let thread = std::thread::spawn(move || {
+            for dir in dirs {
+                let _ = fs::remove_dir_all(&dir);
+            }
+        });
+        Self { queue, thread }
+    }
+
+    /// Removes `dir`, soon (at once if the sweeper has died).
+    fn remove(&self, dir: PathBuf) {
+        if let Err(mpsc::SendError(dir)) = self.queue.send(dir) {
+            let _ = fs::remove_dir_all(&dir);
+        }
+    }
+
+    /// Waits until every directory handed over has been removed.
+    fn finish(self) {
+        drop(self.queue);
+        let _ = self.thread.join();
+    }
+}
+
 /// A warm cell's shared home and proxy cache.
 fn warm_dirs(plan: &Plan, root: &Path, cell: usize) -> anyhow::Result<Shared> {
     let home = root.join(format!("cell{cell}-home"));
@@ -455,12 +516,15 @@ fn warm_dirs(plan: &Plan, root: &Path, cell: usize) -> anyhow::Result<Shared> {
 /// One run: prepare, sandbox, follow, judge, clean up. `None` when
 /// interrupted before it could finish (it is not counted). A run that cannot
 /// be prepared (a full disk, say) is an `error` result; the replay goes on.
+#[allow(clippy::too_many_arguments)]
 fn run_one(
     plan: &Plan,
     root: &Path,
     cell: usize,
     index: u32,
     shared: &Shared,
+    slot: &mut Slot,
+    sweeper: &Sweeper,
     interrupted: &AtomicBool,
 ) -> Option<RunResult> {
     let seed = run_seed(plan.seed, cell, index);
@@ -480,11 +544,12 @@ fn run_one(
         index,
         seed,
         shared,
+        slot,
         interrupted,
         &label,
     );
     if !plan.keep {
-        let _ = fs::remove_dir_all(&dir);
+        sweeper.remove(dir.clone());
     }
     let mut result = match result {
         Ok(Some(r)) => r,
@@ -541,6 +606,7 @@ fn run_in(
     index: u32,
     seed: u64,
     shared: &Shared,
+    slot: &mut Slot,
     interrupted: &AtomicBool,
     label: &str,
 ) -> anyhow::Result<Option<RunResult>> {
@@ -642,12 +708,8 @@ fn run_in(
             stats_path: fault_stats_path.clone(),
         }),
     };
-    let mut sandbox = match Sandbox::start(
-        &plan.isolation,
-        &run_plan,
-        &layout.logs.join("sandbox.err"),
-        label,
-    ) {
+    let sandbox_err = layout.logs.join("sandbox.err");
+    let mut sandbox = match Sandbox::start(&plan.isolation, slot, &run_plan, &sandbox_err, label) {
         Ok(s) => s,
         Err(e) => return Ok(Some(base(Outcome::Error, format!("sandbox: {e:#}")))),
     };
@@ -703,8 +765,8 @@ fn run_in(
                 signal,
                 duration_ms,
             }) => break Ok((exit_code, signal, duration_ms)),
-            // Relayed by the sandbox's reader as they arrive.
-            Ok(Event::Ready { .. } | Event::Log { .. }) => {}
+            // Relayed, or read by the sandbox's reader itself.
+            Ok(Event::Ready { .. } | Event::Log { .. } | Event::Root { .. } | Event::Ended) => {}
             Ok(Event::SetupFailed { index: step, why }) => {
                 let mut r = base(Outcome::Error, format!("setup[{step}] {why}"));
                 r.stderr_tail = Some(outcome::tail(
@@ -730,13 +792,7 @@ fn run_in(
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => {
-                let why = outcome::tail(&layout.logs.join("sandbox.err"), 400);
-                let why = why
-                    .lines()
-                    .last()
-                    .unwrap_or("it ended without a word")
-                    .trim()
-                    .to_owned();
+                let why = sandbox.last_words(&sandbox_err);
                 return early(
                     &mut sandbox,
                     &mut driver,
@@ -833,7 +889,7 @@ struct HangDiagnostics {
 /// thread on it) and give them until they have exited, or [`DUMP_GRACE`], to
 /// print. An interrupt cuts the debuggers and the wait short; what was
 /// gathered by then is kept.
-fn hang_diagnostics(sandbox: &Sandbox, interrupted: &AtomicBool) -> HangDiagnostics {
+fn hang_diagnostics(sandbox: &Sandbox<'_>, interrupted: &AtomicBool) -> HangDiagnostics {
     sandbox.hold();
     let procs = sandbox.processes();
     let (mut processes, omitted) = procfs::diagnose(&procs, procfs::MAX_PROCESSES);

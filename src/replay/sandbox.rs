@@ -1,29 +1,33 @@
 //! The sandbox a run lives in, from both sides.
 //!
-//! Inside ([`enter`], the hidden `bugpack __sandbox` command): unshare user,
-//! PID and (unless `--net host`) network namespaces, map our own uid and gid
-//! into the new user namespace, bring `lo` up for `--net loopback`, and start
-//! the supervisor, which becomes PID 1 of the new PID namespace. When PID 1
-//! dies the kernel kills every process left in the namespace, daemons and
-//! `setsid` escapees included: that is how a run leaves nothing behind.
+//! Inside ([`slot`], the hidden `bugpack __sandbox` command): a job slot
+//! unshares a user namespace, mapping our own uid and gid into it, and
+//! (unless `--net host`) a network namespace with `lo` up for `--net
+//! loopback`, and keeps them from run to run. For each run it forks a run
+//! root, which unshares PID, mount and IPC namespaces and forks the
+//! supervisor, PID 1 of the new PID namespace. When PID 1 dies the kernel
+//! kills every process left in the namespace, daemons and `setsid`
+//! escapees included: that is how a run leaves nothing behind.
 //!
-//! Outside ([`Sandbox`]): start that process (as `nobody` when bugpack runs
-//! as root, so a stranger's code never runs with root's file permissions),
-//! hand it the plan, read its events, find its processes, and kill it. Where
-//! namespaces cannot be made, the supervisor runs in its own process group as
-//! a child subreaper instead, and [`Sandbox::kill`] stops its descendants.
+//! Outside ([`Slot`], [`Sandbox`]): start a slot's process (as `nobody`
+//! when bugpack runs as root, so a stranger's code never runs with root's
+//! file permissions), hand it each run's plan, read its events, find the
+//! run's processes, and kill them. Where namespaces cannot be made, each
+//! run's supervisor runs in its own process group as a child subreaper
+//! instead, and [`Sandbox::kill`] stops its descendants.
 //!
 //! The sandbox gets bugpack's own verbosity (`-v`, `-q`) on its command line;
 //! its log lines come back as events on its output and are printed here,
 //! whole, with the run's name, by the thread that reads them: every line
-//! is read until the sandbox closes its output, so none is lost.
+//! of a run is read until the slot says the run has ended, so none is lost.
 
-use std::fs::File;
-use std::io::{self, Write as _};
+use std::fs::{self, File};
+use std::io::{self, BufReader, Read as _, Write as _};
 use std::os::unix::process::CommandExt as _;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -31,6 +35,7 @@ use anyhow::Context as _;
 use nix::sched::{CloneFlags, unshare};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::{Gid, Pid, Uid};
+use serde::{Deserialize, Serialize};
 
 use super::supervisor::{self, Event, RunPlan};
 use super::{Backoff, procfs};
@@ -227,104 +232,285 @@ fn self_exe() -> &'static Path {
     Path::new("/proc/self/exe")
 }
 
-/// A started sandbox, seen from outside.
+/// A job slot's sandbox, kept from run to run: one `bugpack __sandbox`
+/// process that holds a user namespace and (unless `--net host`) a network
+/// namespace with `lo` up, and makes each run a PID, mount and IPC
+/// namespace of its own. Making those three is cheap; starting bugpack
+/// again and making a network namespace is most of what a run used to cost.
+///
+/// What could survive a run in the kept namespaces is checked before the
+/// next one: a socket still open or in `TIME_WAIT` in the network namespace
+/// makes the slot replace it with a fresh one. A process cannot survive
+/// (its PID namespace is gone before the slot hears the run has ended), nor
+/// can a System V IPC object or a file in `/dev/shm` (fresh for every run).
 #[derive(Debug)]
-pub struct Sandbox {
-    child: Child,
-    namespaces: bool,
-    events: mpsc::Receiver<Event>,
-    reader: Option<thread::JoinHandle<()>>,
+pub struct Slot {
+    /// Where the slot's own stderr goes (the runs' go to their own files).
+    err_file: PathBuf,
+    kept: Option<Kept>,
 }
 
-impl Sandbox {
-    /// Starts a sandbox for `plan`; its own stderr goes to `stderr_file`,
-    /// its log lines to ours, named `label`.
+/// The running `__sandbox` of a [`Slot`].
+#[derive(Debug)]
+struct Kept {
+    child: Child,
+    input: ChildStdin,
+    /// `None` while a run's reader has it.
+    output: Option<BufReader<ChildStdout>>,
+}
+
+/// What a slot is sent for each run, as one JSON line.
+#[derive(Debug, Serialize, Deserialize)]
+struct SlotRequest {
+    plan: RunPlan,
+    /// The run root's stderr (and so the supervisor's).
+    stderr: PathBuf,
+}
+
+impl Slot {
+    /// A slot with no process yet; its process, started with the first
+    /// run, writes its stderr to `err_file`.
+    pub fn new(err_file: PathBuf) -> Self {
+        Self {
+            err_file,
+            kept: None,
+        }
+    }
+
+    /// The slot's process, started if it is not running.
+    fn process(&mut self, iso: &Isolation) -> anyhow::Result<&mut Kept> {
+        if let Some(kept) = &mut self.kept
+            && (kept.output.is_none() || !matches!(kept.child.try_wait(), Ok(None)))
+        {
+            self.stop();
+        }
+        if self.kept.is_none() {
+            let stderr = File::create(&self.err_file)
+                .with_context(|| format!("cannot create {}", self.err_file.display()))?;
+            let mut cmd = iso.command(false);
+            cmd.stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(stderr);
+            let mut child = cmd.spawn().context("cannot start the sandbox")?;
+            tracing::debug!(
+                "started a job slot's sandbox (pid {}): {}",
+                child.id(),
+                command_line(&cmd)
+            );
+            let input = child.stdin.take().context("the sandbox has no stdin")?;
+            let output = child.stdout.take().context("the sandbox has no stdout")?;
+            self.kept = Some(Kept {
+                child,
+                input,
+                output: Some(BufReader::new(output)),
+            });
+        }
+        self.kept.as_mut().context("the job slot has no sandbox")
+    }
+
+    /// Ends the slot's process: its stdin closed, it reaps its last run
+    /// and exits; killed if it does not within a second. A run still in it
+    /// dies by its parent-death signal.
+    fn stop(&mut self) {
+        if let Some(mut kept) = self.kept.take() {
+            drop(kept.input);
+            if !wait_for(&mut kept.child, Duration::from_secs(1)) {
+                let _ = kept.child.kill();
+                let _ = kept.child.wait();
+            }
+        }
+    }
+
+    /// The last line of the slot's own stderr: why it ended, if it said.
+    fn last_words(&self) -> Option<String> {
+        let text = fs::read_to_string(&self.err_file).ok()?;
+        text.lines()
+            .rev()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .map(str::to_owned)
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A command as one line, for the debug log.
+fn command_line(cmd: &Command) -> String {
+    std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| a.to_string_lossy())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A started sandbox, seen from outside: a run in a job [`Slot`], or,
+/// without namespaces, a supervisor process of its own.
+#[derive(Debug)]
+pub struct Sandbox<'s> {
+    host: Host<'s>,
+    events: mpsc::Receiver<Event>,
+    /// Returns the slot's output once the run's `Ended` has been read, or
+    /// `None` at the end of the output.
+    reader: Option<thread::JoinHandle<Option<BufReader<ChildStdout>>>>,
+    /// The process that holds the run's PID namespace (the supervisor
+    /// itself without namespaces); 0 until the slot has said which.
+    root: Arc<AtomicU32>,
+}
+
+#[derive(Debug)]
+enum Host<'s> {
+    Slot(&'s mut Slot),
+    /// `bugpack __supervise`, in its own process group.
+    Process(Child),
+}
+
+impl<'s> Sandbox<'s> {
+    /// Starts a sandbox for `plan`, in `slot` where runs have namespaces;
+    /// its own stderr goes to `stderr_file`, its log lines to ours, named
+    /// `label`.
     pub fn start(
         iso: &Isolation,
+        slot: &'s mut Slot,
         plan: &RunPlan,
         stderr_file: &Path,
         label: &str,
     ) -> anyhow::Result<Self> {
-        let stderr = File::create(stderr_file)
-            .with_context(|| format!("cannot create {}", stderr_file.display()))?;
-        let mut cmd = iso.command(false);
-        cmd.stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(stderr);
-        let mut child = cmd.spawn().context("cannot start the sandbox")?;
-        tracing::debug!(
-            "[{label}] started the sandbox (pid {}): {}",
-            child.id(),
-            std::iter::once(cmd.get_program())
-                .chain(cmd.get_args())
-                .map(|a| a.to_string_lossy())
-                .collect::<Vec<_>>()
-                .join(" ")
-        );
-        let text = serde_json::to_vec(plan)?;
-        if let Some(mut stdin) = child.stdin.take() {
-            stdin
-                .write_all(&text)
-                .context("cannot hand the plan to the sandbox")?;
-        }
-        let stdout = child.stdout.take().context("the sandbox has no stdout")?;
+        let root = Arc::new(AtomicU32::new(0));
         let (tx, rx) = mpsc::channel();
+        let (host, output, slot_pid) = if iso.namespaces {
+            let kept = slot.process(iso)?;
+            let mut line = serde_json::to_vec(&SlotRequest {
+                plan: plan.clone(),
+                stderr: stderr_file.to_owned(),
+            })?;
+            line.push(b'\n');
+            let sent = kept
+                .input
+                .write_all(&line)
+                .and_then(|()| kept.input.flush());
+            let output = kept.output.take();
+            let pid = kept.child.id();
+            if let Err(e) = sent {
+                slot.stop();
+                let why = slot.last_words().unwrap_or_else(|| e.to_string());
+                anyhow::bail!("cannot hand the plan to the sandbox: {why}");
+            }
+            let output = output.context("the job slot's sandbox has no output")?;
+            (Host::Slot(slot), output, Some(pid))
+        } else {
+            let stderr = File::create(stderr_file)
+                .with_context(|| format!("cannot create {}", stderr_file.display()))?;
+            let mut cmd = iso.command(false);
+            cmd.stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(stderr);
+            let mut child = cmd.spawn().context("cannot start the sandbox")?;
+            tracing::debug!(
+                "[{label}] started the sandbox (pid {}): {}",
+                child.id(),
+                command_line(&cmd)
+            );
+            if let Some(mut stdin) = child.stdin.take() {
+                stdin
+                    .write_all(&serde_json::to_vec(plan)?)
+                    .context("cannot hand the plan to the sandbox")?;
+            }
+            let output = child.stdout.take().context("the sandbox has no stdout")?;
+            root.store(child.id(), Ordering::SeqCst);
+            (Host::Process(child), BufReader::new(output), None)
+        };
         let label = label.to_owned();
+        let run_root = Arc::clone(&root);
         let reader = thread::spawn(move || {
-            supervisor::read_events(stdout, |e| match e {
+            let mut output = output;
+            let ended = supervisor::read_events(&mut output, |e| match e {
                 Event::Log { level, message } => {
                     supervisor::print_relayed(&label, level, &message);
+                    true
                 }
+                Event::Root { pid } => {
+                    // Only the slot's own child, and only the first word:
+                    // this pid is what the engine signals.
+                    let child_of_slot = slot_pid.is_some_and(|slot| {
+                        procfs::read(i32::try_from(pid).unwrap_or(0))
+                            .is_some_and(|p| i64::from(p.ppid) == i64::from(slot))
+                    });
+                    if child_of_slot {
+                        let _ =
+                            run_root.compare_exchange(0, pid, Ordering::SeqCst, Ordering::SeqCst);
+                    }
+                    true
+                }
+                // The end of this run's events.
+                Event::Ended => slot_pid.is_none(),
                 other => {
                     let _ = tx.send(other);
+                    true
                 }
             });
+            ended.then_some(output)
         });
         Ok(Self {
-            child,
-            namespaces: iso.namespaces,
+            host,
             events: rx,
             reader: Some(reader),
+            root,
         })
     }
 
+    fn namespaces(&self) -> bool {
+        matches!(self.host, Host::Slot(_))
+    }
+
     /// The next event, waiting at most `wait`. `Err(Disconnected)` once the
-    /// sandbox has closed its output (it has ended).
+    /// run has ended (every process of it gone, under namespaces) or the
+    /// sandbox has closed its output.
     pub fn next_event(&self, wait: Duration) -> Result<Event, mpsc::RecvTimeoutError> {
         self.events.recv_timeout(wait)
+    }
+
+    /// Why the sandbox ended without a word: the last line of the run's
+    /// `stderr_file`, else of the slot's own stderr.
+    pub fn last_words(&self, stderr_file: &Path) -> String {
+        let run = fs::read_to_string(stderr_file).unwrap_or_default();
+        let last = |text: &str| {
+            text.lines()
+                .rev()
+                .map(str::trim)
+                .find(|l| !l.is_empty())
+                .map(str::to_owned)
+        };
+        last(&run)
+            .or_else(|| match &self.host {
+                Host::Slot(slot) => slot.last_words(),
+                Host::Process(_) => None,
+            })
+            .unwrap_or_else(|| "it ended without a word".to_owned())
     }
 
     /// The run's processes, as a handle a timing driver can keep.
     pub fn tree(&self) -> super::timing::Tree {
         super::timing::Tree {
-            root: self.child.id(),
-            namespaces: self.namespaces,
+            root: self.root.load(Ordering::SeqCst),
+            namespaces: self.namespaces(),
         }
     }
 
     /// The processes of the run (not the sandbox's own), as the host sees them.
     pub fn processes(&self) -> Vec<procfs::Proc> {
-        let pid = self.child.id();
-        let all = procfs::descendants(pid);
-        if !self.namespaces {
-            // The child is the supervisor itself; below it is the run.
-            return all;
-        }
-        // Below `__sandbox` is the supervisor (PID 1 inside), then the run.
-        all.into_iter()
-            .filter(|p| i64::from(p.ppid) != i64::from(pid))
-            .collect()
+        self.tree().processes()
     }
 
     /// Freezes the supervisor, so that the end of the run step (say, killed
     /// by the SIGABRT that asks runtimes for their stacks) does not end the
     /// namespace before the other processes have finished printing.
     pub fn hold(&self) {
-        if !self.namespaces {
-            return;
-        }
         if let Some(sup) = self.supervisor() {
-            let _ = kill(Pid::from_raw(sup.pid), Signal::SIGSTOP);
+            let _ = kill(Pid::from_raw(sup), Signal::SIGSTOP);
         }
     }
 
@@ -339,11 +525,21 @@ impl Sandbox {
     /// and as PID 1 its exit takes the rest of the run with it. Kills it if
     /// it does not end within `limit`.
     pub fn wait_end(&mut self, limit: Duration) {
-        if self.namespaces && wait_for(&mut self.child, limit) {
-            self.finish();
-        } else {
-            self.kill();
+        if self.namespaces() {
+            let deadline = Instant::now() + limit;
+            loop {
+                let left = deadline.saturating_duration_since(Instant::now());
+                match self.events.recv_timeout(left) {
+                    Ok(_) => {}
+                    Err(mpsc::RecvTimeoutError::Disconnected) => {
+                        self.finish();
+                        return;
+                    }
+                    Err(mpsc::RecvTimeoutError::Timeout) => break,
+                }
+            }
         }
+        self.kill();
     }
 
     /// Stops everything in the sandbox and waits until every process of
@@ -351,106 +547,129 @@ impl Sandbox {
     /// still alive (only processes stuck in the kernel past [`GONE_LIMIT`]
     /// can outlast it). Idempotent.
     pub fn kill(&mut self) {
-        if self.namespaces {
-            self.kill_namespace();
-        } else {
-            self.kill_tree();
+        if self.reader.is_none() {
+            return;
+        }
+        match &mut self.host {
+            Host::Slot(_) => self.kill_namespace(),
+            Host::Process(child) => kill_tree(child),
         }
         self.finish();
     }
 
-    /// Kills the supervisor, PID 1 of the run's namespace, until
-    /// `__sandbox` has exited. The kernel finishes PID 1's exit only once
-    /// every other process in the namespace is gone, and `__sandbox` exits
-    /// only once it has reaped the supervisor (or before it ever forked
-    /// one), so its exit is the proof that the run is gone. `__sandbox`
-    /// itself is never killed while it may still have a supervisor: that
-    /// would leave the namespace dying on its own after we return.
+    /// Kills the supervisor, PID 1 of the run's namespace, until the slot
+    /// says the run has ended. The kernel finishes PID 1's exit only once
+    /// every other process in the namespace is gone, the run root reaps it
+    /// only then, and the slot says `Ended` only once the run root has
+    /// exited: that word is the proof that the run is gone. A slot that
+    /// does not say it in time is killed, and the run with it.
     fn kill_namespace(&mut self) {
         let deadline = Instant::now() + GONE_LIMIT;
         let mut pause = Backoff::starting_at(Duration::from_micros(200));
         loop {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
+            if self
+                .reader
+                .as_ref()
+                .is_none_or(thread::JoinHandle::is_finished)
+            {
                 return;
             }
-            // Found again each time: before `__sandbox` has forked there is
-            // no supervisor yet, and one may appear in the next instant.
+            // Found again each time: before the run root has forked there
+            // is no supervisor yet, and one may appear in the next instant.
             if let Some(sup) = self.supervisor() {
-                let _ = kill(Pid::from_raw(sup.pid), Signal::SIGKILL);
+                let _ = kill(Pid::from_raw(sup), Signal::SIGKILL);
             }
             if Instant::now() >= deadline {
                 break;
             }
             thread::sleep(pause.next());
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Host::Slot(slot) = &mut self.host
+            && let Some(kept) = &mut slot.kept
+        {
+            let _ = kept.child.kill();
+            let _ = kept.child.wait();
+        }
     }
 
-    /// Without a PID namespace: freeze the supervisor, kill its
-    /// descendants until none is alive, then kill it. The supervisor is a
-    /// child subreaper that never exits by itself here, so every orphan of
-    /// the run, `setsid` escapees included, is among its descendants.
-    fn kill_tree(&mut self) {
-        if matches!(self.child.try_wait(), Ok(Some(_))) {
-            // Stopped by an earlier call; or killed from inside the run
-            // (it runs as the same user), whose orphans then went to init,
-            // out of our reach: the price of running without namespaces.
-            return;
+    /// The supervisor: the run root's only child under namespaces, the
+    /// process itself without.
+    fn supervisor(&self) -> Option<i32> {
+        let root = self.root.load(Ordering::SeqCst);
+        if root == 0 {
+            return None;
         }
-        let sup = self.child.id();
-        if let Ok(raw) = i32::try_from(sup) {
-            // A frozen supervisor starts no further step.
-            let _ = kill(Pid::from_raw(raw), Signal::SIGSTOP);
+        match self.host {
+            Host::Slot(_) => procfs::children(root).first().copied(),
+            Host::Process(_) => None,
         }
-        let deadline = Instant::now() + GONE_LIMIT;
-        let mut pause = Backoff::starting_at(Duration::from_micros(200));
-        loop {
-            let children = procfs::children(sup);
-            let live: Vec<procfs::Proc> = procfs::descendants(sup)
-                .into_iter()
-                .filter(|p| !p.is_dead())
-                .collect();
-            if live.is_empty() {
-                // Every live descendant has a live child of the supervisor
-                // above it (an exiting process hands its children to the
-                // supervisor before it turns zombie). The children read
-                // before the scan were all dead during it; if no new one
-                // was handed over meanwhile, none is alive now.
-                if procfs::children(sup).iter().all(|c| children.contains(c)) {
-                    break;
-                }
-                continue;
-            }
-            if Instant::now() >= deadline {
-                break;
-            }
-            // Freeze first, so that nothing forks between the two passes.
-            for p in &live {
-                let _ = kill(Pid::from_raw(p.pid), Signal::SIGSTOP);
-            }
-            for p in &live {
-                let _ = kill(Pid::from_raw(p.pid), Signal::SIGKILL);
-            }
-            thread::sleep(pause.next());
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 
-    /// The supervisor, `__sandbox`'s only child, under namespaces.
-    fn supervisor(&self) -> Option<procfs::Proc> {
-        let pid = self.child.id();
-        procfs::descendants(pid)
-            .into_iter()
-            .find(|p| i64::from(p.ppid) == i64::from(pid))
-    }
-
+    /// Joins the reader; a slot whose run did not end with its `Ended`
+    /// is stopped, to be started afresh for the next run.
     fn finish(&mut self) {
-        if let Some(reader) = self.reader.take() {
-            let _ = reader.join();
+        let Some(reader) = self.reader.take() else {
+            return;
+        };
+        let output = reader.join().ok().flatten();
+        if let Host::Slot(slot) = &mut self.host {
+            match (output, &mut slot.kept) {
+                (Some(output), Some(kept)) => kept.output = Some(output),
+                _ => slot.stop(),
+            }
         }
     }
+}
+
+/// Without a PID namespace: freeze the supervisor, kill its descendants
+/// until none is alive, then kill it. The supervisor is a child subreaper
+/// that never exits by itself here, so every orphan of the run, `setsid`
+/// escapees included, is among its descendants.
+fn kill_tree(child: &mut Child) {
+    if matches!(child.try_wait(), Ok(Some(_))) {
+        // Stopped by an earlier call; or killed from inside the run
+        // (it runs as the same user), whose orphans then went to init,
+        // out of our reach: the price of running without namespaces.
+        return;
+    }
+    let sup = child.id();
+    if let Ok(raw) = i32::try_from(sup) {
+        // A frozen supervisor starts no further step.
+        let _ = kill(Pid::from_raw(raw), Signal::SIGSTOP);
+    }
+    let deadline = Instant::now() + GONE_LIMIT;
+    let mut pause = Backoff::starting_at(Duration::from_micros(200));
+    loop {
+        let children = procfs::children(sup);
+        let live: Vec<procfs::Proc> = procfs::descendants(sup)
+            .into_iter()
+            .filter(|p| !p.is_dead())
+            .collect();
+        if live.is_empty() {
+            // Every live descendant has a live child of the supervisor
+            // above it (an exiting process hands its children to the
+            // supervisor before it turns zombie). The children read
+            // before the scan were all dead during it; if no new one
+            // was handed over meanwhile, none is alive now.
+            if procfs::children(sup).iter().all(|c| children.contains(c)) {
+                break;
+            }
+            continue;
+        }
+        if Instant::now() >= deadline {
+            break;
+        }
+        // Freeze first, so that nothing forks between the two passes.
+        for p in &live {
+            let _ = kill(Pid::from_raw(p.pid), Signal::SIGSTOP);
+        }
+        for p in &live {
+            let _ = kill(Pid::from_raw(p.pid), Signal::SIGKILL);
+        }
+        thread::sleep(pause.next());
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// Waits up to `limit` for `child` to exit.
@@ -466,81 +685,250 @@ fn wait_for(child: &mut Child, limit: Duration) -> bool {
     false
 }
 
-impl Drop for Sandbox {
+impl Drop for Sandbox<'_> {
     fn drop(&mut self) {
         self.kill();
     }
 }
 
-/// The hidden `bugpack __sandbox` command: make the namespaces, then run
-/// the supervisor as their first process. With `probe`, stop after the
-/// namespaces are made.
-pub fn enter(net: Net, probe: bool, overlay: Option<&Path>) -> io::Result<i32> {
-    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+/// The namespaces a slot keeps from run to run: a user namespace with our
+/// own uid and gid mapped, and a network namespace (with `lo` up for
+/// `--net loopback`) unless the run is on the host's network.
+fn enter_slot_namespaces(net: Net) -> io::Result<()> {
     let uid = Uid::effective();
     let gid = Gid::effective();
-    // A mount namespace of its own, so that a checkout's overlay is the
-    // run's alone and vanishes with it.
-    let mut flags = CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS;
+    let mut flags = CloneFlags::CLONE_NEWUSER;
     if net != Net::Host {
         flags |= CloneFlags::CLONE_NEWNET;
     }
     unshare(flags).map_err(|e| io::Error::other(format!("unshare: {e}")))?;
-    tracing::debug!(
-        "made user and PID namespaces{}",
-        if net == Net::Host {
-            ", on the host's network"
-        } else {
-            " and a network namespace"
-        }
-    );
     std::fs::write("/proc/self/setgroups", "deny")?;
     std::fs::write("/proc/self/uid_map", format!("{uid} {uid} 1"))?;
     std::fs::write("/proc/self/gid_map", format!("{gid} {gid} 1"))?;
-    tracing::debug!("mapped uid {uid} and gid {gid} into the user namespace");
+    tracing::debug!("made a user namespace with uid {uid} and gid {gid} mapped");
+    if net != Net::Host {
+        fresh_network(net)?;
+    }
+    Ok(())
+}
+
+/// Brings up `lo` in a network namespace just made, for `--net loopback`.
+fn fresh_network(net: Net) -> io::Result<()> {
     if net == Net::Loopback {
         loopback_up()?;
-        tracing::debug!("brought up lo, the network's only interface");
+        tracing::debug!("made a network namespace with lo, its only interface, up");
+    } else {
+        tracing::debug!("made a network namespace with no interface up");
     }
-    if probe {
-        if let Some(dir) = overlay {
-            let plan = supervisor::OverlayPlan {
-                lower: dir.join("lower"),
-                upper: dir.join("upper"),
-                scratch: dir.join("work"),
-            };
-            let merged = dir.join("merged");
-            plan.mount(&merged)?;
-            std::fs::write(merged.join("lower.txt"), "written through the overlay\n")?;
-            if std::fs::read(dir.join("lower/lower.txt"))? != b"below\n" {
-                return Err(io::Error::other(
-                    "the overlay wrote through to its lower directory",
+    Ok(())
+}
+
+/// What every run gets afresh: a PID namespace (for the children of the
+/// caller), and a mount and an IPC namespace, with an empty `/dev/shm` of
+/// its own. A checkout's overlay, the run's System V objects and its POSIX
+/// shared memory vanish with the run.
+fn enter_run_namespaces() -> io::Result<()> {
+    unshare(CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWIPC)
+        .map_err(|e| io::Error::other(format!("unshare: {e}")))?;
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir() {
+        use nix::mount::{MsFlags, mount};
+        mount(
+            Some("tmpfs"),
+            shm,
+            Some("tmpfs"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            Some("mode=1777"),
+        )
+        .map_err(|e| io::Error::other(format!("cannot mount a fresh /dev/shm: {e}")))?;
+    }
+    Ok(())
+}
+
+/// How many sockets the network namespace of this process holds, from
+/// its `/proc/self/net/sockstat` and `sockstat6`: those in use (TCP, UDP,
+/// raw and Unix alike), orphaned, and in `TIME_WAIT`. `None` if that cannot
+/// be read. (Listing `/proc/self/net/tcp` instead walks the kernel's whole
+/// connection table, shared by every namespace: milliseconds a read.)
+fn sockets_left() -> Option<u64> {
+    let mut count = 0;
+    for table in ["sockstat", "sockstat6"] {
+        let text = match fs::read_to_string(format!("/proc/self/net/{table}")) {
+            Ok(text) => text,
+            Err(e) if e.kind() == io::ErrorKind::NotFound && table == "sockstat6" => continue,
+            Err(_) => return None,
+        };
+        count += count_in_sockstat(&text)?;
+    }
+    Some(count)
+}
+
+/// The sum of the per-namespace counts in a `sockstat` table (`used`,
+/// `inuse`, `orphan`, `tw`); `alloc` and `mem` are the whole machine's.
+fn count_in_sockstat(text: &str) -> Option<u64> {
+    let mut count = 0;
+    for line in text.lines() {
+        let (_, fields) = line.split_once(':')?;
+        let words: Vec<&str> = fields.split_whitespace().collect();
+        for pair in words.chunks(2) {
+            if let [key, value] = pair
+                && matches!(*key, "used" | "inuse" | "orphan" | "tw")
+            {
+                count += value.parse::<u64>().ok()?;
+            }
+        }
+    }
+    Some(count)
+}
+
+/// The hidden `bugpack __sandbox --probe`: make the namespaces a run gets,
+/// as a slot and its run root make them, bring `lo` up, and exit; with
+/// `overlay`, also mount an overlay of `DIR/lower` on `DIR/merged` and
+/// check that a write through it stays above.
+pub fn probe(net: Net, overlay: Option<&Path>) -> io::Result<i32> {
+    enter_slot_namespaces(net)?;
+    enter_run_namespaces()?;
+    if let Some(dir) = overlay {
+        let plan = supervisor::OverlayPlan {
+            lower: dir.join("lower"),
+            upper: dir.join("upper"),
+            scratch: dir.join("work"),
+        };
+        let merged = dir.join("merged");
+        plan.mount(&merged)?;
+        std::fs::write(merged.join("lower.txt"), "written through the overlay\n")?;
+        if std::fs::read(dir.join("lower/lower.txt"))? != b"below\n" {
+            return Err(io::Error::other(
+                "the overlay wrote through to its lower directory",
+            ));
+        }
+    }
+    Ok(0)
+}
+
+/// The hidden `bugpack __sandbox`: a job slot. It makes the namespaces it
+/// keeps, then reads one [`SlotRequest`] per line on stdin and runs each
+/// in a run root of its own, saying `Ended` on stdout once that run root
+/// has exited; it exits at the end of its input.
+///
+/// The run root's pid is held, unreaped, until the next line arrives, so
+/// that the pid the engine was told stays this run's until the engine has
+/// heard it ended.
+pub fn slot(net: Net) -> io::Result<i32> {
+    use nix::sys::wait::{Id, WaitPidFlag, waitid, waitpid};
+    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+    enter_slot_namespaces(net)?;
+    let mut input = io::stdin().lock();
+    let mut previous: Option<Pid> = None;
+    loop {
+        let mut line = Vec::new();
+        let read = io::BufRead::read_until(
+            &mut (&mut input).take(supervisor::MAX_PLAN),
+            b'\n',
+            &mut line,
+        );
+        if let Some(pid) = previous.take() {
+            let _ = waitpid(pid, None);
+        }
+        if read? == 0 {
+            return Ok(0);
+        }
+        let request: SlotRequest = serde_json::from_slice(&line)
+            .map_err(|e| io::Error::other(format!("unreadable plan: {e}")))?;
+        if net != Net::Host {
+            match sockets_left() {
+                Some(0) => {}
+                left => {
+                    unshare(CloneFlags::CLONE_NEWNET)
+                        .map_err(|e| io::Error::other(format!("unshare: {e}")))?;
+                    fresh_network(net)?;
+                    tracing::debug!(
+                        "the last run left {} socket(s) in the network namespace: replaced it",
+                        left.map_or_else(|| "unknown".to_owned(), |n| n.to_string())
+                    );
+                }
+            }
+        }
+        // SAFETY: this process is single-threaded, so the child inherits
+        // no held locks; it leaves by `exit`, never back into this loop.
+        #[allow(unsafe_code)]
+        match unsafe { nix::unistd::fork() }.map_err(io::Error::from)? {
+            nix::unistd::ForkResult::Child => std::process::exit(run_root(&request)),
+            nix::unistd::ForkResult::Parent { child } => {
+                loop {
+                    match waitid(Id::Pid(child), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT) {
+                        Err(nix::errno::Errno::EINTR) => {}
+                        Ok(_) => break,
+                        Err(e) => return Err(io::Error::from(e)),
+                    }
+                }
+                previous = Some(child);
+                supervisor::send(&Event::Ended)?;
+            }
+        }
+    }
+}
+
+/// A run root, forked by a slot for one run: its stderr goes to the run's
+/// file; it makes the run's namespaces, says its pid, and forks the
+/// supervisor, PID 1 of the new PID namespace; it exits once the
+/// supervisor has, and with it the whole namespace. Returns its exit code.
+fn run_root(request: &SlotRequest) -> i32 {
+    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+    let fail = |why: String| {
+        let _ = writeln!(io::stderr(), "sandbox: {why}");
+        let _ = supervisor::send(&Event::Error { why });
+        1
+    };
+    match File::create(&request.stderr) {
+        Ok(file) => {
+            if let Err(e) = nix::unistd::dup2_stderr(&file) {
+                return fail(format!(
+                    "cannot send stderr to {}: {e}",
+                    request.stderr.display()
                 ));
             }
         }
-        return Ok(0);
+        Err(e) => return fail(format!("cannot create {}: {e}", request.stderr.display())),
     }
-    // The supervisor must be a child, to be PID 1 of the new namespace. This
-    // process is single-threaded here, so it forks instead of exec'ing the
-    // binary a second time.
-    // SAFETY: no other thread exists, so the child inherits no held locks.
-    // Both sides return from here to `main`, which exits with the code.
+    match File::open("/dev/null") {
+        Ok(null) => {
+            let _ = nix::unistd::dup2_stdin(&null);
+        }
+        Err(e) => return fail(format!("cannot open /dev/null: {e}")),
+    }
+    if let Err(e) = enter_run_namespaces() {
+        return fail(e.to_string());
+    }
+    if supervisor::send(&Event::Root {
+        pid: std::process::id(),
+    })
+    .is_err()
+    {
+        return 1;
+    }
+    // SAFETY: single-threaded, as the slot that forked this process; the
+    // child leaves by `exit`.
     #[allow(unsafe_code)]
-    match unsafe { nix::unistd::fork() }.map_err(io::Error::from)? {
-        nix::unistd::ForkResult::Child => match supervisor::main() {
-            Ok(()) => Ok(0),
-            Err(e) => {
-                let _ = writeln!(io::stderr(), "supervisor: {e}");
-                Ok(1)
-            }
-        },
-        nix::unistd::ForkResult::Parent { child } => loop {
+    match unsafe { nix::unistd::fork() } {
+        Err(e) => fail(format!("cannot fork the supervisor: {e}")),
+        Ok(nix::unistd::ForkResult::Child) => {
+            let code = match supervisor::main_with(&request.plan) {
+                Ok(()) => 0,
+                Err(e) => {
+                    let _ = writeln!(io::stderr(), "supervisor: {e}");
+                    1
+                }
+            };
+            std::process::exit(code)
+        }
+        Ok(nix::unistd::ForkResult::Parent { child }) => loop {
             use nix::sys::wait::{WaitStatus, waitpid};
             match waitpid(child, None) {
-                Ok(WaitStatus::Exited(_, code)) => return Ok(code),
-                Ok(WaitStatus::Signaled(..)) => return Ok(1),
+                Ok(WaitStatus::Exited(_, code)) => return code,
+                Ok(WaitStatus::Signaled(..)) => return 1,
                 Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-                Err(e) => return Err(io::Error::from(e)),
+                Err(_) => return 1,
             }
         },
     }
