@@ -14,10 +14,12 @@ use std::time::{Duration, Instant};
 pub struct Measured {
     pub wall: Duration,
     pub peak_rss_kib: u64,
+    /// User and system CPU time of the command and everything it waited for.
+    pub cpu: Duration,
 }
 
 /// Runs `argv` to completion (output discarded) in `dir`, in a fresh copy of
-/// this bench binary, and returns its wall time and peak RSS.
+/// this bench binary, and returns its wall time, peak RSS and CPU time.
 pub fn measure(dir: &Path, argv: &[&str]) -> Measured {
     let me = std::env::current_exe().unwrap();
     let out = Command::new(me)
@@ -35,13 +37,16 @@ pub fn measure(dir: &Path, argv: &[&str]) -> Measured {
     let mut parts = text.split_whitespace();
     let nanos: u64 = parts.next().unwrap().parse().unwrap();
     let kib: u64 = parts.next().unwrap().parse().unwrap();
+    let cpu: u64 = parts.next().unwrap().parse().unwrap();
     Measured {
         wall: Duration::from_nanos(nanos),
         peak_rss_kib: kib,
+        cpu: Duration::from_nanos(cpu),
     }
 }
 
-/// The `--measure` side: run the command, print "nanoseconds peak-KiB".
+/// The `--measure` side: run the command, print "nanoseconds peak-KiB
+/// cpu-nanoseconds".
 /// Returns true when this process was started for that.
 pub fn measure_child() -> bool {
     let args: Vec<String> = std::env::args().collect();
@@ -59,7 +64,16 @@ pub fn measure_child() -> bool {
     assert!(status.success(), "{:?} failed: {status}", &args[2..]);
     let usage =
         nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN).unwrap();
-    println!("{} {}", wall.as_nanos(), usage.max_rss());
+    let cpu = |t: nix::sys::time::TimeVal| {
+        u64::try_from(t.tv_sec()).unwrap() * 1_000_000_000
+            + u64::try_from(t.tv_usec()).unwrap() * 1_000
+    };
+    println!(
+        "{} {} {}",
+        wall.as_nanos(),
+        usage.max_rss(),
+        cpu(usage.user_time()) + cpu(usage.system_time())
+    );
     true
 }
 
