@@ -285,18 +285,7 @@ impl Slot {
             self.stop();
         }
         if self.kept.is_none() {
-            let stderr = File::create(&self.err_file)
-                .with_context(|| format!("cannot create {}", self.err_file.display()))?;
-            let mut cmd = iso.command(false);
-            cmd.stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(stderr);
-            let mut child = cmd.spawn().context("cannot start the sandbox")?;
-            tracing::debug!(
-                "started a job slot's sandbox (pid {}): {}",
-                child.id(),
-                command_line(&cmd)
-            );
+            let mut child = iso.spawn(&self.err_file, "a job slot's sandbox")?;
             let input = child.stdin.take().context("the sandbox has no stdin")?;
             let output = child.stdout.take().context("the sandbox has no stdout")?;
             self.kept = Some(Kept {
@@ -323,12 +312,7 @@ impl Slot {
 
     /// The last line of the slot's own stderr: why it ended, if it said.
     fn last_words(&self) -> Option<String> {
-        let text = fs::read_to_string(&self.err_file).ok()?;
-        text.lines()
-            .rev()
-            .map(str::trim)
-            .find(|l| !l.is_empty())
-            .map(str::to_owned)
+        last_line(&fs::read_to_string(&self.err_file).ok()?)
     }
 }
 
@@ -338,13 +322,38 @@ impl Drop for Slot {
     }
 }
 
-/// A command as one line, for the debug log.
-fn command_line(cmd: &Command) -> String {
-    std::iter::once(cmd.get_program())
-        .chain(cmd.get_args())
-        .map(|a| a.to_string_lossy())
-        .collect::<Vec<_>>()
-        .join(" ")
+impl Isolation {
+    /// Starts a sandbox process (a job slot's, or a supervisor of its own)
+    /// with its stdin and stdout piped and its stderr in `stderr_file`;
+    /// `what` names it in the debug log.
+    fn spawn(&self, stderr_file: &Path, what: &str) -> anyhow::Result<Child> {
+        let stderr = File::create(stderr_file)
+            .with_context(|| format!("cannot create {}", stderr_file.display()))?;
+        let mut cmd = self.command(false);
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(stderr);
+        let child = cmd.spawn().context("cannot start the sandbox")?;
+        tracing::debug!(
+            "started {what} (pid {}): {}",
+            child.id(),
+            std::iter::once(cmd.get_program())
+                .chain(cmd.get_args())
+                .map(|a| a.to_string_lossy())
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        Ok(child)
+    }
+}
+
+/// The last line of `text` that is not blank, trimmed.
+fn last_line(text: &str) -> Option<String> {
+    text.lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .map(str::to_owned)
 }
 
 /// A started sandbox, seen from outside: a run in a job [`Slot`], or,
@@ -402,18 +411,7 @@ impl<'s> Sandbox<'s> {
             let output = output.context("the job slot's sandbox has no output")?;
             (Host::Slot(slot), output, Some(pid))
         } else {
-            let stderr = File::create(stderr_file)
-                .with_context(|| format!("cannot create {}", stderr_file.display()))?;
-            let mut cmd = iso.command(false);
-            cmd.stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(stderr);
-            let mut child = cmd.spawn().context("cannot start the sandbox")?;
-            tracing::debug!(
-                "[{label}] started the sandbox (pid {}): {}",
-                child.id(),
-                command_line(&cmd)
-            );
+            let mut child = iso.spawn(stderr_file, &format!("[{label}] the sandbox"))?;
             if let Some(mut stdin) = child.stdin.take() {
                 stdin
                     .write_all(&serde_json::to_vec(plan)?)
@@ -476,15 +474,7 @@ impl<'s> Sandbox<'s> {
     /// Why the sandbox ended without a word: the last line of the run's
     /// `stderr_file`, else of the slot's own stderr.
     pub fn last_words(&self, stderr_file: &Path) -> String {
-        let run = fs::read_to_string(stderr_file).unwrap_or_default();
-        let last = |text: &str| {
-            text.lines()
-                .rev()
-                .map(str::trim)
-                .find(|l| !l.is_empty())
-                .map(str::to_owned)
-        };
-        last(&run)
+        last_line(&fs::read_to_string(stderr_file).unwrap_or_default())
             .or_else(|| match &self.host {
                 Host::Slot(slot) => slot.last_words(),
                 Host::Process(_) => None,
