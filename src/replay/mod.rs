@@ -17,6 +17,7 @@ pub use crate::matrix;
 pub mod outcome;
 mod perturb;
 pub mod procfs;
+mod rundirs;
 pub mod sandbox;
 pub mod start;
 pub mod supervisor;
@@ -41,6 +42,7 @@ use crate::scenario::{Readiness, Scenario};
 use crate::shard::Unit;
 use matrix::{Cache, Cell};
 use outcome::{Ending, Outcome};
+use rundirs::{Keeper, RunDirs, chown_tree};
 use sandbox::{Isolation, Net, Sandbox, Slot};
 use supervisor::{Event, NetFaultPlan, ProxyPlan, ReadyPlan, Rlimits, RunPlan, ServicePlan};
 
@@ -265,17 +267,19 @@ pub fn replay(
             }
         }
     };
-    let sweeper = Sweeper::start();
     std::thread::scope(|scope| {
         for job in 0..plan.jobs.max(1) {
             let root = root.path();
             let next_unit = &next_unit;
             let record = &record;
             let stop = &stop;
-            let sweeper = &sweeper;
             scope.spawn(move || {
-                // This job's sandbox, kept from run to run.
-                let mut slot = Slot::new(root.join(format!("slot{job}.err")));
+                // This job's sandbox and run directories, kept from run to
+                // run; dropped, they leave nothing running or on disk.
+                let mut kept = Job {
+                    slot: Slot::new(root.join(format!("slot{job}.err"))),
+                    dirs: Keeper::start(root, job, &plan.files, plan.isolation.run_as),
+                };
                 while !stop() {
                     let Some(item) = next_unit() else {
                         return;
@@ -283,16 +287,8 @@ pub fn replay(
                     match item {
                         Unit::Run { cell, index } => {
                             let shared = Shared::default();
-                            match run_one(
-                                plan,
-                                root,
-                                cell,
-                                index,
-                                &shared,
-                                &mut slot,
-                                sweeper,
-                                interrupted,
-                            ) {
+                            match run_one(plan, root, cell, index, &shared, &mut kept, interrupted)
+                            {
                                 Some(result) => record(cell, result),
                                 None => return,
                             }
@@ -326,8 +322,7 @@ pub fn replay(
                                     cell,
                                     index,
                                     &shared,
-                                    &mut slot,
-                                    sweeper,
+                                    &mut kept,
                                     interrupted,
                                 ) {
                                     Some(_) if index == WARM_UP => {}
@@ -341,8 +336,6 @@ pub fn replay(
             });
         }
     });
-    // Every run's directory is gone before the replay returns.
-    sweeper.finish();
     if let RunsRoot::Kept(dir) = root {
         // The user asked to keep the runs: leave the directory in place.
         let kept = dir.keep();
@@ -463,38 +456,11 @@ impl RunsRoot {
     }
 }
 
-/// Removes finished runs' directories on a thread of its own, so that the
-/// next run need not wait for the file system (on the machine the
-/// benchmarks ran on, removing a no-op run's directory took longer than
-/// the run).
-struct Sweeper {
-    queue: mpsc::Sender<PathBuf>,
-    thread: std::thread::JoinHandle<()>,
-}
-
-impl Sweeper {
-    fn start() -> Self {
-        let (queue, dirs) = mpsc::channel::<PathBuf>();
-        let thread = std::thread::spawn(move || {
-            for dir in dirs {
-                let _ = fs::remove_dir_all(&dir);
-            }
-        });
-        Self { queue, thread }
-    }
-
-    /// Removes `dir`, soon (at once if the sweeper has died).
-    fn remove(&self, dir: PathBuf) {
-        if let Err(mpsc::SendError(dir)) = self.queue.send(dir) {
-            let _ = fs::remove_dir_all(&dir);
-        }
-    }
-
-    /// Waits until every directory handed over has been removed.
-    fn finish(self) {
-        drop(self.queue);
-        let _ = self.thread.join();
-    }
+/// What a job keeps from run to run.
+#[derive(Debug)]
+struct Job {
+    slot: Slot,
+    dirs: Keeper,
 }
 
 /// A warm cell's shared home and proxy cache.
@@ -516,15 +482,13 @@ fn warm_dirs(plan: &Plan, root: &Path, cell: usize) -> anyhow::Result<Shared> {
 /// One run: prepare, sandbox, follow, judge, clean up. `None` when
 /// interrupted before it could finish (it is not counted). A run that cannot
 /// be prepared (a full disk, say) is an `error` result; the replay goes on.
-#[allow(clippy::too_many_arguments)]
 fn run_one(
     plan: &Plan,
     root: &Path,
     cell: usize,
     index: u32,
     shared: &Shared,
-    slot: &mut Slot,
-    sweeper: &Sweeper,
+    job: &mut Job,
     interrupted: &AtomicBool,
 ) -> Option<RunResult> {
     let seed = run_seed(plan.seed, cell, index);
@@ -544,12 +508,12 @@ fn run_one(
         index,
         seed,
         shared,
-        slot,
+        job,
         interrupted,
         &label,
     );
     if !plan.keep {
-        sweeper.remove(dir.clone());
+        job.dirs.remove(dir.clone());
     }
     let mut result = match result {
         Ok(Some(r)) => r,
@@ -606,7 +570,7 @@ fn run_in(
     index: u32,
     seed: u64,
     shared: &Shared,
-    slot: &mut Slot,
+    job: &mut Job,
     interrupted: &AtomicBool,
     label: &str,
 ) -> anyhow::Result<Option<RunResult>> {
@@ -620,10 +584,7 @@ fn run_in(
         Ok(s) => s,
         Err(why) => return Ok(Some(base(Outcome::Error, why))),
     };
-    let layout = RunDirs::create(dir, &plan.files)?;
-    if let Some((uid, gid)) = plan.isolation.run_as {
-        chown_tree(dir, uid, gid)?;
-    }
+    let layout: RunDirs = job.dirs.take(dir)?;
     // In a checkout the command runs from the user's directory in it.
     let run_cwd = match &plan.files {
         Files::Checkout { cwd, .. } => layout.work.join(cwd),
@@ -709,7 +670,13 @@ fn run_in(
         }),
     };
     let sandbox_err = layout.logs.join("sandbox.err");
-    let mut sandbox = match Sandbox::start(&plan.isolation, slot, &run_plan, &sandbox_err, label) {
+    let mut sandbox = match Sandbox::start(
+        &plan.isolation,
+        &mut job.slot,
+        &run_plan,
+        &sandbox_err,
+        label,
+    ) {
         Ok(s) => s,
         Err(e) => return Ok(Some(base(Outcome::Error, format!("sandbox: {e:#}")))),
     };
@@ -930,57 +897,6 @@ fn hang_diagnostics(sandbox: &Sandbox<'_>, interrupted: &AtomicBool) -> HangDiag
     }
 }
 
-/// A run's directories.
-#[derive(Debug)]
-struct RunDirs {
-    root: PathBuf,
-    work: PathBuf,
-    home: PathBuf,
-    tmp: PathBuf,
-    logs: PathBuf,
-    /// The overlay the sandbox mounts on `work`, in a checkout.
-    overlay: Option<supervisor::OverlayPlan>,
-}
-
-impl RunDirs {
-    fn create(root: &Path, files: &Files) -> anyhow::Result<Self> {
-        let mut dirs = Self {
-            root: root.to_path_buf(),
-            work: root.join("work"),
-            home: root.join("home"),
-            tmp: root.join("tmp"),
-            logs: root.join("logs"),
-            overlay: None,
-        };
-        for d in [&dirs.root, &dirs.home, &dirs.tmp, &dirs.logs] {
-            fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
-        }
-        match files {
-            Files::Scenario(files) => copy_tree(files, &dirs.work)?,
-            Files::Checkout {
-                tree,
-                overlay: true,
-                ..
-            } => {
-                // The sandbox mounts the checkout, read-only below, on
-                // `work`; what the run writes lands in `upper`.
-                let overlay = supervisor::OverlayPlan {
-                    lower: tree.clone(),
-                    upper: root.join("upper"),
-                    scratch: root.join("overlay-work"),
-                };
-                for d in [&dirs.work, &overlay.upper, &overlay.scratch] {
-                    fs::create_dir_all(d)
-                        .with_context(|| format!("cannot create {}", d.display()))?;
-                }
-                dirs.overlay = Some(overlay);
-            }
-            Files::Checkout { tree, .. } => workspace::copy_checkout(tree, &dirs.work)?,
-        }
-        Ok(dirs)
-    }
-}
-
 /// The environment of every step: a minimal base, the scenario's `env`,
 /// then bugpack's own variables, which the scenario cannot override.
 fn environment(
@@ -1030,36 +946,6 @@ fn environment(
         );
     }
     env
-}
-
-/// Copies a scenario's regular files (and directories), keeping the
-/// executable bit; symlinks are not followed out of the scenario.
-fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
-    fs::create_dir_all(to).with_context(|| format!("cannot create {}", to.display()))?;
-    for entry in fs::read_dir(from).with_context(|| format!("cannot read {}", from.display()))? {
-        let entry = entry?;
-        let kind = entry.file_type()?;
-        let target = to.join(entry.file_name());
-        if kind.is_dir() {
-            copy_tree(&entry.path(), &target)?;
-        } else if kind.is_file() {
-            fs::copy(entry.path(), &target)
-                .with_context(|| format!("cannot copy {}", entry.path().display()))?;
-        }
-    }
-    Ok(())
-}
-
-/// Hands `path` and everything below it to `uid:gid` (symlinks themselves, not their targets).
-pub(crate) fn chown_tree(path: &Path, uid: u32, gid: u32) -> anyhow::Result<()> {
-    std::os::unix::fs::lchown(path, Some(uid), Some(gid))
-        .with_context(|| format!("cannot hand {} to the sandbox user", path.display()))?;
-    if fs::symlink_metadata(path)?.is_dir() {
-        for entry in fs::read_dir(path)? {
-            chown_tree(&entry?.path(), uid, gid)?;
-        }
-    }
-    Ok(())
 }
 
 fn millis(d: Duration) -> u64 {

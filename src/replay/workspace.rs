@@ -282,7 +282,7 @@ pub fn setup(
         // user namespace.
         fs::set_permissions(extracted, fs::Permissions::from_mode(0o711))
             .with_context(|| format!("cannot open {} to the sandbox user", extracted.display()))?;
-        super::chown_tree(&tree, uid, gid)?;
+        super::rundirs::chown_tree(&tree, uid, gid)?;
     }
     let (overlay, why_copy) = if keep {
         (
