@@ -1,11 +1,13 @@
 //! The sandbox a run lives in, from both sides.
 //!
 //! Inside ([`slot`], the hidden `bugpack __sandbox` command): a job slot
-//! unshares a user namespace, mapping our own uid and gid into it, and
-//! (unless `--net host`) a network namespace with `lo` up for `--net
-//! loopback`, and keeps them from run to run. For each run it forks a run
-//! root, which unshares PID, mount and IPC namespaces and forks the
-//! supervisor, PID 1 of the new PID namespace. When PID 1 dies the kernel
+//! unshares a user namespace, mapping our own uid and gid into it, a mount
+//! namespace with an empty `/dev/shm`, and (unless `--net host`) a network
+//! namespace with `lo` up for `--net loopback`, and keeps them from run to
+//! run. For each run it forks a run root, which unshares PID and IPC
+//! namespaces and forks the supervisor, PID 1 of the new PID namespace,
+//! all before the run's plan arrives, so that this overlaps with the
+//! engine's own preparation. When PID 1 dies the kernel
 //! kills every process left in the namespace, daemons and `setsid`
 //! escapees included: that is how a run leaves nothing behind.
 //!
@@ -233,16 +235,20 @@ fn self_exe() -> &'static Path {
 }
 
 /// A job slot's sandbox, kept from run to run: one `bugpack __sandbox`
-/// process that holds a user namespace and (unless `--net host`) a network
-/// namespace with `lo` up, and makes each run a PID, mount and IPC
-/// namespace of its own. Making those three is cheap; starting bugpack
-/// again and making a network namespace is most of what a run used to cost.
+/// process that holds a user and a mount namespace and (unless `--net
+/// host`) a network namespace with `lo` up, and makes each run a PID and
+/// an IPC namespace of its own. Making those two is cheap; starting
+/// bugpack again and making a network namespace is most of what a run
+/// used to cost.
 ///
 /// What could survive a run in the kept namespaces is checked before the
 /// next one: a socket still open or in `TIME_WAIT` in the network namespace
-/// makes the slot replace it with a fresh one. A process cannot survive
-/// (its PID namespace is gone before the slot hears the run has ended), nor
-/// can a System V IPC object or a file in `/dev/shm` (fresh for every run).
+/// makes the slot replace it with a fresh one, and a file left in
+/// `/dev/shm` an empty `/dev/shm`. A process cannot survive (its PID
+/// namespace is gone before the slot hears the run has ended), nor can a
+/// System V IPC object (fresh for every run), nor a mount (a run's steps
+/// have no capabilities in the slot's namespaces; a checkout's overlay is
+/// mounted in a mount namespace of the run's own).
 #[derive(Debug)]
 pub struct Slot {
     /// Where the slot's own stderr goes (the runs' go to their own files).
@@ -682,12 +688,13 @@ impl Drop for Sandbox<'_> {
 }
 
 /// The namespaces a slot keeps from run to run: a user namespace with our
-/// own uid and gid mapped, and a network namespace (with `lo` up for
-/// `--net loopback`) unless the run is on the host's network.
+/// own uid and gid mapped, a mount namespace with an empty `/dev/shm` of
+/// its own, and a network namespace (with `lo` up for `--net loopback`)
+/// unless the run is on the host's network.
 fn enter_slot_namespaces(net: Net) -> io::Result<()> {
     let uid = Uid::effective();
     let gid = Gid::effective();
-    let mut flags = CloneFlags::CLONE_NEWUSER;
+    let mut flags = CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS;
     if net != Net::Host {
         flags |= CloneFlags::CLONE_NEWNET;
     }
@@ -696,8 +703,47 @@ fn enter_slot_namespaces(net: Net) -> io::Result<()> {
     std::fs::write("/proc/self/uid_map", format!("{uid} {uid} 1"))?;
     std::fs::write("/proc/self/gid_map", format!("{gid} {gid} 1"))?;
     tracing::debug!("made a user namespace with uid {uid} and gid {gid} mapped");
+    fresh_shm()?;
     if net != Net::Host {
         fresh_network(net)?;
+    }
+    Ok(())
+}
+
+/// Mounts an empty tmpfs on `/dev/shm`, over whatever was there.
+fn fresh_shm() -> io::Result<()> {
+    use nix::mount::{MsFlags, mount};
+    let shm = Path::new(SHM);
+    if !shm.is_dir() {
+        return Ok(());
+    }
+    mount(
+        Some("tmpfs"),
+        shm,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("mode=1777"),
+    )
+    .map_err(|e| io::Error::other(format!("cannot mount a fresh /dev/shm: {e}")))
+}
+
+/// POSIX shared memory: a run's own, emptied between runs.
+const SHM: &str = "/dev/shm";
+
+/// Empties the slot's `/dev/shm` after a run that left something in it,
+/// by mounting a fresh tmpfs over it (and detaching the old one, which
+/// the kernel frees once nothing holds it: no process of the run does).
+fn empty_shm() -> io::Result<()> {
+    let left = match fs::read_dir(SHM) {
+        Ok(mut entries) => entries.next().is_some(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    if left {
+        nix::mount::umount2(SHM, nix::mount::MntFlags::MNT_DETACH)
+            .map_err(|e| io::Error::other(format!("cannot unmount /dev/shm: {e}")))?;
+        fresh_shm()?;
+        tracing::debug!("the last run left files in /dev/shm: mounted an empty one");
     }
     Ok(())
 }
@@ -714,25 +760,18 @@ fn fresh_network(net: Net) -> io::Result<()> {
 }
 
 /// What every run gets afresh: a PID namespace (for the children of the
-/// caller), and a mount and an IPC namespace, with an empty `/dev/shm` of
-/// its own. A checkout's overlay, the run's System V objects and its POSIX
-/// shared memory vanish with the run.
+/// caller) and an IPC namespace, so that the run's System V objects vanish
+/// with it. (A run with a checkout's overlay also gets a mount namespace of
+/// its own, from its supervisor; `/dev/shm` is the slot's, emptied between
+/// runs.)
 fn enter_run_namespaces() -> io::Result<()> {
-    unshare(CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWIPC)
-        .map_err(|e| io::Error::other(format!("unshare: {e}")))?;
-    let shm = Path::new("/dev/shm");
-    if shm.is_dir() {
-        use nix::mount::{MsFlags, mount};
-        mount(
-            Some("tmpfs"),
-            shm,
-            Some("tmpfs"),
-            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-            Some("mode=1777"),
-        )
-        .map_err(|e| io::Error::other(format!("cannot mount a fresh /dev/shm: {e}")))?;
-    }
-    Ok(())
+    unshare(CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWIPC)
+        .map_err(|e| io::Error::other(format!("unshare: {e}")))
+}
+
+/// A mount namespace of the run's own, for the overlay of its checkout.
+fn enter_overlay_namespace() -> io::Result<()> {
+    unshare(CloneFlags::CLONE_NEWNS).map_err(|e| io::Error::other(format!("unshare: {e}")))
 }
 
 /// How many sockets the network namespace of this process holds, from
@@ -743,7 +782,7 @@ fn enter_run_namespaces() -> io::Result<()> {
 fn sockets_left() -> Option<u64> {
     let mut count = 0;
     for table in ["sockstat", "sockstat6"] {
-        let text = match fs::read_to_string(format!("/proc/self/net/{table}")) {
+        let text = match read_small(&format!("/proc/self/net/{table}")) {
             Ok(text) => text,
             Err(e) if e.kind() == io::ErrorKind::NotFound && table == "sockstat6" => continue,
             Err(_) => return None,
@@ -751,6 +790,14 @@ fn sockets_left() -> Option<u64> {
         count += count_in_sockstat(&text)?;
     }
     Some(count)
+}
+
+/// A small `/proc` file, read with one buffer (`read_to_string` reads a
+/// file of unknown size in reads of 32 bytes and up).
+fn read_small(path: &str) -> io::Result<String> {
+    let mut text = String::with_capacity(4096);
+    File::open(path)?.read_to_string(&mut text)?;
+    Ok(text)
 }
 
 /// The sum of the per-namespace counts in a `sockstat` table (`used`,
@@ -779,6 +826,7 @@ pub fn probe(net: Net, overlay: Option<&Path>) -> io::Result<i32> {
     enter_slot_namespaces(net)?;
     enter_run_namespaces()?;
     if let Some(dir) = overlay {
+        enter_overlay_namespace()?;
         let plan = supervisor::OverlayPlan {
             lower: dir.join("lower"),
             upper: dir.join("upper"),
@@ -801,9 +849,11 @@ pub fn probe(net: Net, overlay: Option<&Path>) -> io::Result<i32> {
 /// in a run root of its own, saying `Ended` on stdout once that run root
 /// has exited; it exits at the end of its input.
 ///
-/// The run root's pid is held, unreaped, until the next line arrives, so
-/// that the pid the engine was told stays this run's until the engine has
-/// heard it ended.
+/// Each run root is forked, with its namespaces and its supervisor made,
+/// before its plan arrives: while the engine prepares the next run, not
+/// after. A run root
+/// is held, unreaped, until the next one has exited, so that the pid the
+/// engine was told stays this run's until the engine has heard it ended.
 pub fn slot(net: Net) -> io::Result<i32> {
     use nix::sys::wait::{Id, WaitPidFlag, waitid, waitpid};
     let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
@@ -811,20 +861,6 @@ pub fn slot(net: Net) -> io::Result<i32> {
     let mut input = io::stdin().lock();
     let mut previous: Option<Pid> = None;
     loop {
-        let mut line = Vec::new();
-        let read = io::BufRead::read_until(
-            &mut (&mut input).take(supervisor::MAX_PLAN),
-            b'\n',
-            &mut line,
-        );
-        if let Some(pid) = previous.take() {
-            let _ = waitpid(pid, None);
-        }
-        if read? == 0 {
-            return Ok(0);
-        }
-        let request: SlotRequest = serde_json::from_slice(&line)
-            .map_err(|e| io::Error::other(format!("unreadable plan: {e}")))?;
         if net != Net::Host {
             match sockets_left() {
                 Some(0) => {}
@@ -839,56 +875,65 @@ pub fn slot(net: Net) -> io::Result<i32> {
                 }
             }
         }
+        empty_shm()?;
+        let (plan_out, plan_in) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io::Error::from)?;
         // SAFETY: this process is single-threaded, so the child inherits
         // no held locks; it leaves by `exit`, never back into this loop.
         #[allow(unsafe_code)]
-        match unsafe { nix::unistd::fork() }.map_err(io::Error::from)? {
-            nix::unistd::ForkResult::Child => std::process::exit(run_root(&request)),
-            nix::unistd::ForkResult::Parent { child } => {
-                loop {
-                    match waitid(Id::Pid(child), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT) {
-                        Err(nix::errno::Errno::EINTR) => {}
-                        Ok(_) => break,
-                        Err(e) => return Err(io::Error::from(e)),
-                    }
-                }
-                previous = Some(child);
-                supervisor::send(&Event::Ended)?;
+        let child = match unsafe { nix::unistd::fork() }.map_err(io::Error::from)? {
+            nix::unistd::ForkResult::Child => {
+                drop(plan_in);
+                std::process::exit(run_root(File::from(plan_out)))
+            }
+            nix::unistd::ForkResult::Parent { child } => child,
+        };
+        drop(plan_out);
+        let mut line = Vec::new();
+        let read = io::BufRead::read_until(
+            &mut (&mut input).take(supervisor::MAX_PLAN),
+            b'\n',
+            &mut line,
+        );
+        let run = matches!(read, Ok(n) if n > 0);
+        let mut plan_in = File::from(plan_in);
+        if run {
+            // A run root that cannot take it has died, which the engine
+            // hears as a run without events.
+            let _ = plan_in.write_all(&line);
+        }
+        // Closed, the pipe ends the plan; with nothing in it, the run root
+        // exits without a run.
+        drop(plan_in);
+        loop {
+            match waitid(Id::Pid(child), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT) {
+                Err(nix::errno::Errno::EINTR) => {}
+                Ok(_) => break,
+                Err(e) => return Err(io::Error::from(e)),
             }
         }
+        if let Some(pid) = previous.replace(child) {
+            let _ = waitpid(pid, None);
+        }
+        if !run {
+            let _ = waitpid(child, None);
+            return read.map(|_| 0);
+        }
+        supervisor::send(&Event::Ended)?;
     }
 }
 
-/// A run root, forked by a slot for one run: its stderr goes to the run's
-/// file; it makes the run's namespaces, says its pid, and forks the
-/// supervisor, PID 1 of the new PID namespace; it exits once the
-/// supervisor has, and with it the whole namespace. Returns its exit code.
-fn run_root(request: &SlotRequest) -> i32 {
+/// A run root, forked by a slot for one run before its plan arrives: it
+/// makes the run's namespaces, says its pid, and forks the supervisor,
+/// PID 1 of the new PID namespace, which waits for the plan on `plan`; it
+/// exits once the supervisor has, and with it the whole namespace.
+/// Returns its exit code.
+fn run_root(plan: File) -> i32 {
     let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
-    let fail = |why: String| {
-        let _ = writeln!(io::stderr(), "sandbox: {why}");
-        let _ = supervisor::send(&Event::Error { why });
-        1
-    };
-    match File::create(&request.stderr) {
-        Ok(file) => {
-            if let Err(e) = nix::unistd::dup2_stderr(&file) {
-                return fail(format!(
-                    "cannot send stderr to {}: {e}",
-                    request.stderr.display()
-                ));
-            }
-        }
-        Err(e) => return fail(format!("cannot create {}: {e}", request.stderr.display())),
-    }
-    match File::open("/dev/null") {
-        Ok(null) => {
-            let _ = nix::unistd::dup2_stdin(&null);
-        }
-        Err(e) => return fail(format!("cannot open /dev/null: {e}")),
-    }
+    // Said before the plan, it is the next run's: the slot forks this
+    // process only after the last run's `Ended`.
     if let Err(e) = enter_run_namespaces() {
-        return fail(e.to_string());
+        return refuse(e.to_string());
     }
     if supervisor::send(&Event::Root {
         pid: std::process::id(),
@@ -901,27 +946,77 @@ fn run_root(request: &SlotRequest) -> i32 {
     // child leaves by `exit`.
     #[allow(unsafe_code)]
     match unsafe { nix::unistd::fork() } {
-        Err(e) => fail(format!("cannot fork the supervisor: {e}")),
-        Ok(nix::unistd::ForkResult::Child) => {
-            let code = match supervisor::main_with(&request.plan) {
-                Ok(()) => 0,
-                Err(e) => {
-                    let _ = writeln!(io::stderr(), "supervisor: {e}");
-                    1
+        Err(e) => refuse(format!("cannot fork the supervisor: {e}")),
+        Ok(nix::unistd::ForkResult::Child) => std::process::exit(supervise_planned(plan)),
+        Ok(nix::unistd::ForkResult::Parent { child }) => {
+            drop(plan);
+            loop {
+                use nix::sys::wait::{WaitStatus, waitpid};
+                match waitpid(child, None) {
+                    Ok(WaitStatus::Exited(_, code)) => return code,
+                    Ok(WaitStatus::Signaled(..)) => return 1,
+                    Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+                    Err(_) => return 1,
                 }
-            };
-            std::process::exit(code)
-        }
-        Ok(nix::unistd::ForkResult::Parent { child }) => loop {
-            use nix::sys::wait::{WaitStatus, waitpid};
-            match waitpid(child, None) {
-                Ok(WaitStatus::Exited(_, code)) => return code,
-                Ok(WaitStatus::Signaled(..)) => return 1,
-                Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-                Err(_) => return 1,
             }
-        },
+        }
     }
+}
+
+/// The supervisor of a run root: it reads the run's [`SlotRequest`] from
+/// `plan`, to its end (an empty one means there is no run), sends its
+/// stderr to the run's file and supervises the run.
+fn supervise_planned(plan: File) -> i32 {
+    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+    // Room for a usual plan in one read.
+    let mut line = Vec::with_capacity(64 << 10);
+    if let Err(e) = plan.take(supervisor::MAX_PLAN).read_to_end(&mut line) {
+        return refuse(format!("cannot read the plan: {e}"));
+    }
+    if line.is_empty() {
+        return 0;
+    }
+    let request: SlotRequest = match serde_json::from_slice(&line) {
+        Ok(request) => request,
+        Err(e) => return refuse(format!("unreadable plan: {e}")),
+    };
+    match File::create(&request.stderr) {
+        Ok(file) => {
+            if let Err(e) = nix::unistd::dup2_stderr(&file) {
+                return refuse(format!(
+                    "cannot send stderr to {}: {e}",
+                    request.stderr.display()
+                ));
+            }
+        }
+        Err(e) => return refuse(format!("cannot create {}: {e}", request.stderr.display())),
+    }
+    match File::open("/dev/null") {
+        Ok(null) => {
+            let _ = nix::unistd::dup2_stdin(&null);
+        }
+        Err(e) => return refuse(format!("cannot open /dev/null: {e}")),
+    }
+    if request.plan.overlay.is_some()
+        && let Err(e) = enter_overlay_namespace()
+    {
+        return refuse(e.to_string());
+    }
+    match supervisor::main_with(&request.plan) {
+        Ok(()) => 0,
+        Err(e) => {
+            let _ = writeln!(io::stderr(), "supervisor: {e}");
+            1
+        }
+    }
+}
+
+/// Why a run cannot start, on stderr and to the engine, which makes it the
+/// run's error; returns the exit code that says so.
+fn refuse(why: String) -> i32 {
+    let _ = writeln!(io::stderr(), "sandbox: {why}");
+    let _ = supervisor::send(&Event::Error { why });
+    1
 }
 
 /// `ip link set lo up`, without needing `ip`.
