@@ -58,10 +58,22 @@ fn main() {
         .unwrap();
     let root = dir.path();
     println!("isolation: {}", isolation(&bin, root));
-    overhead(&bin, root);
-    checkout(&bin, root);
-    efficiency(&bin, root);
+    // `cargo bench --bench replay -- overhead` runs only that part.
+    let only = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let parts: [(&str, Part); 3] = [
+        ("overhead", overhead),
+        ("checkout", checkout),
+        ("efficiency", efficiency),
+    ];
+    for (name, part) in parts {
+        if only.as_deref().is_none_or(|o| name.contains(o)) {
+            part(&bin, root);
+        }
+    }
 }
+
+/// One part of this benchmark, given the binary and a scratch directory.
+type Part = fn(&str, &Path);
 
 /// What `bugpack replay` says about its isolation on this machine.
 fn isolation(bin: &str, root: &Path) -> String {
