@@ -15,8 +15,8 @@ use std::thread;
 
 use anyhow::Context as _;
 
+use super::Files;
 use super::supervisor::OverlayPlan;
-use super::{Files, workspace};
 
 /// A run's directories.
 #[derive(Debug)]
@@ -64,14 +64,14 @@ impl RunDirs {
             fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
         }
         match (files, &dirs.overlay) {
-            (Files::Scenario(files), _) => copy_tree(files, &dirs.work)?,
+            (Files::Scenario(files), _) => copy_tree(files, &dirs.work, false)?,
             (Files::Checkout { .. }, Some(overlay)) => {
                 for d in [&dirs.work, &overlay.upper, &overlay.scratch] {
                     fs::create_dir_all(d)
                         .with_context(|| format!("cannot create {}", d.display()))?;
                 }
             }
-            (Files::Checkout { tree, .. }, None) => workspace::copy_checkout(tree, &dirs.work)?,
+            (Files::Checkout { tree, .. }, None) => copy_tree(tree, &dirs.work, true)?,
         }
         // Every run writes these: made ahead with the rest, their inodes
         // are not allocated on the run's critical path.
@@ -102,7 +102,8 @@ enum Order {
 /// of the job's own.
 pub(super) struct Keeper {
     orders: Option<mpsc::Sender<Order>>,
-    spares: mpsc::Receiver<(PathBuf, anyhow::Result<()>)>,
+    /// Spares made, each with whether making it succeeded.
+    spares: mpsc::Receiver<(PathBuf, bool)>,
     thread: Option<thread::JoinHandle<()>>,
     /// Where spares are made: the runs' root, and the job's number.
     root: PathBuf,
@@ -139,8 +140,8 @@ impl Keeper {
             for order in incoming {
                 match order {
                     Order::Spare(dir) => {
-                        let result = RunDirs::make(&dir, &thread_files, run_as).map(|_| ());
-                        if let Err(mpsc::SendError((dir, _))) = made.send((dir, result)) {
+                        let made_ok = RunDirs::make(&dir, &thread_files, run_as).is_ok();
+                        if let Err(mpsc::SendError((dir, _))) = made.send((dir, made_ok)) {
                             let _ = fs::remove_dir_all(&dir);
                         }
                     }
@@ -187,7 +188,7 @@ impl Keeper {
         };
         self.order_spare();
         if let Some((spare, made)) = spare {
-            if made.is_ok() && fs::rename(&spare, dir).is_ok() {
+            if made && fs::rename(&spare, dir).is_ok() {
                 return Ok(RunDirs::at(dir, &self.files));
             }
             let _ = fs::remove_dir_all(&spare);
@@ -223,19 +224,29 @@ impl Drop for Keeper {
     }
 }
 
-/// Copies a scenario's regular files (and directories), keeping the
-/// executable bit; symlinks are not followed out of the scenario.
-fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
+/// Copies a tree's directories and regular files, with their modes. A
+/// checkout's symlinks (`symlinks`) are copied as symlinks; a scenario's
+/// are left out, never followed out of it.
+fn copy_tree(from: &Path, to: &Path, symlinks: bool) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
     fs::create_dir_all(to).with_context(|| format!("cannot create {}", to.display()))?;
     for entry in fs::read_dir(from).with_context(|| format!("cannot read {}", from.display()))? {
         let entry = entry?;
         let kind = entry.file_type()?;
         let target = to.join(entry.file_name());
         if kind.is_dir() {
-            copy_tree(&entry.path(), &target)?;
+            copy_tree(&entry.path(), &target, symlinks)?;
+        } else if kind.is_symlink() {
+            if symlinks {
+                let link = fs::read_link(entry.path())?;
+                std::os::unix::fs::symlink(&link, &target)
+                    .with_context(|| format!("cannot create {}", target.display()))?;
+            }
         } else if kind.is_file() {
             fs::copy(entry.path(), &target)
                 .with_context(|| format!("cannot copy {}", entry.path().display()))?;
+            let mode = entry.metadata()?.permissions().mode();
+            fs::set_permissions(&target, fs::Permissions::from_mode(mode))?;
         }
     }
     Ok(())

@@ -7,9 +7,9 @@
 //! run. For each run it forks a run root, which unshares PID and IPC
 //! namespaces and forks the supervisor, PID 1 of the new PID namespace,
 //! all before the run's plan arrives, so that this overlaps with the
-//! engine's own preparation. When PID 1 dies the kernel
-//! kills every process left in the namespace, daemons and `setsid`
-//! escapees included: that is how a run leaves nothing behind.
+//! engine's own preparation. When PID 1 dies the kernel kills every
+//! process left in the namespace, daemons and `setsid` escapees included:
+//! that is how a run leaves nothing behind.
 //!
 //! Outside ([`Slot`], [`Sandbox`]): start a slot's process (as `nobody`
 //! when bugpack runs as root, so a stranger's code never runs with root's
@@ -851,9 +851,9 @@ pub fn probe(net: Net, overlay: Option<&Path>) -> io::Result<i32> {
 ///
 /// Each run root is forked, with its namespaces and its supervisor made,
 /// before its plan arrives: while the engine prepares the next run, not
-/// after. A run root
-/// is held, unreaped, until the next one has exited, so that the pid the
-/// engine was told stays this run's until the engine has heard it ended.
+/// after. A run root is held, unreaped, until the next one has exited, so
+/// that the pid the engine was told stays this run's until the engine has
+/// heard it ended.
 pub fn slot(net: Net) -> io::Result<i32> {
     use nix::sys::wait::{Id, WaitPidFlag, waitid, waitpid};
     let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);

@@ -221,30 +221,6 @@ fn copy_files(from: &Path, to: &Path) -> anyhow::Result<u32> {
     Ok(count)
 }
 
-/// A run's own copy of a checkout (where overlays cannot be mounted):
-/// directories, files with their modes, and symlinks as symlinks.
-pub fn copy_checkout(from: &Path, to: &Path) -> anyhow::Result<()> {
-    fs::create_dir_all(to).with_context(|| format!("cannot create {}", to.display()))?;
-    for entry in fs::read_dir(from).with_context(|| format!("cannot read {}", from.display()))? {
-        let entry = entry?;
-        let kind = entry.file_type()?;
-        let target = to.join(entry.file_name());
-        if kind.is_dir() {
-            copy_checkout(&entry.path(), &target)?;
-        } else if kind.is_symlink() {
-            let link = fs::read_link(entry.path())?;
-            std::os::unix::fs::symlink(&link, &target)
-                .with_context(|| format!("cannot create {}", target.display()))?;
-        } else if kind.is_file() {
-            fs::copy(entry.path(), &target)
-                .with_context(|| format!("cannot copy {}", entry.path().display()))?;
-            let mode = entry.metadata()?.permissions().mode();
-            fs::set_permissions(&target, fs::Permissions::from_mode(mode))?;
-        }
-    }
-    Ok(())
-}
-
 /// The checkout of `source` made in `extracted` (the bundle's extracted
 /// entries: `git/diff.patch`, `git/untracked/`), handed to the runs' user,
 /// and how the runs will see it: an overlay each where the sandbox can
