@@ -17,7 +17,8 @@ static void *worker(void *x) {
     return NULL;
 }
 int main(int argc, char **argv) {
-    long n = 200, acked = 0;
+    long n = argc > 2 ? atol(argv[2]) : 200, acked = 0;
+    /* usage: prog GAP_US [MESSAGES] */
     int gap = argc > 1 ? atoi(argv[1]) : 200;
     pthread_t w;
     pthread_create(&w, NULL, worker, NULL);

@@ -8,10 +8,13 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 func main() {
 	work, _ := strconv.Atoi(os.Args[1])
+	// The second caller arrives this many microseconds after the first.
+	gap, _ := strconv.Atoi(os.Args[2])
 	var cache sync.Map
 	var inits int32
 	var wg sync.WaitGroup
@@ -28,6 +31,7 @@ func main() {
 				cache.Store("config", s)
 			}
 		}()
+		time.Sleep(time.Duration(gap) * time.Microsecond)
 	}
 	wg.Wait()
 	if inits > 1 {
