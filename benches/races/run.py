@@ -59,9 +59,8 @@ def scenario_run(d):
     return run, timeout
 
 
-def fails(d):
-    """One plain run of the scenario's command: whether it failed or hung."""
-    run, timeout = scenario_run(d)
+def fails(d, run, timeout):
+    """One plain run of the command `run` in `d`: whether it failed or hung."""
     try:
         return subprocess.run(["sh", "-c", run], cwd=d, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, timeout=timeout).returncode != 0
@@ -71,9 +70,10 @@ def fails(d):
 
 def plain(d, budget):
     """`while ! cmd; do :; done`: runs and seconds to the first failure."""
+    run, timeout = scenario_run(d)
     start = time.monotonic()
     for n in range(1, budget + 1):
-        if fails(d):
+        if fails(d, run, timeout):
             return n, time.monotonic() - start, True
     return budget, time.monotonic() - start, False
 
@@ -117,8 +117,7 @@ def shown(m):
 def best_timing(cells):
     """The timing with the highest reproduction rate (the first on a tie)."""
     timed = [c for c in cells if c["runs"]]
-    best = max(timed, key=lambda c: c["reproduced"] / c["runs"])
-    return best["axes"]["timing"], best
+    return max(timed, key=lambda c: c["reproduced"] / c["runs"])["axes"]["timing"]
 
 
 def main():
@@ -144,11 +143,12 @@ def main():
     for name in names:
         d = os.path.join(HERE, name)
         build(d)
-        failed = sum(fails(d) for _ in range(a.plain_runs))
+        run, timeout = scenario_run(d)
+        failed = sum(fails(d, run, timeout) for _ in range(a.plain_runs))
         report, _ = replay(a.bugpack, d, ["--timing", TIMINGS, "--runs", str(a.rate_runs), "--seed", "1",
                                           "--jobs", "1"])
         rates = " ".join(f"{c['axes']['timing']} {c['reproduced']}/{c['runs']}" for c in report["cells"])
-        best, _ = best_timing(report["cells"])
+        best = best_timing(report["cells"])
         loop = median([plain(d, a.budget) for _ in seeds])
         per_cell = max(1, a.budget // cells)
         uniform = median([hunt(a.bugpack, d, ["--timing", TIMINGS, "--runs", str(per_cell), "--until-repro",
