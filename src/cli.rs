@@ -310,7 +310,7 @@ pub(crate) struct MatrixArgs {
     pub(crate) timeout: Option<String>,
 
     /// Timing conditions: none, slow, jitter, cpu1, load, trace, chaos, noise,
-    /// quota[:PCT]
+    /// quota[:PCT], delay
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     pub(crate) timing: Vec<String>,
 

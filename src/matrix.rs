@@ -19,6 +19,10 @@ pub enum Timing {
     Noise,
     /// The run in a cgroup whose `cpu.max` allows this percentage of one CPU.
     Quota(u16),
+    /// Random short sleeps at thread start, locks, condition variables,
+    /// semaphores and joins, injected with `LD_PRELOAD`; sibling threads
+    /// held to start together.
+    Delay,
 }
 
 /// `quota` without a percentage: half a CPU.
@@ -27,7 +31,7 @@ pub const DEFAULT_QUOTA: u16 = 50;
 pub const MAX_QUOTA: u16 = 1000;
 
 impl Timing {
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 10] = [
         Self::None,
         Self::Slow,
         Self::Jitter,
@@ -37,6 +41,7 @@ impl Timing {
         Self::Chaos,
         Self::Noise,
         Self::Quota(DEFAULT_QUOTA),
+        Self::Delay,
     ];
 
     /// A `--timing` value: one of [`Self::ALL`]'s names, or `quota:PCT`.
@@ -62,6 +67,7 @@ impl fmt::Display for Timing {
             Self::Trace => "trace",
             Self::Chaos => "chaos",
             Self::Noise => "noise",
+            Self::Delay => "delay",
             Self::Quota(DEFAULT_QUOTA) => "quota",
             Self::Quota(pct) => return write!(f, "quota:{pct}"),
         })

@@ -729,7 +729,7 @@ fn axes(
         .map(|t| {
             Timing::parse(t.trim()).ok_or_else(|| {
                 usage(format!(
-                    "--timing {t:?}: choose from none, slow, jitter, cpu1, load, trace, chaos, noise, quota[:PCT] (PCT of one CPU, 1 to 1000)"
+                    "--timing {t:?}: choose from none, slow, jitter, cpu1, load, trace, chaos, noise, quota[:PCT] (PCT of one CPU, 1 to 1000), delay"
                 ))
             })
         })

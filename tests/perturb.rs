@@ -1,6 +1,6 @@
-//! `chaos`, `noise` and `quota:PCT`: each changes what the run sees, as a
-//! probe that measures its own CPU set, scheduling policy and CPU share
-//! tells, and each leaves nothing behind.
+//! `chaos`, `noise`, `quota:PCT` and `delay`: each changes what the run
+//! sees, as a probe that measures its own CPU set, scheduling policy, CPU
+//! share and thread starts tells, and each leaves nothing behind.
 
 use serde_json::Value;
 
@@ -133,4 +133,96 @@ fn quota_takes_a_percentage_of_one_cpu() {
             .one_line_error()
             .stderr_has("quota[:PCT]");
     }
+}
+
+/// Starts five threads one after another and prints the shortest time a
+/// `Thread.start()` took, which returns once the new thread runs.
+const THREAD_PROBE: &str = "import json, sys, threading, time\n\
+                            lat = []\n\
+                            for _ in range(5):\n    \
+                            t = threading.Thread(target=lambda: None)\n    \
+                            s = time.monotonic_ns(); t.start(); lat.append(time.monotonic_ns() - s)\n    \
+                            t.join()\n\
+                            print(json.dumps({'min_start_us': min(lat) // 1000}))\n\
+                            sys.exit(1)\n";
+
+#[test]
+fn delay_holds_new_threads_and_counts_the_calls_it_slept_at() {
+    let _turn = MACHINE.lock();
+    let sb = Sandbox::new();
+    // The library is for the run step only: a setup step that saw it fails.
+    let s = scenario(
+        &sb,
+        "threads",
+        "name: threads\nsetup: ['test -z \"$LD_PRELOAD\"']\nrun: python3 probe.py\nexpect: {exit: 1}\n",
+        &[("probe.py", THREAD_PROBE)],
+    );
+    let r = replay_json(
+        &sb,
+        &s,
+        &[
+            "--timing", "delay", "--runs", "8", "--jobs", "1", "--seed", "1",
+        ],
+        0,
+    );
+    let cell = &r.cells[0];
+    assert_eq!(cell.reproduced, 8, "{:?}", cell.results);
+    let mut together = 0;
+    for run in &cell.results {
+        let detail = &run.axes_detail["timing"];
+        let programs: Vec<&str> = detail["programs"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        assert!(programs.contains(&"python3"), "{detail}");
+        assert!(detail["calls"].as_u64() > Some(0), "{detail}");
+        let out = run.stdout_tail.as_deref().unwrap_or_default();
+        let probe: Value =
+            serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out:?}"));
+        if detail["profile"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("together"))
+        {
+            together += 1;
+            // A held thread starts no sooner than 300 us after its creation.
+            assert!(
+                probe["min_start_us"].as_u64() >= Some(300),
+                "{probe} {detail}"
+            );
+            assert!(detail["aligned_threads"].as_u64() >= Some(5), "{detail}");
+        } else {
+            assert!(detail["delays"].as_u64() > Some(0), "{detail}");
+        }
+    }
+    assert!(
+        together > 0 && together < 8,
+        "both kinds of profile were drawn"
+    );
+    let note = cell.note.clone().unwrap_or_default();
+    assert!(note.contains("delay: loaded by"), "{note}");
+    let left: Vec<String> = sb
+        .listing()
+        .into_iter()
+        .filter(|p| p.contains("bugpack-delay"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn delay_says_when_no_call_was_intercepted() {
+    let _turn = MACHINE.lock();
+    let sb = Sandbox::new();
+    // `exec` leaves no dynamically linked process that makes a thread call.
+    let s = scenario(
+        &sb,
+        "static",
+        "name: static\nrun: 'exit 1'\nexpect: {exit: 1}\n",
+        &[],
+    );
+    let r = replay_json(&sb, &s, &["--timing", "delay", "--runs", "1"], 0);
+    let note = r.cells[0].note.clone().unwrap_or_default();
+    assert!(
+        note.contains("no thread, lock or semaphore call was counted"),
+        "{note}"
+    );
 }

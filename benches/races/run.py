@@ -36,7 +36,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 # Every timing value, as a budget without --timing tries them on this machine.
-TIMINGS = "none,slow,jitter,cpu1,load,trace,chaos,noise,quota"
+TIMINGS = "none,slow,jitter,cpu1,load,trace,chaos,noise,quota,delay"
 
 
 def build(d):

@@ -23,6 +23,8 @@ pub struct Setup {
     pub strace: bool,
     /// Pin the run to this CPU.
     pub cpu: Option<usize>,
+    /// Load the `delay` library into the run's processes.
+    pub delay: bool,
 }
 
 /// Checks that `cell` can be run here.
@@ -64,6 +66,7 @@ pub fn prepare(cell: &Cell) -> Result<Setup, String> {
             }
         }
         Timing::Quota(_) => super::perturb::quota_possible()?,
+        Timing::Delay => setup.delay = true,
         Timing::None | Timing::Slow | Timing::Jitter | Timing::Noise => {}
     }
     Ok(setup)

@@ -12,6 +12,7 @@
 
 pub mod axes;
 pub mod budget;
+mod delay;
 /// The matrix is shared with the report layer: it lives at the top.
 pub use crate::matrix;
 pub mod outcome;
@@ -642,6 +643,21 @@ fn run_in(
     let stats_path = layout.logs.join("proxy-stats.json");
     let fault_stats_path = layout.logs.join("net-fault-stats.json");
     let strace_path = layout.logs.join("strace.txt");
+    let delay_stats = layout.logs.join("delay-stats.txt");
+    let run_env = if setup.delay {
+        let theirs = env.get("LD_PRELOAD").map(String::as_str);
+        match delay::install(&layout.root, &delay_stats, seed, theirs) {
+            Ok(vars) => vars,
+            Err(e) => {
+                return Ok(Some(base(
+                    Outcome::Error,
+                    format!("timing=delay cannot write its library into the run directory: {e}"),
+                )));
+            }
+        }
+    } else {
+        BTreeMap::new()
+    };
     let run_plan = RunPlan {
         work_dir: layout.work.clone(),
         cwd: Some(run_cwd.clone()),
@@ -649,6 +665,7 @@ fn run_in(
         stdin: plan.stdin.clone(),
         log_dir: layout.logs.clone(),
         env,
+        run_env,
         setup: plan.scenario.setup.clone(),
         services,
         run: plan.scenario.run.clone(),
@@ -831,6 +848,10 @@ fn run_in(
         &fault_stats_path,
         setup.strace.then_some(strace_path.as_path()),
     );
+    if setup.delay {
+        r.axes_detail
+            .insert("timing".to_owned(), delay::detail(&delay_stats, seed));
+    }
     if let Some(stats) = r.axes_detail.get("proxy") {
         tracing::debug!("[{label}] proxy counters: {stats}");
     }

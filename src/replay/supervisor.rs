@@ -48,6 +48,9 @@ pub struct RunPlan {
     pub log_dir: PathBuf,
     /// The complete environment of every step (services add `PORT`).
     pub env: BTreeMap<String, String>,
+    /// Added for the `run` step only (the `delay` timing's library).
+    #[serde(default)]
+    pub run_env: BTreeMap<String, String>,
     pub setup: Vec<String>,
     pub services: Vec<ServicePlan>,
     pub run: String,
@@ -737,6 +740,7 @@ fn spawn(plan: &RunPlan, name: &str, command: &str, extra: &[(&str, &str)]) -> i
     cmd.current_dir(plan.cwd.as_ref().unwrap_or(&plan.work_dir))
         .env_clear()
         .envs(&plan.env)
+        .envs(plan.run_env.iter().filter(|_| name == "run"))
         .envs(extra.iter().copied())
         .stdin(stdin)
         .stdout(out)

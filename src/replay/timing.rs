@@ -166,7 +166,7 @@ impl Driver {
                     }));
                 }
             }
-            Timing::None | Timing::Cpu1 | Timing::Trace => {}
+            Timing::None | Timing::Cpu1 | Timing::Trace | Timing::Delay => {}
         }
         Self {
             stop,
@@ -227,6 +227,7 @@ impl Driver {
             | Timing::Trace
             | Timing::Chaos
             | Timing::Noise
+            | Timing::Delay
             | Timing::Quota(_) => None,
         }
     }

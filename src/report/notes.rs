@@ -139,6 +139,42 @@ pub fn cell_note(cell: &Cell, results: &[RunResult]) -> Option<String> {
                 runs(timings.len())
             ));
         }
+        Timing::Delay => {
+            let sum = |key: &str| timings.iter().filter_map(|t| t[key].as_u64()).sum::<u64>();
+            let mut programs: Vec<&str> = Vec::new();
+            for p in timings
+                .iter()
+                .filter_map(|t| t["programs"].as_array())
+                .flatten()
+            {
+                if let Some(p) = p.as_str().filter(|p| !programs.contains(p)) {
+                    programs.push(p);
+                }
+            }
+            let loaded = if programs.is_empty() {
+                "no program loaded the library".to_owned()
+            } else {
+                format!("loaded by {}", programs.join(", "))
+            };
+            if sum("calls") == 0 && sum("aligned_threads") == 0 {
+                parts.push(format!(
+                    "delay: {loaded}, and no thread, lock or semaphore call was counted over {}: \
+                     a statically linked program (as Go builds are) never loads the library, so \
+                     this cell ran as none",
+                    runs(timings.len())
+                ));
+            } else {
+                parts.push(format!(
+                    "delay: {loaded}; {} of {} thread, lock and semaphore calls slept ({} ms), \
+                     {} threads started together, over {}",
+                    sum("delays"),
+                    sum("calls"),
+                    sum("delayed_ms"),
+                    sum("aligned_threads"),
+                    runs(timings.len())
+                ));
+            }
+        }
         Timing::None => {}
     }
     (!parts.is_empty()).then(|| parts.join("; "))
