@@ -201,9 +201,13 @@ static void hold_until_siblings_start(void) {
     int generation = atomic_load(&release_generation);
     int none = 0;
     if (atomic_compare_exchange_strong(&keeper, &none, 1)) {
+        /* Bounded too: a program that never stops creating threads, or
+           creates them only as this one progresses, is held 50 ms at most. */
+        long long latest = now_ns() + 50000000LL;
         long long release;
         for (;;) {
             release = atomic_load(&last_create_ns) + (long long)align_ns;
+            if (release > latest) release = latest;
             long long left = release - WAKE_AHEAD_NS - now_ns();
             if (left <= 0) break;
             struct timespec t = {left / 1000000000LL, left % 1000000000LL};
