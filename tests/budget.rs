@@ -66,6 +66,38 @@ fn a_cell_that_reproduces_gets_most_of_the_budget() {
 }
 
 #[test]
+fn the_budget_line_says_how_the_runs_were_spread() {
+    let sb = Sandbox::new();
+    let s = scenario(
+        &sb,
+        "one",
+        "name: one\nrun: 'test -n \"$http_proxy\" || exit 1'\nexpect: {exit: 1}\n",
+        &[],
+    );
+    let spread = |budget: &str| {
+        let out = sb
+            .bugpack()
+            .args([
+                "replay", &s, "--yes", "--budget", budget, "--timing", "none",
+            ])
+            .args(["--proxy", "none,pass,cache", "--seed", "3"])
+            .run()
+            .code(0);
+        out.stdout
+            .lines()
+            .find(|l| l.contains("spread by Thompson sampling"))
+            .unwrap_or_else(|| panic!("no budget line: {}", out.stdout))
+            .to_owned()
+    };
+    // Six runs over three cells never leave the warm-up: no cell had more.
+    let even = spread("6");
+    assert!(even.ends_with("; 2 to each cell"), "{even}");
+    // Past it, the cell that reproduces takes the most.
+    let skewed = spread("60");
+    assert!(skewed.contains("; most to none/none/cold ("), "{skewed}");
+}
+
+#[test]
 fn only_the_first_reproductions_keep_their_output() {
     let sb = Sandbox::new();
     let s = scenario(

@@ -151,27 +151,32 @@ pub fn cell_note(cell: &Cell, results: &[RunResult]) -> Option<String> {
                     programs.push(p);
                 }
             }
-            let loaded = if programs.is_empty() {
-                "no program loaded the library".to_owned()
-            } else {
-                format!("loaded by {}", programs.join(", "))
-            };
+            let over = runs(timings.len());
+            let loaded = format!("loaded by {}", programs.join(", "));
             if sum("calls") == 0 && sum("aligned_threads") == 0 {
-                parts.push(format!(
-                    "delay: {loaded}, and no thread, lock or semaphore call was counted over {}: \
-                     a statically linked program (as Go builds are) never loads the library, so \
-                     this cell ran as none",
-                    runs(timings.len())
-                ));
+                // The library counts only in processes that load it, so a
+                // statically linked program is invisible here: name both
+                // ways a cell can end up unperturbed.
+                parts.push(if programs.is_empty() {
+                    format!(
+                        "delay: no program loaded the library over {over}: a statically linked \
+                         program (as Go builds are) never does, so this cell ran as none"
+                    )
+                } else {
+                    format!(
+                        "delay: {loaded}, which made no thread, lock or semaphore call over \
+                         {over}, so this cell ran as none (a program without threads, or a \
+                         statically linked one, as Go builds are, that never loads the library)"
+                    )
+                });
             } else {
                 parts.push(format!(
                     "delay: {loaded}; {} of {} thread, lock and semaphore calls slept ({} ms), \
-                     {} threads started together, over {}",
+                     {} threads started together, over {over}",
                     sum("delays"),
                     sum("calls"),
                     sum("delayed_ms"),
                     sum("aligned_threads"),
-                    runs(timings.len())
                 ));
             }
         }
