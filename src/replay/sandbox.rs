@@ -4,10 +4,9 @@
 //! unshares a user namespace, mapping our own uid and gid into it, a mount
 //! namespace with an empty `/dev/shm`, and (unless `--net host`) a network
 //! namespace with `lo` up for `--net loopback`, and keeps them from run to
-//! run. For each run it forks a run root, which unshares PID and IPC
-//! namespaces and forks the supervisor, PID 1 of the new PID namespace,
-//! all before the run's plan arrives, so that this overlaps with the
-//! engine's own preparation. When PID 1 dies the kernel kills every
+//! run. For each run it forks the supervisor straight into new PID and IPC
+//! namespaces, as PID 1 of the new PID namespace, before the run's plan
+//! arrives, so that this overlaps with the engine's own preparation. When PID 1 dies the kernel kills every
 //! process left in the namespace, daemons and `setsid` escapees included:
 //! that is how a run leaves nothing behind.
 //!
@@ -269,7 +268,7 @@ struct Kept {
 #[derive(Debug, Serialize, Deserialize)]
 struct SlotRequest {
     plan: RunPlan,
-    /// The run root's stderr (and so the supervisor's).
+    /// The supervisor's stderr.
     stderr: PathBuf,
 }
 
@@ -371,8 +370,8 @@ pub struct Sandbox<'s> {
     /// Returns the slot's output once the run's `Ended` has been read, or
     /// `None` at the end of the output.
     reader: Option<thread::JoinHandle<Option<BufReader<ChildStdout>>>>,
-    /// The process that holds the run's PID namespace (the supervisor
-    /// itself without namespaces); 0 until the slot has said which.
+    /// The supervisor: PID 1 of the run's PID namespace, or without
+    /// namespaces a process of its own; 0 until the slot has said which.
     root: Arc<AtomicU32>,
 }
 
@@ -492,7 +491,6 @@ impl<'s> Sandbox<'s> {
     pub fn tree(&self) -> super::timing::Tree {
         super::timing::Tree {
             root: self.root.load(Ordering::SeqCst),
-            namespaces: self.namespaces(),
         }
     }
 
@@ -555,10 +553,10 @@ impl<'s> Sandbox<'s> {
 
     /// Kills the supervisor, PID 1 of the run's namespace, until the slot
     /// says the run has ended. The kernel finishes PID 1's exit only once
-    /// every other process in the namespace is gone, the run root reaps it
-    /// only then, and the slot says `Ended` only once the run root has
-    /// exited: that word is the proof that the run is gone. A slot that
-    /// does not say it in time is killed, and the run with it.
+    /// every other process in the namespace is gone, and the slot says
+    /// `Ended` only once it has seen the supervisor exit: that word is the
+    /// proof that the run is gone. A slot that does not say it in time is
+    /// killed, and the run with it.
     fn kill_namespace(&mut self) {
         let deadline = Instant::now() + GONE_LIMIT;
         let mut pause = Backoff::starting_at(Duration::from_micros(200));
@@ -570,8 +568,8 @@ impl<'s> Sandbox<'s> {
             {
                 return;
             }
-            // Found again each time: before the run root has forked there
-            // is no supervisor yet, and one may appear in the next instant.
+            // Read again each time: until the slot has said which process
+            // it is, there is none to kill, and it may say so any instant.
             if let Some(sup) = self.supervisor() {
                 let _ = kill(Pid::from_raw(sup), Signal::SIGKILL);
             }
@@ -588,16 +586,13 @@ impl<'s> Sandbox<'s> {
         }
     }
 
-    /// The supervisor: the run root's only child under namespaces, the
-    /// process itself without.
+    /// The supervisor in a slot, once the slot has said which process it
+    /// is (a supervisor of its own is stopped through its [`Child`]).
     fn supervisor(&self) -> Option<i32> {
         let root = self.root.load(Ordering::SeqCst);
-        if root == 0 {
-            return None;
-        }
         match self.host {
-            Host::Slot(_) => procfs::children(root).first().copied(),
-            Host::Process(_) => None,
+            Host::Slot(_) if root != 0 => i32::try_from(root).ok(),
+            Host::Slot(_) | Host::Process(_) => None,
         }
     }
 
@@ -819,7 +814,7 @@ fn count_in_sockstat(text: &str) -> Option<u64> {
 }
 
 /// The hidden `bugpack __sandbox --probe`: make the namespaces a run gets,
-/// as a slot and its run root make them, bring `lo` up, and exit; with
+/// as a slot and its supervisor make them, bring `lo` up, and exit; with
 /// `overlay`, also mount an overlay of `DIR/lower` on `DIR/merged` and
 /// check that a write through it stays above.
 pub fn probe(net: Net, overlay: Option<&Path>) -> io::Result<i32> {
@@ -846,14 +841,14 @@ pub fn probe(net: Net, overlay: Option<&Path>) -> io::Result<i32> {
 
 /// The hidden `bugpack __sandbox`: a job slot. It makes the namespaces it
 /// keeps, then reads one [`SlotRequest`] per line on stdin and runs each
-/// in a run root of its own, saying `Ended` on stdout once that run root
-/// has exited; it exits at the end of its input.
+/// under a supervisor of its own, PID 1 of fresh PID and IPC namespaces,
+/// saying `Ended` on stdout once that supervisor has exited (and so every
+/// process of the run); it exits at the end of its input.
 ///
-/// Each run root is forked, with its namespaces and its supervisor made,
-/// before its plan arrives: while the engine prepares the next run, not
-/// after. A run root is held, unreaped, until the next one has exited, so
-/// that the pid the engine was told stays this run's until the engine has
-/// heard it ended.
+/// Each supervisor is forked, with its namespaces, before its plan
+/// arrives: while the engine prepares the next run, not after. It is
+/// held, unreaped, until the next one has exited, so that the pid the
+/// engine was told stays this run's until the engine has heard it ended.
 pub fn slot(net: Net) -> io::Result<i32> {
     use nix::sys::wait::{Id, WaitPidFlag, waitid, waitpid};
     let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
@@ -878,15 +873,20 @@ pub fn slot(net: Net) -> io::Result<i32> {
         empty_shm()?;
         let (plan_out, plan_in) =
             nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io::Error::from)?;
-        // SAFETY: this process is single-threaded, so the child inherits
-        // no held locks; it leaves by `exit`, never back into this loop.
-        #[allow(unsafe_code)]
-        let child = match unsafe { nix::unistd::fork() }.map_err(io::Error::from)? {
-            nix::unistd::ForkResult::Child => {
+        let child = match fork_supervisor() {
+            Ok(None) => {
                 drop(plan_in);
-                std::process::exit(run_root(File::from(plan_out)))
+                std::process::exit(supervise_planned(File::from(plan_out)))
             }
-            nix::unistd::ForkResult::Parent { child } => child,
+            Ok(Some(child)) => {
+                // Said before the plan, it is the next run's: this
+                // supervisor is forked only after the last run's `Ended`.
+                supervisor::send(&Event::Root {
+                    pid: child.as_raw().unsigned_abs(),
+                })?;
+                Ok(child)
+            }
+            Err(e) => Err(format!("cannot make the run's PID namespace: {e}")),
         };
         drop(plan_out);
         let mut line = Vec::new();
@@ -897,75 +897,68 @@ pub fn slot(net: Net) -> io::Result<i32> {
         );
         let run = matches!(read, Ok(n) if n > 0);
         let mut plan_in = File::from(plan_in);
-        if run {
-            // A run root that cannot take it has died, which the engine
+        if run && child.is_ok() {
+            // A supervisor that cannot take it has died, which the engine
             // hears as a run without events.
             let _ = plan_in.write_all(&line);
         }
-        // Closed, the pipe ends the plan; with nothing in it, the run root
-        // exits without a run.
+        // Closed, the pipe ends the plan; with nothing in it, the
+        // supervisor exits without a run.
         drop(plan_in);
-        loop {
-            match waitid(Id::Pid(child), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT) {
-                Err(nix::errno::Errno::EINTR) => {}
-                Ok(_) => break,
-                Err(e) => return Err(io::Error::from(e)),
+        match child {
+            Ok(child) => {
+                loop {
+                    match waitid(Id::Pid(child), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT) {
+                        Err(nix::errno::Errno::EINTR) => {}
+                        Ok(_) => break,
+                        Err(e) => return Err(io::Error::from(e)),
+                    }
+                }
+                if let Some(pid) = previous.replace(child) {
+                    let _ = waitpid(pid, None);
+                }
+                if !run {
+                    let _ = waitpid(child, None);
+                    return read.map(|_| 0);
+                }
             }
-        }
-        if let Some(pid) = previous.replace(child) {
-            let _ = waitpid(pid, None);
-        }
-        if !run {
-            let _ = waitpid(child, None);
-            return read.map(|_| 0);
+            Err(why) => {
+                if !run {
+                    return read.map(|_| 0);
+                }
+                refuse(why);
+            }
         }
         supervisor::send(&Event::Ended)?;
     }
 }
 
-/// A run root, forked by a slot for one run before its plan arrives: it
-/// makes the run's namespaces, says its pid, and forks the supervisor,
-/// PID 1 of the new PID namespace, which waits for the plan on `plan`; it
-/// exits once the supervisor has, and with it the whole namespace.
-/// Returns its exit code.
-fn run_root(plan: File) -> i32 {
-    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
-    // Said before the plan, it is the next run's: the slot forks this
-    // process only after the last run's `Ended`.
-    if let Err(e) = enter_run_namespaces() {
-        return refuse(e.to_string());
-    }
-    if supervisor::send(&Event::Root {
-        pid: std::process::id(),
-    })
-    .is_err()
-    {
-        return 1;
-    }
-    // SAFETY: single-threaded, as the slot that forked this process; the
-    // child leaves by `exit`.
-    #[allow(unsafe_code)]
-    match unsafe { nix::unistd::fork() } {
-        Err(e) => refuse(format!("cannot fork the supervisor: {e}")),
-        Ok(nix::unistd::ForkResult::Child) => std::process::exit(supervise_planned(plan)),
-        Ok(nix::unistd::ForkResult::Parent { child }) => {
-            drop(plan);
-            loop {
-                use nix::sys::wait::{WaitStatus, waitpid};
-                match waitpid(child, None) {
-                    Ok(WaitStatus::Exited(_, code)) => return code,
-                    Ok(WaitStatus::Signaled(..)) => return 1,
-                    Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-                    Err(_) => return 1,
-                }
-            }
-        }
+/// Forks the next run's supervisor straight into new PID and IPC
+/// namespaces, where it is PID 1: `fork` with namespace flags, which the
+/// C library has no call for. Returns `None` in the child, as `fork` does.
+#[allow(unsafe_code)]
+fn fork_supervisor() -> io::Result<Option<Pid>> {
+    use nix::libc;
+    let flags = libc::CLONE_NEWPID | libc::CLONE_NEWIPC | libc::SIGCHLD;
+    // SAFETY: with no stack given, `clone` forks: the child goes on with a
+    // copy of this stack. The slot is single-threaded, so the child holds
+    // no lock another thread took, and what glibc's `fork` adds (fork
+    // handlers, the thread list) has nothing to do for it; `raise` and
+    // `gettid` ask the kernel for the thread's id. The child never comes
+    // back to the slot's loop: it leaves by `exit`.
+    let pid = unsafe { libc::syscall(libc::SYS_clone, libc::c_long::from(flags), 0, 0, 0, 0) };
+    match pid {
+        -1 => Err(io::Error::last_os_error()),
+        0 => Ok(None),
+        pid => i32::try_from(pid)
+            .map(|pid| Some(Pid::from_raw(pid)))
+            .map_err(io::Error::other),
     }
 }
 
-/// The supervisor of a run root: it reads the run's [`SlotRequest`] from
-/// `plan`, to its end (an empty one means there is no run), sends its
-/// stderr to the run's file and supervises the run.
+/// A slot's supervisor, PID 1 of its run's namespaces: it reads the run's
+/// [`SlotRequest`] from `plan`, to its end (an empty one means there is no
+/// run), sends its stderr to the run's file and supervises the run.
 fn supervise_planned(plan: File) -> i32 {
     let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
     // Room for a usual plan in one read.

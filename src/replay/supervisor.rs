@@ -240,11 +240,11 @@ pub enum Event {
     },
     /// Something in the sandbox itself went wrong.
     Error { why: String },
-    /// From a slot: the process that holds this run's PID namespace, as
-    /// the host sees it (the supervisor is its only child).
+    /// From a slot: the run's supervisor, PID 1 of its PID namespace, as
+    /// the host sees it.
     Root { pid: u32 },
-    /// From a slot: the run's root process has exited, so every process
-    /// of the run is gone; the slot waits for the next plan.
+    /// From a slot: the run's supervisor has exited, so every process of
+    /// the run is gone; the slot waits for the next plan.
     Ended,
     /// One of bugpack's own log lines (the supervisor's, the proxy's),
     /// already scrubbed of secrets, for the engine to print.
@@ -358,8 +358,8 @@ fn read_plan() -> io::Result<RunPlan> {
 /// The largest plan a supervisor or a slot reads.
 pub const MAX_PLAN: u64 = 16 << 20;
 
-/// Supervises `plan`'s run as PID 1 of the namespace a slot's run root
-/// has just made: `plan` was read by the slot, so nothing is read here.
+/// Supervises `plan`'s run as PID 1 of the namespace a slot has just
+/// forked it into: `plan` was read by the slot, so nothing is read here.
 pub fn main_with(plan: &RunPlan) -> io::Result<()> {
     supervise(plan)
 }

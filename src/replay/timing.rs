@@ -29,20 +29,13 @@ pub const PAUSES_LISTED: usize = 32;
 /// Which processes a driver acts on: a sandbox's, as the host sees them.
 #[derive(Debug, Clone, Copy)]
 pub struct Tree {
+    /// The run's supervisor, whose descendants are the run's processes.
     pub root: u32,
-    /// Under namespaces the sandbox's own supervisor is skipped.
-    pub namespaces: bool,
 }
 
 impl Tree {
     pub fn processes(self) -> Vec<procfs::Proc> {
-        let all = procfs::descendants(self.root);
-        if !self.namespaces {
-            return all;
-        }
-        all.into_iter()
-            .filter(|p| i64::from(p.ppid) != i64::from(self.root))
-            .collect()
+        procfs::descendants(self.root)
     }
 
     fn signal(self, signal: Signal) -> usize {
@@ -281,10 +274,7 @@ mod tests {
             .args(["-c", "sleep 30; true"])
             .spawn()
             .unwrap();
-        let tree = Tree {
-            root: child.id(),
-            namespaces: false,
-        };
+        let tree = Tree { root: child.id() };
         while tree.processes().is_empty() {
             thread::sleep(Duration::from_millis(5));
         }
