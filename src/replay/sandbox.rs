@@ -6,9 +6,10 @@
 //! namespace with `lo` up for `--net loopback`, and keeps them from run to
 //! run. For each run it forks the supervisor straight into new PID and IPC
 //! namespaces, as PID 1 of the new PID namespace, before the run's plan
-//! arrives, so that this overlaps with the engine's own preparation. When PID 1 dies the kernel kills every
-//! process left in the namespace, daemons and `setsid` escapees included:
-//! that is how a run leaves nothing behind.
+//! arrives, so that this overlaps with the engine's own preparation. When
+//! PID 1 dies the kernel kills every process left in the namespace,
+//! daemons and `setsid` escapees included: that is how a run leaves
+//! nothing behind.
 //!
 //! Outside ([`Slot`], [`Sandbox`]): start a slot's process (as `nobody`
 //! when bugpack runs as root, so a stranger's code never runs with root's
