@@ -74,10 +74,12 @@ pub fn cell_note(cell: &Cell, results: &[RunResult]) -> Option<String> {
         .iter()
         .filter_map(|r| r.axes_detail.get("timing"))
         .collect();
+    // What most notes sum over the runs, and how many runs that is.
+    let sum = |key: &str| timings.iter().filter_map(|t| t[key].as_u64()).sum::<u64>();
+    let over = runs(timings.len());
     match cell.timing {
         _ if timings.is_empty() => {}
         Timing::Slow | Timing::Jitter => {
-            let stops: u64 = timings.iter().filter_map(|t| t["stops"].as_u64()).sum();
             let duty: f64 = timings
                 .iter()
                 .filter_map(|t| t["duty"].as_f64())
@@ -85,17 +87,16 @@ pub fn cell_note(cell: &Cell, results: &[RunResult]) -> Option<String> {
             #[allow(clippy::cast_precision_loss)]
             let mean = duty / timings.len() as f64;
             parts.push(format!(
-                "{}: stopped {:.0}% of the time ({stops} stops over {})",
+                "{}: stopped {:.0}% of the time ({} stops over {over})",
                 cell.timing,
                 mean * 100.0,
-                runs(timings.len())
+                sum("stops")
             ));
         }
         Timing::Load => {
             if let Some(n) = timings.iter().find_map(|t| t["busy_threads"].as_u64()) {
                 parts.push(format!(
-                    "load: {n} busy threads, one pinned to each CPU, during each of {}",
-                    runs(timings.len())
+                    "load: {n} busy threads, one pinned to each CPU, during each of {over}"
                 ));
             }
         }
@@ -105,42 +106,33 @@ pub fn cell_note(cell: &Cell, results: &[RunResult]) -> Option<String> {
             }
         }
         Timing::Trace => {
-            let lines: u64 = timings
-                .iter()
-                .filter_map(|t| t["strace_lines"].as_u64())
-                .sum();
             parts.push(format!(
-                "trace: run step under strace -f ({lines} syscall lines)"
+                "trace: run step under strace -f ({} syscall lines)",
+                sum("strace_lines")
             ));
         }
         Timing::Chaos => {
-            let sum = |key: &str| timings.iter().filter_map(|t| t[key].as_u64()).sum::<u64>();
             parts.push(format!(
-                "chaos: {} moves of threads between CPU sets, {} starvation windows over {}",
+                "chaos: {} moves of threads between CPU sets, {} starvation windows over {over}",
                 sum("moves"),
                 sum("starved"),
-                runs(timings.len())
             ));
         }
         Timing::Noise => {
-            let threads: u64 = timings.iter().filter_map(|t| t["threads"].as_u64()).sum();
             parts.push(format!(
-                "noise: {threads} stress threads (CPU, memory, fsync) over {}",
-                runs(timings.len())
+                "noise: {} stress threads (CPU, memory, fsync) over {over}",
+                sum("threads")
             ));
         }
         Timing::Quota(pct) => {
-            let sum = |key: &str| timings.iter().filter_map(|t| t[key].as_u64()).sum::<u64>();
             parts.push(format!(
-                "quota: {pct}% of one CPU; throttled in {} of {} periods ({} ms) over {}",
+                "quota: {pct}% of one CPU; throttled in {} of {} periods ({} ms) over {over}",
                 sum("throttled"),
                 sum("periods"),
                 sum("throttled_ms"),
-                runs(timings.len())
             ));
         }
         Timing::Delay => {
-            let sum = |key: &str| timings.iter().filter_map(|t| t[key].as_u64()).sum::<u64>();
             let mut programs: Vec<&str> = Vec::new();
             for p in timings
                 .iter()
@@ -151,8 +143,6 @@ pub fn cell_note(cell: &Cell, results: &[RunResult]) -> Option<String> {
                     programs.push(p);
                 }
             }
-            let over = runs(timings.len());
-            let loaded = format!("loaded by {}", programs.join(", "));
             if sum("calls") == 0 && sum("aligned_threads") == 0 {
                 // The library counts only in processes that load it, so a
                 // statically linked program is invisible here: name both
@@ -164,15 +154,17 @@ pub fn cell_note(cell: &Cell, results: &[RunResult]) -> Option<String> {
                     )
                 } else {
                     format!(
-                        "delay: {loaded}, which made no thread, lock or semaphore call over \
+                        "delay: loaded by {}, which made no thread, lock or semaphore call over \
                          {over}, so this cell ran as none (a program without threads, or a \
-                         statically linked one, as Go builds are, that never loads the library)"
+                         statically linked one, as Go builds are, that never loads the library)",
+                        programs.join(", ")
                     )
                 });
             } else {
                 parts.push(format!(
-                    "delay: {loaded}; {} of {} thread, lock and semaphore calls slept ({} ms), \
-                     {} threads started together, over {over}",
+                    "delay: loaded by {}; {} of {} thread, lock and semaphore calls slept \
+                     ({} ms), {} threads started together, over {over}",
+                    programs.join(", "),
                     sum("delays"),
                     sum("calls"),
                     sum("delayed_ms"),

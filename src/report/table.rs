@@ -213,13 +213,12 @@ pub fn budget_lines(report: &Report) -> Vec<String> {
         duration(report.duration_ms),
         b.warm_up
     );
-    let fewest = report.cells.iter().map(|c| c.runs).min();
     if let Some(most) = report.cells.iter().max_by_key(|c| c.runs)
         && report.cells.len() > 1
     {
         // A budget spent before the sampling starts is even: naming one
         // cell as "most" would single out a tie.
-        if fewest == Some(most.runs) {
+        if report.cells.iter().all(|c| c.runs == most.runs) {
             first.push_str(&format!("; {} to each cell", most.runs));
         } else {
             first.push_str(&format!("; most to {} ({})", most.axes, most.runs));
