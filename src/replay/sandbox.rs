@@ -906,29 +906,29 @@ pub fn slot(net: Net) -> io::Result<i32> {
         // Closed, the pipe ends the plan; with nothing in it, the
         // supervisor exits without a run.
         drop(plan_in);
-        match child {
+        match &child {
             Ok(child) => {
                 loop {
-                    match waitid(Id::Pid(child), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT) {
+                    match waitid(Id::Pid(*child), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT) {
                         Err(nix::errno::Errno::EINTR) => {}
                         Ok(_) => break,
                         Err(e) => return Err(io::Error::from(e)),
                     }
                 }
-                if let Some(pid) = previous.replace(child) {
+                if let Some(pid) = previous.replace(*child) {
                     let _ = waitpid(pid, None);
                 }
-                if !run {
-                    let _ = waitpid(child, None);
-                    return read.map(|_| 0);
-                }
             }
-            Err(why) => {
-                if !run {
-                    return read.map(|_| 0);
-                }
-                refuse(why);
+            Err(why) if run => {
+                refuse(why.clone());
             }
+            Err(_) => {}
+        }
+        if !run {
+            if let Ok(child) = child {
+                let _ = waitpid(child, None);
+            }
+            return read.map(|_| 0);
         }
         supervisor::send(&Event::Ended)?;
     }
