@@ -13,16 +13,22 @@ fn runs_of(r: &JReport, proxy: &str) -> u32 {
         .map_or_else(|| panic!("no cell {proxy}"), |c| c.runs)
 }
 
-#[test]
-fn a_cell_that_reproduces_gets_most_of_the_budget() {
-    let sb = Sandbox::new();
-    // Fails only where no proxy is set: in one cell of six.
-    let s = scenario(
-        &sb,
+/// A scenario that fails only where no proxy is set: in one cell of a
+/// `--proxy` matrix.
+fn fails_without_proxy(sb: &Sandbox) -> String {
+    scenario(
+        sb,
         "one",
         "name: one\nrun: 'test -n \"$http_proxy\" || exit 1'\nexpect: {exit: 1}\n",
         &[],
-    );
+    )
+}
+
+#[test]
+fn a_cell_that_reproduces_gets_most_of_the_budget() {
+    let sb = Sandbox::new();
+    // One cell of six reproduces.
+    let s = fails_without_proxy(&sb);
     let r = replay_json(
         &sb,
         &s,
@@ -68,12 +74,7 @@ fn a_cell_that_reproduces_gets_most_of_the_budget() {
 #[test]
 fn the_budget_line_says_how_the_runs_were_spread() {
     let sb = Sandbox::new();
-    let s = scenario(
-        &sb,
-        "one",
-        "name: one\nrun: 'test -n \"$http_proxy\" || exit 1'\nexpect: {exit: 1}\n",
-        &[],
-    );
+    let s = fails_without_proxy(&sb);
     let spread = |budget: &str| {
         let out = sb
             .bugpack()
